@@ -1,0 +1,116 @@
+"""The torch Dataset over ImageRecords, the loaders, and `get_dataset` from a config."""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, RandomSampler, SequentialSampler
+
+from .coco import coco_paths, read_coco
+from .images import ImageReadError, read_image
+from .records import DatasetInfo, ImageRecord
+from .sampler import GroupedBatchSampler, aspect_ratio_groups
+from .transforms import apply_transforms, build_transforms, resize
+from .voc import read_voc
+
+log = logging.getLogger("detection.data")
+
+
+class DetectionDataset(Dataset):
+    """Yields (CHW float image in [0, 1], target) as torchvision's detectors take them.
+
+    The target holds `boxes`, `labels`, `image_id` (index into `records`), `orig_size`
+    (h, w of the file) and `scale` (resize factor), so predictions can be mapped back.
+    Crowd boxes are removed from training targets: the detectors have no notion of them.
+    """
+
+    def __init__(self, records: list[ImageRecord], info: DatasetInfo, train: bool,
+                 min_size: int, max_size: int, augment: str = "default"):
+        self.records, self.info, self.train = records, info, train
+        self.min_size, self.max_size = min_size, max_size
+        self.transforms = build_transforms(augment, train)
+        self.unreadable = 0
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, idx: int):
+        r = self.records[idx]
+        try:
+            image = read_image(r.path)
+        except ImageReadError as e:
+            if not self.train:
+                raise  # a hole in the validation set would silently change the metric
+            self.unreadable += 1
+            log.warning("skipping unreadable image (%d so far in this worker): %s", self.unreadable, e)
+            return self[random.randrange(len(self))]
+        boxes, labels, iscrowd = r.boxes, r.labels, r.iscrowd
+        if self.train:
+            keep = ~iscrowd
+            boxes, labels, iscrowd = boxes[keep], labels[keep], iscrowd[keep]
+        orig_h, orig_w = image.shape[:2]
+        if (orig_w, orig_h) != (r.width, r.height):
+            # annotation size disagrees with the file: scale boxes onto the real pixels
+            boxes = boxes * np.array([orig_w / r.width, orig_h / r.height] * 2, np.float32)
+        image, boxes, scale = resize(image, boxes, self.min_size, self.max_size)
+        image, boxes, labels, iscrowd = apply_transforms(self.transforms, image, boxes, labels, iscrowd)
+        target = {
+            "boxes": torch.as_tensor(boxes, dtype=torch.float32).reshape(-1, 4),
+            "labels": torch.as_tensor(labels, dtype=torch.int64),
+            "image_id": idx,
+            "orig_size": (r.height, r.width),
+            "scale": (image.shape[0] / r.height, image.shape[1] / r.width),
+        }
+        tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(255)
+        return tensor, target
+
+
+def collate(batch):
+    """Images and targets stay lists: detection images differ in size."""
+    return tuple(zip(*batch))
+
+
+def read_split(dcfg: dict, split: str, train: bool, classes: list[str] | None = None
+               ) -> tuple[list[ImageRecord], DatasetInfo]:
+    """Records of one split; for validation pass the training classes so labels line up."""
+    fmt, root = dcfg["format"], dcfg["root"]
+    classes = classes if classes is not None else dcfg["classes"]
+    which = "train" if train else "val"
+    if fmt == "synthetic":
+        from .synthetic import ensure_synthetic
+
+        ensure_synthetic(root, **dcfg["synthetic"])
+        fmt, root = "coco", os.path.join(root, "coco")
+    if fmt == "coco":
+        ann, images = coco_paths(root, split, dcfg[f"{which}_ann"], dcfg[f"{which}_images"])
+        return read_coco(ann, images, classes, dcfg["ignore_unknown_classes"])
+    if fmt == "voc":
+        # difficult boxes always stay in validation records: the evaluator ignores them
+        return read_voc(root, split, classes, dcfg["ignore_unknown_classes"],
+                        use_difficult=dcfg["use_difficult"] or not train)
+    raise ValueError(f"data.format must be coco, voc or synthetic, got {fmt!r}")
+
+
+def get_dataset(cfg: dict, train: bool, class_names: list[str] | None = None) -> DetectionDataset:
+    d, m = cfg["data"], cfg["model"]
+    split = d["train_split"] if train else d["val_split"]
+    records, info = read_split(d, split, train, class_names)
+    if not records:
+        raise ValueError(f"{info.source}: no images")
+    return DetectionDataset(records, info, train, m["min_size"], m["max_size"], d["augment"])
+
+
+def build_loader(ds: DetectionDataset, batch_size: int, train: bool, workers: int, pin_memory: bool,
+                 seed: int = 0) -> DataLoader:
+    common = dict(num_workers=workers, collate_fn=collate, pin_memory=pin_memory,
+                  persistent_workers=workers > 0)
+    if train:
+        g = torch.Generator().manual_seed(seed)
+        groups = aspect_ratio_groups([(r.width, r.height) for r in ds.records])
+        sampler = GroupedBatchSampler(RandomSampler(ds, generator=g), groups, batch_size)
+        return DataLoader(ds, batch_sampler=sampler, **common)
+    return DataLoader(ds, batch_size=batch_size, sampler=SequentialSampler(ds), **common)

@@ -1,0 +1,1 @@
+"""Detection metrics: pycocotools COCO numbers and Pascal VOC AP, behind one evaluator."""

@@ -1,0 +1,84 @@
+"""Freezing a pretrained trunk by stages, BatchNorm included.
+
+A backbone is described as an ordered list of stages (stem first). `freeze_at=N`
+freezes the stem and the first N-1 stages, as Detectron2's FREEZE_AT does; 0 trains
+everything. Frozen parameters get `requires_grad=False`, so autograd records nothing
+for those layers (the input image needs no gradient either), which is what makes a
+frozen trunk cheap. BatchNorm is swapped for torchvision's FrozenBatchNorm2d, whose
+statistics and affine terms are buffers: they cannot drift, and `model.train()` cannot
+switch them back to batch statistics.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torchvision.ops.misc import FrozenBatchNorm2d
+
+
+def _swap_bn(module: nn.Module, to_frozen: bool) -> nn.Module:
+    """Return `module` with every BatchNorm2d frozen (or every FrozenBatchNorm2d unfrozen)."""
+    if to_frozen and isinstance(module, nn.BatchNorm2d):
+        new = FrozenBatchNorm2d(module.num_features, eps=module.eps)
+        new.weight.copy_(module.weight.detach())
+        new.bias.copy_(module.bias.detach())
+        new.running_mean.copy_(module.running_mean)
+        new.running_var.copy_(module.running_var)
+        return new
+    if not to_frozen and isinstance(module, FrozenBatchNorm2d):
+        new = nn.BatchNorm2d(module.weight.numel(), eps=module.eps)
+        with torch.no_grad():
+            new.weight.copy_(module.weight)
+            new.bias.copy_(module.bias)
+            new.running_mean.copy_(module.running_mean)
+            new.running_var.copy_(module.running_var)
+        return new
+    for name, child in module.named_children():
+        new_child = _swap_bn(child, to_frozen)
+        if new_child is not child:
+            setattr(module, name, new_child)
+    return module
+
+
+def freeze_bn(module: nn.Module) -> nn.Module:
+    with torch.no_grad():
+        return _swap_bn(module, True)
+
+
+def unfreeze_bn(module: nn.Module) -> nn.Module:
+    return _swap_bn(module, False)
+
+
+# A stage: (name, names of the trunk's children that form it), stem first.
+StageSpec = list[tuple[str, list[str]]]
+
+
+def apply_freeze(trunk: nn.Module, stages: StageSpec, freeze_at: int, bn_policy: str = "all") -> None:
+    """Freeze the first `freeze_at` stages of `trunk`; `bn_policy` all | frozen_stages.
+
+    Re-applying with another `freeze_at` (staged fine-tuning) unfreezes what is no longer
+    frozen; with `bn_policy=all` BatchNorm stays frozen everywhere (small batches give
+    useless batch statistics), with `frozen_stages` it follows the stage.
+    """
+    if bn_policy not in ("all", "frozen_stages"):
+        raise ValueError(f"model.freeze_bn must be all or frozen_stages, got {bn_policy!r}")
+    if not 0 <= freeze_at <= len(stages):
+        names = ", ".join(name for name, _ in stages)
+        raise ValueError(
+            f"model.freeze_at={freeze_at} is out of range for this backbone: 0..{len(stages)} (stages: {names})"
+        )
+    for i, (_, children) in enumerate(stages):
+        frozen = i < freeze_at
+        for child_name in children:
+            child = getattr(trunk, child_name)
+            child = freeze_bn(child) if bn_policy == "all" or frozen else unfreeze_bn(child)
+            setattr(trunk, child_name, child)
+            for p in child.parameters():
+                p.requires_grad_(not frozen)
+
+
+def count_parameters(model: nn.Module) -> tuple[int, int]:
+    """(trainable, frozen) parameter counts; FrozenBatchNorm buffers are not parameters."""
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    frozen = sum(p.numel() for p in model.parameters() if not p.requires_grad)
+    return trainable, frozen

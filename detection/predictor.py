@@ -1,0 +1,52 @@
+"""A trained checkpoint (or torchvision's COCO detector) applied to images.
+
+The detector's own transform resizes the image and maps boxes back, so predictions are
+in the pixels of the file as given.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .checkpoint import load_checkpoint, model_from_checkpoint
+
+
+class Predictor:
+    def __init__(self, model: torch.nn.Module, class_names: list[str], device: torch.device):
+        self.model = model.to(device).eval()
+        self.class_names, self.device = class_names, device
+
+    @classmethod
+    def from_checkpoint(cls, path, device: torch.device) -> Predictor:
+        ckpt = load_checkpoint(path)
+        return cls(model_from_checkpoint(ckpt), ckpt["class_names"], device)
+
+    @classmethod
+    def coco_pretrained(cls, device: torch.device) -> Predictor:
+        """torchvision's COCO Faster R-CNN (MobileNetV3), through the offline-aware weight loader."""
+        from torchvision.models.detection import (
+            FasterRCNN_MobileNet_V3_Large_FPN_Weights as W,
+        )
+        from torchvision.models.detection import (
+            fasterrcnn_mobilenet_v3_large_fpn,
+        )
+
+        from .models.weights import load_state_dict
+
+        model = fasterrcnn_mobilenet_v3_large_fpn(weights=None, weights_backbone=None, num_classes=91)
+        model.load_state_dict(load_state_dict(W.COCO_V1))
+        # torchvision's list includes background and 'N/A' gaps at their label index
+        return cls(model, list(W.COCO_V1.meta["categories"])[1:], device)
+
+    @torch.no_grad()
+    def __call__(self, image: np.ndarray, conf: float = 0.25) -> list[dict]:
+        """Detections above `conf` for one HxWx3 RGB uint8 image."""
+        t = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(255).to(self.device)
+        out = self.model([t])[0]
+        keep = out["scores"] >= conf
+        return [
+            {"box": [round(v, 2) for v in b], "label": int(lab), "class": self.class_names[int(lab) - 1],
+             "score": round(float(s), 4)}
+            for b, lab, s in zip(out["boxes"][keep].tolist(), out["labels"][keep].tolist(), out["scores"][keep])
+        ]
