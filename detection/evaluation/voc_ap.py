@@ -16,7 +16,7 @@ def average_precision(recall: np.ndarray, precision: np.ndarray, method: str = "
     """voc07: mean of max precision at recall 0, 0.1, ..., 1. voc12: area under the envelope."""
     if method == "voc07":
         ap = 0.0
-        for t in np.linspace(0, 1, 11):
+        for t in np.arange(0.0, 1.1, 0.1):  # the devkit's thresholds, float quirks included
             p = precision[recall >= t]
             ap += (p.max() if p.size else 0.0) / 11
         return float(ap)

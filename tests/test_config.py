@@ -1,0 +1,60 @@
+import pytest
+import yaml
+
+from detection.config import ConfigError, load_config, parse_overrides
+
+
+def test_base_inheritance_and_overrides(tmp_path):
+    (tmp_path / "base.yaml").write_text("data: {format: voc, root: /data}\ntrain: {epochs: 3, lr: 0.5}\n")
+    (tmp_path / "child.yaml").write_text("_base_: base.yaml\ntrain: {lr: 0.1}\n")
+    cfg = load_config(tmp_path / "child.yaml", ["train.epochs=7", "data.classes=[a, b]", "model.freeze_at=2"])
+    assert cfg["train"]["lr"] == 0.1  # child beats base
+    assert cfg["train"]["epochs"] == 7  # override beats file
+    assert cfg["data"]["root"] == "/data"  # base kept
+    assert cfg["data"]["classes"] == ["a", "b"]
+    assert cfg["train"]["momentum"] == 0.9  # default filled in
+
+
+def test_unknown_key_names_it_and_suggests(tmp_path):
+    with pytest.raises(ConfigError, match=r"unknown config key `train.lrr`; did you mean `train.lr`"):
+        load_config(None, ["data.format=voc", "data.root=x", "train.lrr=0.1"])
+    (tmp_path / "c.yaml").write_text("data: {format: voc, root: x, clases: [a]}\n")
+    with pytest.raises(ConfigError, match=r"c.yaml: unknown config key `data.clases`; did you mean `data.classes`"):
+        load_config(tmp_path / "c.yaml")
+
+
+def test_wrong_type_and_missing_value():
+    with pytest.raises(ConfigError, match=r"`train.epochs` must be int"):
+        load_config(None, ["data.format=voc", "data.root=x", "train.epochs=many"])
+    with pytest.raises(ConfigError, match=r"`data.root` is required"):
+        load_config(None, ["data.format=voc"])
+    # an int where a float is expected is fine; a bool is not an int
+    assert load_config(None, ["data.format=voc", "data.root=x", "train.lr=1"])["train"]["lr"] == 1
+    with pytest.raises(ConfigError, match="train.epochs"):
+        load_config(None, ["data.format=voc", "data.root=x", "train.epochs=true"])
+
+
+def test_base_cycle_and_bad_yaml(tmp_path):
+    (tmp_path / "a.yaml").write_text("_base_: b.yaml\n")
+    (tmp_path / "b.yaml").write_text("_base_: a.yaml\n")
+    with pytest.raises(ConfigError, match="cycle"):
+        load_config(tmp_path / "a.yaml")
+    (tmp_path / "bad.yaml").write_text("data: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(tmp_path / "bad.yaml")
+
+
+def test_parse_overrides_types():
+    ov = parse_overrides(["a.b=1", "a.c=0.5", "d=true", "e=hello", "f=[1, 2]"])
+    assert ov == {"a": {"b": 1, "c": 0.5}, "d": True, "e": "hello", "f": [1, 2]}
+    with pytest.raises(ConfigError, match="key.sub=value"):
+        parse_overrides(["novalue"])
+
+
+@pytest.mark.parametrize("name", ["demo.yaml", "voc_frcnn.yaml", "coco_frcnn.yaml", "bccd_frcnn.yaml"])
+def test_shipped_configs_are_valid(name):
+    from detection.config import CONFIG_DIR
+
+    cfg = load_config(CONFIG_DIR / name)
+    assert cfg["model"]["arch"] == "fasterrcnn_mobilenet_v2_fpn"
+    yaml.safe_dump(cfg)  # plain values only: it goes into checkpoints

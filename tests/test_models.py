@@ -1,0 +1,110 @@
+import copy
+
+import pytest
+import torch
+from torchvision.ops.misc import FrozenBatchNorm2d
+
+from detection.models.builders import ARCHS, build_model
+from detection.models.freeze import apply_freeze, count_parameters
+
+
+def _step(model, n=2, size=128):
+    model.train()
+    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.05, momentum=0.9)
+    imgs = [torch.rand(3, size, size) for _ in range(2)]
+    tgts = [{"boxes": torch.tensor([[10.0, 10, 60, 70], [70, 20, 120, 90]]), "labels": torch.tensor([1, 2])}] * 2
+    for _ in range(n):
+        loss = sum(model(imgs, tgts).values())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return loss
+
+
+def _pretend_pretrained(mcfg, freeze_at, bn="all"):
+    """Freezing applies only to pretrained trunks; load a random 'pretrained' file."""
+    from torchvision.models import mobilenet_v2
+
+    m = copy.deepcopy(mcfg)
+    path = torch.hub.get_dir() + "/mnv2.pth"
+    import os
+
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    torch.save(mobilenet_v2().state_dict(), path)
+    m.update(weights="pretrained", weights_file=path, freeze_at=freeze_at, freeze_bn=bn)
+    return m
+
+
+@pytest.mark.parametrize("freeze_at", [0, 2, 3, 5])
+def test_frozen_stages_stay_bit_identical(tiny_model_cfg, freeze_at):
+    torch.manual_seed(0)
+    model = build_model(_pretend_pretrained(tiny_model_cfg, freeze_at), ["a", "b"])
+    body = model.backbone.body
+    before = {k: v.clone() for k, v in body.state_dict().items()}
+    head_before = model.roi_heads.box_predictor.cls_score.weight.clone()
+    _step(model)
+    after = body.state_dict()
+    for i, (stage, _) in enumerate(model.stages):
+        keys = [k for k in before if k.startswith(stage + ".")]
+        changed = [k for k in keys if not torch.equal(before[k], after[k])]
+        if i < freeze_at:
+            assert not changed, f"frozen {stage} changed: {changed[:3]}"
+        else:
+            assert changed, f"trainable {stage} did not change"
+    # BN statistics never move with freeze_bn=all: they are buffers of FrozenBatchNorm2d
+    bn_keys = [k for k in before if "running_" in k]
+    assert bn_keys and all(torch.equal(before[k], after[k]) for k in bn_keys)
+    assert not torch.equal(head_before, model.roi_heads.box_predictor.cls_score.weight)
+
+
+def test_freeze_survives_train_and_counts(tiny_model_cfg):
+    model = build_model(_pretend_pretrained(tiny_model_cfg, 3, bn="frozen_stages"), ["a"])
+    model.train()
+    body = model.backbone.body
+    assert all(isinstance(m, FrozenBatchNorm2d) for m in body.stem.modules() if "BatchNorm" in type(m).__name__)
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in body.stage3.modules())
+    trainable, frozen = count_parameters(model)
+    stage_params = sum(p.numel() for s in ("stem", "stage1", "stage2") for p in getattr(body, s).parameters())
+    assert frozen == stage_params and trainable == sum(p.numel() for p in model.parameters()) - frozen
+    # re-applying with a lower freeze_at unfreezes (staged fine-tuning) and keeps BN statistics
+    mean = body.stage2[0].conv[0][1].running_mean.clone()
+    apply_freeze(body, model.stages, 1, "frozen_stages")
+    assert all(p.requires_grad for p in body.stage2.parameters())
+    assert isinstance(body.stage2[0].conv[0][1], torch.nn.BatchNorm2d)
+    assert torch.equal(body.stage2[0].conv[0][1].running_mean, mean)
+
+
+def test_freeze_at_out_of_range_is_a_clear_error(tiny_model_cfg):
+    with pytest.raises(ValueError, match=r"freeze_at=9 is out of range.*0\.\.5.*stem, stage1"):
+        build_model(_pretend_pretrained(tiny_model_cfg, 9), ["a"])
+
+
+def test_new_head_has_k_plus_background_and_predicts(tiny_model_cfg):
+    model = build_model(tiny_model_cfg, ["a", "b", "c"])
+    pred = model.roi_heads.box_predictor
+    assert pred.cls_score.out_features == 4 and pred.bbox_pred.out_features == 16
+    loss = _step(model, n=1)
+    assert torch.isfinite(loss)
+    model.eval()
+    with torch.no_grad():
+        out = model([torch.rand(3, 100, 140)])[0]
+    assert set(out) == {"boxes", "labels", "scores"}
+    assert out["labels"].numel() == 0 or out["labels"].max() <= 3
+
+
+@pytest.mark.parametrize("arch", [a for a in ARCHS if a != "fasterrcnn_mobilenet_v2_fpn"])
+def test_torchvision_archs_get_new_heads_and_freeze(tiny_model_cfg, arch):
+    m = dict(tiny_model_cfg, arch=arch)
+    model = build_model(m, ["a", "b"])
+    assert model.roi_heads.box_predictor.cls_score.out_features == 3
+    names = [n for n, _ in model.stages]
+    assert names[0] == "stem" and len(names) >= 4
+    apply_freeze(model.backbone.body, model.stages, 2)
+    frozen_children = model.stages[0][1] + model.stages[1][1]
+    for child in frozen_children:
+        assert all(not p.requires_grad for p in getattr(model.backbone.body, child).parameters())
+
+
+def test_unknown_arch_lists_choices(tiny_model_cfg):
+    with pytest.raises(ValueError, match="fasterrcnn_mobilenet_v2_fpn"):
+        build_model(dict(tiny_model_cfg, arch="yolo"), ["a"])

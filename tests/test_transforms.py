@@ -1,0 +1,73 @@
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import RandomSampler
+
+from detection.data.dataset import DetectionDataset, collate
+from detection.data.records import DatasetInfo, ImageRecord
+from detection.data.sampler import GroupedBatchSampler, aspect_ratio_groups
+from detection.data.transforms import apply_transforms, build_transforms, resize, resize_scale
+
+
+def test_train_transforms_keep_boxes_valid():
+    tf = build_transforms("default", train=True)
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        h, w = rng.integers(40, 120, 2)
+        img = rng.integers(0, 255, (h, w, 3), dtype=np.uint8)
+        x1, y1 = rng.uniform(0, w - 6), rng.uniform(0, h - 6)
+        boxes = np.array([[x1, y1, rng.uniform(x1 + 5, w), rng.uniform(y1 + 5, h)]], np.float32)
+        out, b, labels, crowd = apply_transforms(tf, img, boxes, np.array([3]), np.array([False]))
+        assert out.shape == (h, w, 3)  # scale jitter keeps the canvas
+        assert len(b) == len(labels) == len(crowd)
+        if len(b):
+            assert (b[:, 2] > b[:, 0]).all() and (b[:, 3] > b[:, 1]).all()
+            assert (b >= 0).all() and (b[:, [0, 2]] <= w).all() and (b[:, [1, 3]] <= h).all()
+            assert labels.tolist() == [3]
+
+
+def test_horizontal_flip_moves_the_box():
+    import albumentations as A
+
+    tf = A.Compose([A.HorizontalFlip(p=1)], bbox_params=A.BboxParams("pascal_voc", ["labels", "iscrowd"]))
+    _, b, _, _ = apply_transforms(tf, np.zeros((10, 100, 3), np.uint8), np.array([[10, 2, 30, 8]], np.float32),
+                                  np.array([1]), np.array([False]))
+    np.testing.assert_allclose(b, [[70, 2, 90, 8]])
+
+
+def test_resize_follows_the_detector_rule():
+    assert resize_scale(480, 640, 416, 640) == pytest.approx(416 / 480)
+    assert resize_scale(100, 1000, 416, 640) == pytest.approx(0.64)  # long side capped
+    img, boxes, s = resize(np.zeros((480, 640, 3), np.uint8), np.array([[0, 0, 640, 480]], np.float32), 240, 640)
+    assert img.shape == (240, 320, 3) and s == pytest.approx(0.5)
+    np.testing.assert_allclose(boxes, [[0, 0, 320, 240]])
+
+
+def test_dataset_drops_crowd_in_training_and_records_scale(tmp_path):
+    import cv2
+
+    cv2.imwrite(str(tmp_path / "a.png"), np.zeros((100, 200, 3), np.uint8))
+    rec = ImageRecord(str(tmp_path / "a.png"), 200, 100, np.array([[0, 0, 50, 50], [10, 10, 90, 90]], np.float32),
+                      np.array([1, 1]), np.array([False, True]), np.zeros(2, bool), 5)
+    info = DatasetInfo(["a"], [1], "test")
+    img, t = DetectionDataset([rec], info, train=True, min_size=50, max_size=1000, augment="none")[0]
+    assert img.shape == (3, 50, 100) and img.dtype == torch.float32 and img.max() <= 1
+    assert t["boxes"].tolist() == [[0, 0, 25, 25]] and t["labels"].tolist() == [1]
+    assert t["orig_size"] == (100, 200) and t["scale"] == (0.5, 0.5)
+    _, t = DetectionDataset([rec], info, train=False, min_size=50, max_size=1000)[0]
+    assert len(t["boxes"]) == 2  # evaluation keeps crowd regions
+    images, targets = collate([(img, t), (img, t)])
+    assert len(images) == 2 and isinstance(targets, tuple)
+
+
+def test_grouped_batch_sampler_covers_every_index_once_and_groups():
+    sizes = [(640, 480)] * 7 + [(480, 640)] * 5
+    groups = aspect_ratio_groups(sizes)
+    assert len(set(groups)) == 2
+    g = torch.Generator().manual_seed(0)
+    sampler = GroupedBatchSampler(RandomSampler(range(12), generator=g), groups, 3)
+    batches = list(sampler)
+    assert sorted(i for b in batches for i in b) == list(range(12))
+    assert len(batches) == len(sampler)
+    full = [b for b in batches if len(b) == 3]
+    assert sum(len({groups[i] for i in b}) == 1 for b in full) >= 3  # full batches are single-group
