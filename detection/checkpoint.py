@@ -41,7 +41,8 @@ def load_checkpoint(path: str | Path) -> dict:
 
 def model_from_checkpoint(ckpt: dict) -> torch.nn.Module:
     """Rebuild the detector of a checkpoint (same freezing, so the same module types)."""
-    model = build_model(ckpt["config"]["model"], ckpt["class_names"], load_pretrained=False, verbose=False)
+    mcfg = {**ckpt["config"]["model"], **ckpt.get("freeze", {})}  # a staged run's last stage
+    model = build_model(mcfg, ckpt["class_names"], load_pretrained=False, verbose=False)
     model.load_state_dict(ckpt["model"])
     return model
 

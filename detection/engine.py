@@ -9,11 +9,15 @@ import torch
 from tqdm import tqdm
 
 
-def lr_lambda(tcfg: dict, iters_per_epoch: int):
-    """Multiplier of the base lr at iteration `it`: linear warmup, then multistep or cosine."""
-    total = max(1, tcfg["epochs"] * iters_per_epoch)
-    warmup = min(tcfg["warmup_iters"], total)
-    milestones = [m * iters_per_epoch for m in tcfg["milestones"]]
+def lr_lambda(tcfg: dict, iters_per_epoch: int, epochs: int, warmup_iters: int, start_epoch: int = 0):
+    """Multiplier of the base lr at iteration `it` of a stage that starts at `start_epoch`.
+
+    Linear warmup over `warmup_iters`, then multistep (train.milestones are run epochs)
+    or cosine over the stage's `epochs`.
+    """
+    total = max(1, epochs * iters_per_epoch)
+    warmup = min(warmup_iters, total)
+    milestones = [(m - start_epoch) * iters_per_epoch for m in tcfg["milestones"] if m > start_epoch]
     if tcfg["scheduler"] not in ("multistep", "cosine"):
         raise ValueError(f"train.scheduler must be multistep or cosine, got {tcfg['scheduler']!r}")
 
@@ -28,13 +32,6 @@ def lr_lambda(tcfg: dict, iters_per_epoch: int):
         return decay
 
     return f
-
-
-def build_optimizer(model: torch.nn.Module, tcfg: dict) -> torch.optim.Optimizer:
-    params = [p for p in model.parameters() if p.requires_grad]
-    if tcfg["optimizer"] != "sgd":
-        raise ValueError(f"train.optimizer must be sgd, got {tcfg['optimizer']!r}")
-    return torch.optim.SGD(params, lr=tcfg["lr"], momentum=tcfg["momentum"], weight_decay=tcfg["weight_decay"])
 
 
 def _to_device(images, targets, device):

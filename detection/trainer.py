@@ -19,9 +19,11 @@ import torch
 from .checkpoint import new_run_dir, save_checkpoint
 from .config import save_config
 from .data.dataset import build_loader, get_dataset
-from .engine import build_optimizer, evaluate, lr_lambda, train_one_epoch
+from .engine import evaluate, lr_lambda, train_one_epoch
 from .evaluation.evaluator import DetectionEvaluator, format_results
 from .models.builders import build_model
+from .models.freeze import count_parameters, freeze_model
+from .optim import build_optimizer, plan_stages
 
 log = logging.getLogger("detection.train")
 
@@ -93,6 +95,7 @@ def train(cfg: dict) -> tuple[Path, dict]:
     from torch.utils.tensorboard import SummaryWriter
 
     tcfg = cfg["train"]
+    stages = plan_stages(cfg)  # config problems surface before any data is read
     seed_everything(cfg["seed"])
     device = select_device(cfg["device"])
     train_ds = get_dataset(cfg, train=True)
@@ -107,41 +110,47 @@ def train(cfg: dict) -> tuple[Path, dict]:
 
     loader = build_loader(train_ds, tcfg["batch_size"], True, cfg["data"]["num_workers"],
                           device.type == "cuda", seed=cfg["seed"])
-    optimizer = build_optimizer(model, tcfg)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(tcfg, len(loader)))
     writer = SummaryWriter(str(run))
     results_log = ResultsLog(run / "results.csv")
-    best, results, step = -1.0, {}, 0
+    total_epochs = sum(st["epochs"] for st in stages)
+    best, results, step, epoch = -1.0, {}, 0, 0
     try:
-        for epoch in range(tcfg["epochs"]):
-            t0 = time.perf_counter()
-            stats = train_one_epoch(model, optimizer, scheduler, loader, device, epoch, tcfg["epochs"],
-                                    writer, step)
-            step += stats.pop("iters")
-            row = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"],
-                   **{k: round(v, 5) for k, v in stats.items()}}
-            last_epoch = epoch + 1 == tcfg["epochs"]
-            if (epoch + 1) % tcfg["eval_every"] == 0 or last_epoch:
-                results = evaluate(model, val_loader, evaluator, device)
-                row.update({k: round(results["coco"][k], 5) for k in ("AP", "AP50", "AP75")})
-                row["voc_mAP"] = round(results["voc_mAP"], 5)
-                for k in ("AP", "AP50", "AP75"):
-                    writer.add_scalar(f"val/{k}", results["coco"][k], epoch + 1)
-                writer.add_scalar("val/voc_mAP", results["voc_mAP"], epoch + 1)
-            row["epoch_s"] = round(time.perf_counter() - t0, 1)
-            results_log.append(row)
-            state = dict(model=model.state_dict(), optimizer=optimizer.state_dict(),
-                         scheduler=scheduler.state_dict(), epoch=epoch + 1, config=cfg,
-                         class_names=list(class_names), metrics={k: v for k, v in row.items()})
-            save_checkpoint(run / "weights" / "last.pt", **state)
-            if "AP" in row and row["AP"] > best:
-                best = row["AP"]
-                save_checkpoint(run / "weights" / "best.pt", **state)
-            log.info(
-                "epoch %d/%d  loss %.3f  %.1f img/s%s  (%.0fs)", epoch + 1, tcfg["epochs"], stats["loss"],
-                stats["images_per_s"],
-                f"  AP {row['AP']:.3f}  AP50 {row['AP50']:.3f}" if "AP" in row else "", row["epoch_s"],
-            )
+        for si, st in enumerate(stages):
+            if len(stages) > 1:
+                _enter_stage(model, cfg, st, si, len(stages), epoch, device)
+            optimizer = build_optimizer(model, tcfg, st["lr"], st["backbone_lr_mult"])
+            scheduler = torch.optim.lr_scheduler.LambdaLR(
+                optimizer, lr_lambda(tcfg, len(loader), st["epochs"], st["warmup_iters"], epoch))
+            for _ in range(st["epochs"]):
+                t0 = time.perf_counter()
+                stats = train_one_epoch(model, optimizer, scheduler, loader, device, epoch, total_epochs,
+                                        writer, step)
+                step += stats.pop("iters")
+                epoch += 1
+                row = {"epoch": epoch, "stage": si + 1, "lr": optimizer.param_groups[0]["lr"],
+                       **{k: round(v, 5) for k, v in stats.items()}}
+                if epoch % tcfg["eval_every"] == 0 or epoch == total_epochs:
+                    results = evaluate(model, val_loader, evaluator, device)
+                    row.update({k: round(results["coco"][k], 5) for k in ("AP", "AP50", "AP75")})
+                    row["voc_mAP"] = round(results["voc_mAP"], 5)
+                    for k in ("AP", "AP50", "AP75"):
+                        writer.add_scalar(f"val/{k}", results["coco"][k], epoch)
+                    writer.add_scalar("val/voc_mAP", results["voc_mAP"], epoch)
+                row["epoch_s"] = round(time.perf_counter() - t0, 1)
+                results_log.append(row)
+                state = dict(model=model.state_dict(), optimizer=optimizer.state_dict(),
+                             scheduler=scheduler.state_dict(), epoch=epoch, stage=si, config=cfg,
+                             freeze={"freeze_at": st["freeze_at"], "mode": st["mode"]},
+                             class_names=list(class_names), metrics=dict(row))
+                save_checkpoint(run / "weights" / "last.pt", **state)
+                if "AP" in row and row["AP"] > best:
+                    best = row["AP"]
+                    save_checkpoint(run / "weights" / "best.pt", **state)
+                log.info(
+                    "epoch %d/%d  loss %.3f  %.1f img/s%s  (%.0fs)", epoch, total_epochs, stats["loss"],
+                    stats["images_per_s"],
+                    f"  AP {row['AP']:.3f}  AP50 {row['AP50']:.3f}" if "AP" in row else "", row["epoch_s"],
+                )
     finally:
         writer.close()
         if (run / "results.csv").is_file():
@@ -150,3 +159,18 @@ def train(cfg: dict) -> tuple[Path, dict]:
         log.info("validation of the last epoch (%s):\n%s", run / "weights" / "last.pt", format_results(results))
     log.info("best COCO AP %.3f -> %s", best, run / "weights" / "best.pt")
     return run, results
+
+
+def _enter_stage(model, cfg: dict, st: dict, si: int, n: int, epoch: int, device) -> None:
+    """Re-apply freezing for a stage; a checkpoint saved later rebuilds with this stage's freezing."""
+    mcfg = cfg["model"]
+    if mcfg["weights"] == "none" and (st["freeze_at"] or st["mode"] != "fine_tune"):
+        log.info("stage %d/%d: model.weights=none, nothing to freeze", si + 1, n)
+        return
+    used = freeze_model(model, st["freeze_at"], mcfg["freeze_bn"], st["mode"])
+    model.to(device)  # BatchNorm swapped in by unfreezing starts on the CPU
+    trainable, frozen = count_parameters(model)
+    log.info("stage %d/%d from epoch %d: %s, freeze_at %d (%s frozen), lr %g, backbone_lr_mult %g: "
+             "%.2fM trainable, %.2fM frozen", si + 1, n, epoch + 1, st["mode"], used,
+             ", ".join(name for name, _ in model.stages[:used]) or "nothing", st["lr"], st["backbone_lr_mult"],
+             trainable / 1e6, frozen / 1e6)

@@ -39,7 +39,7 @@ def test_train_eval_infer(tmp_path, monkeypatch, capsys):
     saved = yaml.safe_load((run / "config.yaml").read_text())
     assert saved["data"]["classes"] == ["circle", "square", "triangle", "cross"]
     rows = (run / "results.csv").read_text().splitlines()
-    assert rows[0].startswith("epoch,lr,") and "AP" in rows[0].split(",") and len(rows) == 3
+    assert rows[0].startswith("epoch,stage,lr,") and "AP" in rows[0].split(",") and len(rows) == 3
 
     ckpt = load_checkpoint(run / "weights" / "best.pt")  # weights_only=True inside
     assert ckpt["class_names"] == saved["data"]["classes"] and ckpt["epoch"] in (1, 2)

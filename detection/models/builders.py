@@ -1,23 +1,48 @@
 """Detectors by name, with new heads for K classes and the configured freezing.
 
-`build_model(cfg["model"], class_names)` is the one entry point. Each builder returns the
-detector and the stage spec of its trunk (`model.backbone.body`), so freezing works the
-same for every family. ARCHS is a plain dict: read it to see what exists.
+`build_model(cfg["model"], class_names)` is the one entry point. ARCHS is a plain dict
+from name to builder function: read it to see what exists. Every builder returns the
+detector with four plain attributes that the rest of the toolkit relies on:
+
+- `family`: frcnn | retinanet | fcos | ssd | ssdlite (decides the head type)
+- `trunk`, `stages`: where the pretrained trunk lives (`model.get_submodule(trunk)`) and
+  its stages, stem first, which `freeze_at` counts
+- `neck`, `neck_pretrained`: the FPN or SSD extra layers, and whether their weights came
+  pretrained (they are frozen in `feature_extraction` mode only then)
 """
 
 from __future__ import annotations
 
 import logging
+from functools import partial
 
 from torch import nn
-from torchvision.models.detection import FasterRCNN
+from torchvision.models.detection import FasterRCNN, RetinaNet
 from torchvision.models.detection import faster_rcnn as tv_frcnn
-from torchvision.models.detection.anchor_utils import AnchorGenerator
+from torchvision.models.detection import fcos as tv_fcos
+from torchvision.models.detection import retinanet as tv_retinanet
+from torchvision.models.detection import ssd as tv_ssd
+from torchvision.models.detection import ssdlite as tv_ssdlite
+from torchvision.models.detection.anchor_utils import AnchorGenerator, DefaultBoxGenerator
 from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
+from torchvision.models.detection.retinanet import RetinaNetHead
+from torchvision.models.detection.ssd import SSD
+from torchvision.models.detection.ssdlite import SSDLiteHead
 from torchvision.ops import MultiScaleRoIAlign
+from torchvision.ops.feature_pyramid_network import LastLevelP6P7
 
-from .backbones import RESNET_STAGES, mobilenet_v2_fpn, mobilenet_v2_stage_spec, mobilenet_v3_stage_spec
-from .freeze import StageSpec, apply_freeze, count_parameters
+from .backbones import (
+    MOBILENET_V2_SSDLITE_STAGES,
+    RESNET_STAGES,
+    MobileNetV2SSDLite,
+    mobilenet_v2_fpn,
+    mobilenet_v2_stage_spec,
+    mobilenet_v3_stage_spec,
+    ssdlite_mobilenet_v3_stage_spec,
+    vgg_stage_spec,
+)
+from .freeze import count_parameters, freeze_model
+from .heads import replace_heads
 from .weights import load_state_dict
 
 log = logging.getLogger("detection.models")
@@ -30,16 +55,28 @@ def _is_pretrained(mcfg: dict) -> bool:
     return w == "pretrained"
 
 
-def _rcnn_kwargs(mcfg: dict) -> dict:
-    keys = (
-        "min_size", "max_size", "rpn_pre_nms_top_n_train", "rpn_post_nms_top_n_train",
-        "rpn_pre_nms_top_n_test", "rpn_post_nms_top_n_test", "box_batch_size_per_image",
-        "box_detections_per_img", "box_score_thresh",
-    )
-    return {k: mcfg[k] for k in keys}
+def _family_kwargs(family: str, mcfg: dict) -> dict:
+    """Constructor arguments that the config controls, per family."""
+    if family == "frcnn":
+        keys = ("min_size", "max_size", "rpn_pre_nms_top_n_train", "rpn_post_nms_top_n_train",
+                "rpn_pre_nms_top_n_test", "rpn_post_nms_top_n_test", "box_batch_size_per_image",
+                "box_detections_per_img", "box_score_thresh")
+        return {k: mcfg[k] for k in keys}
+    out = {"score_thresh": mcfg["box_score_thresh"], "detections_per_img": mcfg["box_detections_per_img"]}
+    if family in ("retinanet", "fcos"):
+        out.update(min_size=mcfg["min_size"], max_size=mcfg["max_size"])
+    return out
 
 
-def fasterrcnn_mobilenet_v2_fpn(mcfg: dict, num_classes: int, load: bool) -> tuple[nn.Module, StageSpec]:
+def _describe(model: nn.Module, family: str, trunk: str, stages, neck: list[str], neck_pretrained: bool):
+    model.family, model.trunk, model.stages = family, trunk, stages
+    model.neck, model.neck_pretrained = neck, neck_pretrained
+    return model
+
+
+# --- on the ImageNet MobileNetV2 (the weights that can be had offline) ---------------------
+
+def fasterrcnn_mobilenet_v2_fpn(mcfg: dict, num_classes: int, load: bool) -> nn.Module:
     """Faster R-CNN on ImageNet MobileNetV2 with a narrow FPN: built to train fast on a CPU."""
     ch = mcfg["fpn_channels"]
     backbone = mobilenet_v2_fpn(load, ch, mcfg["weights_file"])
@@ -51,48 +88,97 @@ def fasterrcnn_mobilenet_v2_fpn(mcfg: dict, num_classes: int, load: bool) -> tup
         box_roi_pool=MultiScaleRoIAlign(["0", "1", "2"], output_size=7, sampling_ratio=2),
         box_head=TwoMLPHead(ch * 7 * 7, 512),
         box_predictor=FastRCNNPredictor(512, num_classes + 1),
-        **_rcnn_kwargs(mcfg),
+        **_family_kwargs("frcnn", mcfg),
     )
-    return model, mobilenet_v2_stage_spec()
+    return _describe(model, "frcnn", "backbone.body", mobilenet_v2_stage_spec(), ["backbone.fpn"], False)
 
 
-def _torchvision_frcnn(builder, weights_enum, stages_of):
-    """A torchvision Faster R-CNN with its COCO weights and a new K-class box predictor."""
+def retinanet_mobilenet_v2_fpn(mcfg: dict, num_classes: int, load: bool) -> nn.Module:
+    """RetinaNet on ImageNet MobileNetV2: FPN P3-P5 plus P6, P7; GroupNorm in the head towers."""
+    ch = mcfg["fpn_channels"]
+    backbone = mobilenet_v2_fpn(load, ch, mcfg["weights_file"], extra_blocks=LastLevelP6P7(ch, ch))
+    sizes = tuple((x, int(x * 2 ** (1 / 3)), int(x * 2 ** (2 / 3))) for x in (32, 64, 128, 256, 512))
+    anchors = AnchorGenerator(sizes, ((0.5, 1.0, 2.0),) * len(sizes))
+    head = RetinaNetHead(ch, anchors.num_anchors_per_location()[0], num_classes + 1,
+                         norm_layer=partial(nn.GroupNorm, 16))
+    model = RetinaNet(backbone, num_classes + 1, anchor_generator=anchors, head=head,
+                      **_family_kwargs("retinanet", mcfg))
+    return _describe(model, "retinanet", "backbone.body", mobilenet_v2_stage_spec(), ["backbone.fpn"], False)
 
-    def build(mcfg: dict, num_classes: int, load: bool) -> tuple[nn.Module, StageSpec]:
-        model = builder(weights=None, weights_backbone=None, num_classes=91, **_rcnn_kwargs(mcfg))
+
+def ssdlite_mobilenet_v2(mcfg: dict, num_classes: int, load: bool) -> nn.Module:
+    """SSDLite on ImageNet MobileNetV2 (MobileNetV2 paper), square input of model.min_size."""
+    backbone = MobileNetV2SSDLite(load, mcfg["weights_file"])
+    anchors = DefaultBoxGenerator([[2, 3] for _ in range(6)], min_ratio=0.2, max_ratio=0.95)
+    norm = partial(nn.BatchNorm2d, eps=0.001, momentum=0.03)
+    head = SSDLiteHead(backbone.out_channels, anchors.num_anchors_per_location(), num_classes + 1, norm)
+    size = mcfg["min_size"]
+    model = SSD(backbone, anchors, (size, size), num_classes + 1, head=head,
+                **_family_kwargs("ssdlite", mcfg))
+    return _describe(model, "ssdlite", "backbone.body", MOBILENET_V2_SSDLITE_STAGES, ["backbone.extra"], False)
+
+
+# --- torchvision's COCO detectors -----------------------------------------------------------
+
+def _torchvision(family, builder, weights_enum, trunk, stages_of, neck):
+    """A torchvision detector with its COCO weights and new K-class heads."""
+
+    def build(mcfg: dict, num_classes: int, load: bool) -> nn.Module:
+        model = builder(weights=None, weights_backbone=None, num_classes=91, **_family_kwargs(family, mcfg))
         if load:
             sd = load_state_dict(weights_enum, mcfg["weights_file"])
             missing, unexpected = model.load_state_dict(sd, strict=False)
             # COCO files come from FrozenBatchNorm models: only BN's step counters may be absent
             missing = [k for k in missing if not k.endswith("num_batches_tracked")]
             if missing or unexpected:
-                raise ValueError(
-                    f"{weights_enum}: weights do not fit {builder.__name__}: missing {missing[:5]}, "
-                    f"unexpected {unexpected[:5]}"
-                )
-        in_features = model.roi_heads.box_predictor.cls_score.in_features
-        model.roi_heads.box_predictor = FastRCNNPredictor(in_features, num_classes + 1)
-        return model, stages_of(model.backbone.body)
+                raise ValueError(f"{weights_enum}: weights do not fit {builder.__name__}: "
+                                 f"missing {missing[:5]}, unexpected {unexpected[:5]}")
+        coco = list(weights_enum.meta["categories"]) if load and mcfg["carry_coco_classes"] else None
+        model.carried_classes = replace_heads(model, family, num_classes, coco, mcfg.get("class_names"))
+        return _describe(model, family, trunk, stages_of(model.get_submodule(trunk)), neck, load)
 
     build.__doc__ = f"torchvision's {builder.__name__} ({weights_enum})"
+    build.builder, build.weights = builder, weights_enum  # for tools and tests
     return build
 
 
+def _resnet(_):
+    return RESNET_STAGES
+
+
+_FPN = ["backbone.fpn"]
 ARCHS = {
     "fasterrcnn_mobilenet_v2_fpn": fasterrcnn_mobilenet_v2_fpn,
-    "fasterrcnn_resnet50_fpn": _torchvision_frcnn(
-        tv_frcnn.fasterrcnn_resnet50_fpn, tv_frcnn.FasterRCNN_ResNet50_FPN_Weights.COCO_V1,
-        lambda body: RESNET_STAGES),
-    "fasterrcnn_resnet50_fpn_v2": _torchvision_frcnn(
-        tv_frcnn.fasterrcnn_resnet50_fpn_v2, tv_frcnn.FasterRCNN_ResNet50_FPN_V2_Weights.COCO_V1,
-        lambda body: RESNET_STAGES),
-    "fasterrcnn_mobilenet_v3_large_fpn": _torchvision_frcnn(
-        tv_frcnn.fasterrcnn_mobilenet_v3_large_fpn, tv_frcnn.FasterRCNN_MobileNet_V3_Large_FPN_Weights.COCO_V1,
-        mobilenet_v3_stage_spec),
-    "fasterrcnn_mobilenet_v3_large_320_fpn": _torchvision_frcnn(
-        tv_frcnn.fasterrcnn_mobilenet_v3_large_320_fpn,
-        tv_frcnn.FasterRCNN_MobileNet_V3_Large_320_FPN_Weights.COCO_V1, mobilenet_v3_stage_spec),
+    "retinanet_mobilenet_v2_fpn": retinanet_mobilenet_v2_fpn,
+    "ssdlite_mobilenet_v2": ssdlite_mobilenet_v2,
+    "fasterrcnn_resnet50_fpn": _torchvision(
+        "frcnn", tv_frcnn.fasterrcnn_resnet50_fpn, tv_frcnn.FasterRCNN_ResNet50_FPN_Weights.COCO_V1,
+        "backbone.body", _resnet, _FPN),
+    "fasterrcnn_resnet50_fpn_v2": _torchvision(
+        "frcnn", tv_frcnn.fasterrcnn_resnet50_fpn_v2, tv_frcnn.FasterRCNN_ResNet50_FPN_V2_Weights.COCO_V1,
+        "backbone.body", _resnet, _FPN),
+    "fasterrcnn_mobilenet_v3_large_fpn": _torchvision(
+        "frcnn", tv_frcnn.fasterrcnn_mobilenet_v3_large_fpn,
+        tv_frcnn.FasterRCNN_MobileNet_V3_Large_FPN_Weights.COCO_V1, "backbone.body", mobilenet_v3_stage_spec, _FPN),
+    "fasterrcnn_mobilenet_v3_large_320_fpn": _torchvision(
+        "frcnn", tv_frcnn.fasterrcnn_mobilenet_v3_large_320_fpn,
+        tv_frcnn.FasterRCNN_MobileNet_V3_Large_320_FPN_Weights.COCO_V1, "backbone.body", mobilenet_v3_stage_spec,
+        _FPN),
+    "retinanet_resnet50_fpn": _torchvision(
+        "retinanet", tv_retinanet.retinanet_resnet50_fpn, tv_retinanet.RetinaNet_ResNet50_FPN_Weights.COCO_V1,
+        "backbone.body", _resnet, _FPN),
+    "retinanet_resnet50_fpn_v2": _torchvision(
+        "retinanet", tv_retinanet.retinanet_resnet50_fpn_v2, tv_retinanet.RetinaNet_ResNet50_FPN_V2_Weights.COCO_V1,
+        "backbone.body", _resnet, _FPN),
+    "fcos_resnet50_fpn": _torchvision(
+        "fcos", tv_fcos.fcos_resnet50_fpn, tv_fcos.FCOS_ResNet50_FPN_Weights.COCO_V1, "backbone.body", _resnet, _FPN),
+    "ssd300_vgg16": _torchvision(
+        "ssd", tv_ssd.ssd300_vgg16, tv_ssd.SSD300_VGG16_Weights.COCO_V1, "backbone.features", vgg_stage_spec,
+        ["backbone.extra"]),
+    "ssdlite320_mobilenet_v3_large": _torchvision(
+        "ssdlite", tv_ssdlite.ssdlite320_mobilenet_v3_large,
+        tv_ssdlite.SSDLite320_MobileNet_V3_Large_Weights.COCO_V1, "backbone.features",
+        ssdlite_mobilenet_v3_stage_spec, ["backbone.extra"]),
 }
 
 
@@ -101,9 +187,8 @@ def build_model(mcfg: dict, class_names: list[str], load_pretrained: bool = True
     """Build `mcfg["arch"]` for `class_names`, load pretrained weights, apply freezing.
 
     `load_pretrained=False` builds the same modules without reading weight files: for
-    restoring a checkpoint, which brings its own weights. The model carries
-    `class_names` and its stage spec (`model.stages`) so checkpoints,
-    inference and staged unfreezing need nothing else.
+    restoring a checkpoint, which brings its own weights. The model also carries
+    `class_names`, so checkpoints, inference and staged unfreezing need nothing else.
     """
     arch = mcfg["arch"]
     if arch not in ARCHS:
@@ -111,19 +196,18 @@ def build_model(mcfg: dict, class_names: list[str], load_pretrained: bool = True
     if not class_names:
         raise ValueError("no classes: set data.classes or give annotations with boxes")
     pretrained = _is_pretrained(mcfg)
-    model, stages = ARCHS[arch](mcfg, len(class_names), pretrained and load_pretrained)
-    freeze_at, bn_policy = mcfg["freeze_at"], mcfg["freeze_bn"]
-    if not pretrained and freeze_at:
-        log.info("model.weights=none: nothing is frozen (freezing random weights would only hurt)")
-        freeze_at, bn_policy = 0, "frozen_stages"
-    apply_freeze(model.backbone.body, stages, freeze_at, bn_policy)
-    model.stages = stages
+    model = ARCHS[arch]({**mcfg, "class_names": list(class_names)}, len(class_names), pretrained and load_pretrained)
     model.class_names = list(class_names)
+    freeze_at, bn_policy, mode = mcfg["freeze_at"], mcfg["freeze_bn"], mcfg["mode"]
+    if not pretrained and (freeze_at or mode != "fine_tune"):
+        log.info("model.weights=none: nothing is frozen (freezing random weights would only hurt)")
+        freeze_at, bn_policy, mode = 0, "frozen_stages", "fine_tune"
+    freeze_at = freeze_model(model, freeze_at, bn_policy, mode)
     if verbose:
         trainable, frozen = count_parameters(model)
-        frozen_names = [name for name, _ in stages[:freeze_at]] or ["nothing"]
-        log.info(
-            "%s: %.2fM trainable, %.2fM frozen parameters (frozen: %s; BatchNorm frozen: %s)",
-            arch, trainable / 1e6, frozen / 1e6, ", ".join(frozen_names), bn_policy,
-        )
+        frozen_names = [name for name, _ in model.stages[:freeze_at]] or ["nothing"]
+        log.info("%s: %.2fM trainable, %.2fM frozen parameters (mode %s; frozen stages: %s; BatchNorm frozen: %s)",
+                 arch, trainable / 1e6, frozen / 1e6, mode, ", ".join(frozen_names), bn_policy)
+        if getattr(model, "carried_classes", None):
+            log.info("classes starting from their COCO-pretrained rows: %s", ", ".join(model.carried_classes))
     return model

@@ -70,11 +70,39 @@ def apply_freeze(trunk: nn.Module, stages: StageSpec, freeze_at: int, bn_policy:
     for i, (_, children) in enumerate(stages):
         frozen = i < freeze_at
         for child_name in children:
-            child = getattr(trunk, child_name)
-            child = freeze_bn(child) if bn_policy == "all" or frozen else unfreeze_bn(child)
-            setattr(trunk, child_name, child)
-            for p in child.parameters():
-                p.requires_grad_(not frozen)
+            _set_frozen(trunk, child_name, frozen, freeze_norm=bn_policy == "all" or frozen)
+
+
+def _set_frozen(root: nn.Module, path: str, frozen: bool, freeze_norm: bool) -> None:
+    """(Un)freeze the submodule at dotted `path`, swapping its BatchNorm kind as asked."""
+    parent_path, _, name = path.rpartition(".")
+    parent = root.get_submodule(parent_path) if parent_path else root
+    child = getattr(parent, name)
+    child = freeze_bn(child) if freeze_norm else unfreeze_bn(child)
+    setattr(parent, name, child)
+    for p in child.parameters():
+        p.requires_grad_(not frozen)
+
+
+MODES = ("fine_tune", "feature_extraction")
+
+
+def freeze_model(model: nn.Module, freeze_at: int, bn_policy: str = "all", mode: str = "fine_tune") -> int:
+    """Apply a freezing policy to a detector built by `build_model`; returns the freeze_at used.
+
+    `feature_extraction` freezes the whole trunk, and the neck (FPN / SSD extra layers) too
+    when it came pretrained with the detector: only the new heads learn.
+    """
+    if mode not in MODES:
+        raise ValueError(f"model.mode must be one of {MODES}, got {mode!r}")
+    if mode == "feature_extraction":
+        freeze_at = len(model.stages)
+    apply_freeze(model.get_submodule(model.trunk), model.stages, freeze_at, bn_policy)
+    neck_frozen = mode == "feature_extraction" and model.neck_pretrained
+    for path in model.neck:  # a freshly initialised neck keeps live BatchNorm
+        _set_frozen(model, path, neck_frozen,
+                    freeze_norm=neck_frozen or (bn_policy == "all" and model.neck_pretrained))
+    return freeze_at
 
 
 def count_parameters(model: nn.Module) -> tuple[int, int]:
