@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 import torchvision
 
+from .config import load_config
 from .models.builders import build_model
 
 
@@ -41,7 +42,9 @@ def load_checkpoint(path: str | Path) -> dict:
 
 def model_from_checkpoint(ckpt: dict) -> torch.nn.Module:
     """Rebuild the detector of a checkpoint (same freezing, so the same module types)."""
-    mcfg = {**ckpt["config"]["model"], **ckpt.get("freeze", {})}  # a staged run's last stage
+    # through today's defaults, so checkpoints from before a new key was added still load
+    mcfg = load_config(base=ckpt["config"])["model"]
+    mcfg.update(ckpt.get("freeze", {}))  # a staged run's last stage
     model = build_model(mcfg, ckpt["class_names"], load_pretrained=False, verbose=False)
     model.load_state_dict(ckpt["model"])
     return model

@@ -44,8 +44,15 @@ def test_train_eval_infer(tmp_path, monkeypatch, capsys):
     ckpt = load_checkpoint(run / "weights" / "best.pt")  # weights_only=True inside
     assert ckpt["class_names"] == saved["data"]["classes"] and ckpt["epoch"] in (1, 2)
 
-    eval_cli.main(["--runs", "runs"])  # no checkpoint given: the newest run's best
-    report = json.loads((run / "eval.json").read_text())
+    eval_cli.main(["--runs", "runs", "--save-pred"])  # no checkpoint given: the newest run's best
+    report = json.loads((run / "eval" / "results.json").read_text())
+    for f in ("report.md", "report.json", "confusion_matrix.png", "confusion_matrix.csv", "predictions.json"):
+        assert (run / "eval" / f).is_file(), f
+    # the saved predictions score the same through the file path
+    gt = tmp_path / "data" / "synthetic" / "coco" / "annotations" / "instances_val.json"
+    eval_cli.main(["--pred", str(run / "eval" / "predictions.json"), "--gt", str(gt), "--out", "from_files"])
+    again = json.loads((tmp_path / "from_files" / "results.json").read_text())
+    assert again["coco"] == report["coco"]
     assert set(report["coco"]) >= {"AP", "AP50", "AP75", "APs", "APm", "APl", "AR100"}
     assert [c["class"] for c in report["voc"]] == saved["data"]["classes"]
 

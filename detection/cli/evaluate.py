@@ -1,6 +1,10 @@
-"""python tools/eval_det.py [--ckpt runs/x/weights/best.pt] [--cfg FILE] [key.sub=value ...]
+"""python tools/eval_det.py [--ckpt best.pt] [--cfg FILE] [key.sub=value ...]
+python tools/eval_det.py --pred results.json --gt instances_val.json
 
-With no arguments: the newest run's best checkpoint on that run's validation split.
+With no arguments: the newest run's best checkpoint on that run's validation split. Prints
+the COCO (pycocotools) and VOC tables and writes, into `<run>/eval/` (or --out), the
+results JSON, PR curves, the confusion matrix (PNG + CSV), the worst images and
+report.md / report.json. `--save-pred` also writes the COCO results json of the model.
 """
 
 from __future__ import annotations
@@ -20,36 +24,69 @@ log = logging.getLogger("detection.eval")
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description="Evaluate a checkpoint: COCO metrics and VOC per-class AP.")
+    p = argparse.ArgumentParser(description="Evaluate: COCO metrics (pycocotools), VOC per-class AP, analysis.")
     p.add_argument("--ckpt", help="checkpoint (default: newest run's best.pt)")
     p.add_argument("--runs", default="runs", help="where to look for the newest run")
-    p.add_argument("--out", help="write the results JSON here (default: next to the checkpoint's run)")
+    p.add_argument("--out", help="output folder (default: <run>/eval, or ./eval for --pred)")
+    p.add_argument("--pred", help="a COCO results json to score instead of running a model (needs --gt)")
+    p.add_argument("--gt", help="COCO annotation json that --pred refers to")
+    p.add_argument("--save-pred", action="store_true", help="also write the model's COCO results json")
+    p.add_argument("--score", type=float, default=0.25, help="score threshold of the confusion matrix and worst images")
+    p.add_argument("--voc-metric", choices=["voc07", "voc12"], help="override eval.voc_metric")
     add_config_args(p, cfg_required=False)
     args = p.parse_args(argv)
     setup_logging()
-    from ..engine import evaluate
+    from ..evaluation.analysis import write_analysis
     from ..evaluation.evaluator import format_results
-    from ..trainer import select_device, validation_loader
 
     try:
-        ckpt_path = Path(args.ckpt) if args.ckpt else run_checkpoint(newest_run(args.runs))
-        ckpt = load_checkpoint(ckpt_path)
-        # the run's own config, then --cfg's, then overrides: the data and eval keys may change
-        cfg = load_config(args.cfg, args.overrides, base=None if args.cfg else ckpt["config"])
-        device = select_device(cfg["device"])
-        model = model_from_checkpoint(ckpt).to(device)
-        loader, evaluator = validation_loader(cfg, ckpt["class_names"], device)
-        log.info("evaluating %s on %s", ckpt_path, evaluator.info.source)
         t0 = time.perf_counter()
-        res = evaluate(model, loader, evaluator, device)
-        log.info("%s\n(%.1fs)", format_results(res), time.perf_counter() - t0)
-        out = Path(args.out) if args.out else ckpt_path.parent.parent / "eval.json"
-        out.write_text(json.dumps({"checkpoint": str(ckpt_path), **res}, indent=1, default=float))
-        log.info("results written to %s", out)
+        if args.pred or args.gt:
+            if not (args.pred and args.gt):
+                fail("--pred and --gt go together")
+            from ..evaluation.evaluator import evaluate_files
+
+            res, ev = evaluate_files(args.gt, args.pred, args.voc_metric or "voc07")
+            out_dir, writer = Path(args.out or "eval"), None
+            source = f"{args.pred} against {args.gt}"
+        else:
+            res, ev, out_dir, writer, source = _evaluate_model(args)
+        seconds = time.perf_counter() - t0
+        log.info("%s\n%s\n(evaluated in %.1fs)", source, format_results(res), seconds)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "results.json").write_text(json.dumps({"source": source, "seconds": seconds, **res},
+                                                         indent=1, default=float))
+        if args.save_pred:
+            (out_dir / "predictions.json").write_text(json.dumps(ev.coco_results(source_ids=True)))
+        write_analysis(ev, res, out_dir, iou_thresh=ev.iou_thresh, score_thresh=args.score, writer=writer)
+        if writer is not None:
+            writer.close()
+        log.info("report, curves and confusion matrix written to %s/", out_dir)
     except ConfigError as e:
         fail(f"config error: {e}")
     except USER_ERRORS as e:
         fail(str(e))
+
+
+def _evaluate_model(args):
+    from torch.utils.tensorboard import SummaryWriter
+
+    from ..engine import evaluate
+    from ..trainer import select_device, validation_loader
+
+    ckpt_path = Path(args.ckpt) if args.ckpt else run_checkpoint(newest_run(args.runs))
+    ckpt = load_checkpoint(ckpt_path)
+    overrides = list(args.overrides) + ([f"eval.voc_metric={args.voc_metric}"] if args.voc_metric else [])
+    # the run's own config, then --cfg's, then overrides: the data and eval keys may change
+    cfg = load_config(args.cfg, overrides, base=None if args.cfg else ckpt["config"])
+    device = select_device(cfg["device"])
+    model = model_from_checkpoint(ckpt).to(device)
+    loader, ev = validation_loader(cfg, ckpt["class_names"], device)
+    log.info("evaluating %s on %s", ckpt_path, ev.info.source)
+    res = evaluate(model, loader, ev, device)
+    run = ckpt_path.parent.parent
+    out_dir = Path(args.out) if args.out else run / "eval"
+    return res, ev, out_dir, SummaryWriter(str(run)), f"{ckpt_path} on {ev.info.source}"
 
 
 if __name__ == "__main__":

@@ -33,8 +33,10 @@ def coco_paths(root: str, split: str, ann_file: str = "", image_dir: str = "") -
 
 
 def read_coco(
-    ann_file: str, image_dir: str, classes: list[str] | None = None, ignore_unknown: bool = False
+    ann_file: str, image_dir: str, classes: list[str] | None = None, ignore_unknown: bool = False,
+    require_images: bool = True,
 ) -> tuple[list[ImageRecord], DatasetInfo]:
+    """Records of a COCO json; `require_images=False` (evaluation from files) skips the disk checks."""
     if not os.path.isfile(ann_file):
         raise FileNotFoundError(
             f"COCO annotation file not found: {ann_file}. Expected <root>/annotations/instances_<split>.json; "
@@ -84,12 +86,12 @@ def read_coco(
         image_id = _require(img, "id", "an image", ann_file)
         file_name = _require(img, "file_name", f"image {image_id}", ann_file)
         path = os.path.join(image_dir, file_name)
-        if not os.path.isfile(path):
+        if require_images and not os.path.isfile(path):
             missing_images.append(path)
             continue
         w = int(_require(img, "width", f"image {image_id}", ann_file))
         h = int(_require(img, "height", f"image {image_id}", ann_file))
-        boxes, labels, crowd = [], [], []
+        boxes, labels, crowd, areas = [], [], [], []
         for a in anns_by_image.get(image_id, []):
             bbox = _require(a, "bbox", f"annotation {a.get('id')}", ann_file)
             if len(bbox) != 4:
@@ -101,6 +103,7 @@ def read_coco(
             boxes.append([x, y, x + bw, y + bh])
             labels.append(label_of_cat[a["category_id"]])
             crowd.append(bool(a.get("iscrowd", 0)))
+            areas.append(float(a.get("area", bw * bh)))
         boxes_arr, keep = clean_boxes(np.array(boxes, np.float32), w, h)
         if (~keep).any():
             degenerate.add(file_name, int((~keep).sum()))
@@ -110,6 +113,7 @@ def read_coco(
                 labels=np.array(labels, np.int64).reshape(-1)[keep],
                 iscrowd=np.array(crowd, bool).reshape(-1)[keep],
                 difficult=np.zeros(int(keep.sum()), bool), image_id=image_id,
+                areas=np.array(areas, np.float64).reshape(-1)[keep],
             )
         )
     if missing_images:

@@ -26,6 +26,7 @@ class ImageRecord:
     iscrowd: np.ndarray  # (N,) bool: COCO crowd regions (never matched, never missed)
     difficult: np.ndarray  # (N,) bool: VOC difficult flag (ignored by evaluation)
     image_id: int  # id in the source annotations (COCO image id, or running index)
+    areas: np.ndarray | None = None  # (N,) COCO `area` (segment area), which the official AP sizes use
 
 
 @dataclass

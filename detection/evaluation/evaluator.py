@@ -27,11 +27,13 @@ def coco_ground_truth(records: list[ImageRecord], info: DatasetInfo) -> dict:
     images, anns = [], []
     for idx, r in enumerate(records):
         images.append({"id": idx + 1, "width": r.width, "height": r.height, "file_name": r.path})
-        for box, label, crowd, difficult in zip(r.boxes, r.labels, r.iscrowd, r.difficult):
+        for i, (box, label, crowd, difficult) in enumerate(zip(r.boxes, r.labels, r.iscrowd, r.difficult)):
             x1, y1, x2, y2 = (float(v) for v in box)
+            # the file's own area where it has one (COCO: segment area decides small/medium/large)
+            area = float(r.areas[i]) if r.areas is not None else (x2 - x1) * (y2 - y1)
             anns.append({
                 "id": len(anns) + 1, "image_id": idx + 1, "category_id": info.cat_ids[label - 1],
-                "bbox": [x1, y1, x2 - x1, y2 - y1], "area": (x2 - x1) * (y2 - y1),
+                "bbox": [x1, y1, x2 - x1, y2 - y1], "area": area,
                 # VOC difficult boxes are ignored like crowd regions: no credit, no penalty
                 "iscrowd": int(crowd or difficult),
             })
@@ -45,6 +47,7 @@ class DetectionEvaluator:
         self.records, self.info = records, info
         self.voc_metric, self.iou_thresh = voc_metric, iou_thresh
         self._coco_gt = None
+        self.coco_eval = None  # the last pycocotools COCOeval, for PR curves
         self.reset()
 
     def reset(self) -> None:
@@ -58,15 +61,24 @@ class DetectionEvaluator:
             h, w = t["orig_size"]
             boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, w)
             boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, h)
-            self.predictions[int(t["image_id"])] = (
-                boxes, o["scores"].detach().float().cpu().numpy(), o["labels"].cpu().numpy())
+            self.add(int(t["image_id"]), boxes, o["scores"].detach().float().cpu().numpy(), o["labels"].cpu().numpy())
 
-    def coco_results(self) -> list[dict]:
-        """Predictions in the COCO results format, with the source's category ids."""
+    def add(self, idx: int, boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray) -> None:
+        """Predictions for record `idx` in original pixels, xyxy, labels 1..K."""
+        self.predictions[idx] = (np.asarray(boxes, np.float32).reshape(-1, 4), np.asarray(scores, np.float32),
+                                 np.asarray(labels, np.int64))
+
+    def coco_results(self, source_ids: bool = False) -> list[dict]:
+        """Predictions in the COCO results format, with the source's category ids.
+
+        `source_ids=True` writes the source's image ids (for a results file that goes with
+        the source annotations); internally images are numbered 1..N.
+        """
         out = []
         for idx, (boxes, scores, labels) in self.predictions.items():
+            image_id = self.records[idx].image_id if source_ids else idx + 1
             for b, s, lab in zip(boxes.tolist(), scores.tolist(), labels.tolist()):
-                out.append({"image_id": idx + 1, "category_id": self.info.cat_ids[lab - 1],
+                out.append({"image_id": image_id, "category_id": self.info.cat_ids[lab - 1],
                             "bbox": [b[0], b[1], b[2] - b[0], b[3] - b[1]], "score": s})
         return out
 
@@ -82,6 +94,7 @@ class DetectionEvaluator:
         results = self.coco_results()
         names = self.info.class_names
         if not results:
+            self.coco_eval = None
             nan_cls = [{"class": n, "AP": 0.0, "AP50": 0.0} for n in names]
             return {k: 0.0 for k in COCO_METRICS}, nan_cls
         with _quiet():
@@ -91,6 +104,7 @@ class DetectionEvaluator:
             ev.evaluate()
             ev.accumulate()
             ev.summarize()
+        self.coco_eval = ev
         stats = {k: float(v) for k, v in zip(COCO_METRICS, ev.stats)}
         prec = ev.eval["precision"]  # [iou, recall, class, area, maxdets]
         per_class = []
@@ -109,8 +123,8 @@ class DetectionEvaluator:
             gts, dets = {}, []
             for idx in self.predictions:
                 r = self.records[idx]
-                m = (r.labels == label) & ~r.iscrowd
-                gts[idx] = (r.boxes[m], r.difficult[m])
+                m = r.labels == label
+                gts[idx] = (r.boxes[m], (r.difficult | r.iscrowd)[m])  # both: neither hit nor miss
                 boxes, scores, labels = self.predictions[idx]
                 dets += [(idx, float(s), b) for b, s in zip(boxes[labels == label], scores[labels == label])]
             ap, npos = voc_class_ap(gts, dets, self.iou_thresh, self.voc_metric)
@@ -140,3 +154,39 @@ def format_results(res: dict) -> str:
         lines.append(f"{cc['class']:<20}{cc['AP']:>9.3f}{cc['AP50']:>8.3f}{v['AP']:>10.3f}{v['gt']:>7}{v['dets']:>7}")
     lines.append(f"{'mean':<20}{c['AP']:>9.3f}{c['AP50']:>8.3f}{res['voc_mAP']:>10.3f}")
     return "\n".join(lines)
+
+
+def evaluate_files(gt_json: str, pred_json: str, voc_metric: str = "voc07", iou_thresh: float = 0.5
+                   ) -> tuple[dict, DetectionEvaluator]:
+    """Score a COCO results file against COCO annotations, without a model or images."""
+    import json
+
+    from ..data.coco import read_coco
+
+    records, info = read_coco(gt_json, "", require_images=False)
+    ev = DetectionEvaluator(records, info, voc_metric, iou_thresh)
+    try:
+        with open(pred_json, encoding="utf-8") as f:
+            preds = json.load(f)
+    except (OSError, json.JSONDecodeError) as e:
+        raise ValueError(f"{pred_json}: cannot read a COCO results file ({e})") from None
+    if not isinstance(preds, list):
+        raise ValueError(f"{pred_json}: a COCO results file is a list of {{image_id, category_id, bbox, score}}")
+    index = {r.image_id: i for i, r in enumerate(records)}
+    label_of = {c: i + 1 for i, c in enumerate(info.cat_ids)}
+    per_image: dict[int, list] = {i: [] for i in range(len(records))}  # every image counts, with or without hits
+    for n, p in enumerate(preds):
+        missing = [k for k in ("image_id", "category_id", "bbox", "score") if k not in p]
+        if missing:
+            raise ValueError(f"{pred_json}: entry {n} lacks {missing}")
+        if p["image_id"] not in index:
+            raise ValueError(f"{pred_json}: entry {n} has image_id {p['image_id']!r}, not an image of {gt_json}")
+        if p["category_id"] not in label_of:
+            raise ValueError(
+                f"{pred_json}: entry {n} has category_id {p['category_id']!r}, not a category of {gt_json}")
+        x, y, w, h = p["bbox"]
+        per_image[index[p["image_id"]]].append((x, y, x + w, y + h, p["score"], label_of[p["category_id"]]))
+    for idx, dets in per_image.items():
+        a = np.array(dets, np.float64).reshape(-1, 6)
+        ev.add(idx, a[:, :4], a[:, 4], a[:, 5].astype(np.int64))
+    return ev.evaluate(), ev

@@ -1,7 +1,7 @@
 """Pascal VOC average precision, following the official devkit's rules.
 
 Per class, detections of all images are ranked by score; each is matched to the
-unmatched ground-truth box of highest IoU >= threshold. A match to a `difficult` box
+ground-truth box of highest IoU, which must be strictly above the threshold. A match to a `difficult` box
 counts as neither true nor false positive; a second detection of a box is a false
 positive. Boxes are 0-based continuous xyxy (VOC's 1-based inclusive pixels shifted by
 one on x1/y1), so areas need no devkit "+1".
@@ -62,7 +62,7 @@ def voc_class_ap(
         gboxes, difficult = gts[img]
         ious = box_iou(np.asarray(box, np.float64), gboxes.astype(np.float64))
         j = int(ious.argmax())
-        if ious[j] < iou_thresh:
+        if ious[j] <= iou_thresh:  # the devkit needs IoU strictly above the threshold
             fp[i] = 1
         elif difficult[j]:
             continue  # neither
