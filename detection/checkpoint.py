@@ -15,6 +15,7 @@ import torchvision
 
 from .config import load_config
 from .models.builders import build_model
+from .models.freeze import freeze_model
 
 
 def save_checkpoint(path: str | Path, **state) -> None:
@@ -44,8 +45,10 @@ def model_from_checkpoint(ckpt: dict) -> torch.nn.Module:
     """Rebuild the detector of a checkpoint (same freezing, so the same module types)."""
     # through today's defaults, so checkpoints from before a new key was added still load
     mcfg = load_config(base=ckpt["config"])["model"]
-    mcfg.update(ckpt.get("freeze", {}))  # a staged run's last stage
     model = build_model(mcfg, ckpt["class_names"], load_pretrained=False, verbose=False)
+    f = ckpt.get("freeze")
+    if f and "freeze_bn" in f and f != model.freeze:  # a staged run's last stage
+        freeze_model(model, f["freeze_at"], f["freeze_bn"], f["mode"])
     model.load_state_dict(ckpt["model"])
     return model
 

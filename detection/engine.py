@@ -44,51 +44,103 @@ class NonFiniteLossError(FloatingPointError):
     pass
 
 
-def train_one_epoch(model, optimizer, scheduler, loader, device, epoch: int, epochs: int,
-                    writer=None, start_step: int = 0) -> dict:
-    """Train for one epoch; returns the mean of each loss and the images/s."""
+def autocast(device: torch.device, amp: str):
+    """torch.autocast for train.amp; fp16 needs CUDA (CPU fp16 autocast is slow and unscaled)."""
+    if amp not in ("none", "bf16", "fp16"):
+        raise ValueError(f"train.amp must be none, bf16 or fp16, got {amp!r}")
+    if amp == "fp16" and device.type != "cuda":
+        raise ValueError("train.amp=fp16 needs CUDA; on the CPU use train.amp=bf16 or none")
+    dtype = torch.bfloat16 if amp == "bf16" else torch.float16
+    return torch.autocast(device.type, dtype=dtype, enabled=amp != "none")
+
+
+def train_one_epoch(model, optimizer, scheduler, loader, device, epoch: int, epochs: int, *, amp: str = "none",
+                    scaler=None, clip_grad_norm: float = 0.0, ema=None, max_nonfinite: int = 5, writer=None,
+                    start_step: int = 0, on_step=None, sums: dict | None = None) -> dict:
+    """Train for one epoch (or what is left of it); returns mean losses, images/s and counts.
+
+    A non-finite loss skips its step (nothing is applied) and is counted; `max_nonfinite`
+    in a row stop the run. `on_step(step)` runs after each optimizer step (periodic checkpoints).
+    `sums` holds the epoch's running loss sums and counts, updated in place: a checkpoint
+    taken mid-epoch saves it, so a resumed epoch reports the mean over all its steps.
+    """
     model.train()
-    sums: dict[str, float] = {}
-    n, seen, t0 = 0, 0, time.perf_counter()
+    sums = {} if sums is None else sums
+    in_a_row = 0
+    grad_norm = None
+    seen = 0
+    t0 = time.perf_counter()
+    step = start_step
+    params = [p for g in optimizer.param_groups for p in g["params"]]
     bar = tqdm(loader, desc=f"epoch {epoch + 1}/{epochs}", leave=False, dynamic_ncols=True, disable=None)
     for images, targets in bar:
         images, targets = _to_device(images, targets, device)
-        loss_dict = model(images, targets)
+        with autocast(device, amp):
+            loss_dict = model(images, targets)
         loss = sum(loss_dict.values())
-        if not torch.isfinite(loss):
-            parts = ", ".join(f"{k} {v.item():.4g}" for k, v in loss_dict.items())
-            raise NonFiniteLossError(
-                f"loss is {loss.item()} at epoch {epoch + 1}, step {n + 1} ({parts}); "
-                "lower train.lr or lengthen train.warmup_iters. The last checkpoint is kept."
-            )
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        step += 1
+        if not torch.isfinite(loss):
+            sums["skipped"] = sums.get("skipped", 0) + 1
+            in_a_row += 1
+            if in_a_row >= max_nonfinite:
+                parts = ", ".join(f"{k} {v.item():.4g}" for k, v in loss_dict.items())
+                raise NonFiniteLossError(
+                    f"{in_a_row} non-finite losses in a row at epoch {epoch + 1}, step {step} ({parts}); "
+                    "lower train.lr or lengthen train.warmup_iters. The last good checkpoint is kept.")
+            scheduler.step()
+            continue
+        in_a_row = 0
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            scaler.unscale_(optimizer)
+        else:
+            loss.backward()
+        if clip_grad_norm > 0:
+            grad_norm = float(torch.nn.utils.clip_grad_norm_(params, clip_grad_norm))
+        if scaler is not None:
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            optimizer.step()
         scheduler.step()
-        n += 1
+        if ema is not None:
+            ema.update_parameters(model)
+        sums["n"] = sums.get("n", 0) + 1
+        sums["images"] = sums.get("images", 0) + len(images)
         seen += len(images)
         for k, v in loss_dict.items():
             sums[k] = sums.get(k, 0.0) + v.item()
         sums["loss"] = sums.get("loss", 0.0) + loss.item()
         lr = optimizer.param_groups[0]["lr"]
-        bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{lr:.4g}")
+        bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{lr:.4g}", img_s=f"{seen / (time.perf_counter() - t0):.1f}")
         if writer is not None:
-            step = start_step + n
             writer.add_scalar("train/loss", loss.item(), step)
             writer.add_scalar("train/lr", lr, step)
             for k, v in loss_dict.items():
                 writer.add_scalar(f"train/{k}", v.item(), step)
-    out = {k: v / max(n, 1) for k, v in sums.items()}
-    out["images_per_s"] = seen / max(time.perf_counter() - t0, 1e-9)
-    out["iters"] = n
+        if on_step is not None:
+            on_step(step)
+    counts = ("n", "images", "skipped")
+    out = {k: v / max(sums.get("n", 0), 1) for k, v in sums.items() if k not in counts}
+    out["images_per_s"] = seen / max(time.perf_counter() - t0, 1e-9)  # of this process's part of the epoch
+    out.update(iters=step - start_step, skipped_nonfinite=sums.get("skipped", 0))
+    if grad_norm is not None:
+        out["grad_norm"] = grad_norm  # of the last step, before clipping
     return out
 
 
 @torch.no_grad()
-def evaluate(model, loader, evaluator, device) -> dict:
+def predict_into(model, loader, evaluator, device, amp: str = "none") -> None:
+    """Run `model` over `loader`, handing every batch to `evaluator.process`."""
     model.eval()
-    evaluator.reset()
     for images, targets in tqdm(loader, desc="eval", leave=False, dynamic_ncols=True, disable=None):
-        outputs = model([i.to(device, non_blocking=True) for i in images])
+        with autocast(device, amp):
+            outputs = model([i.to(device, non_blocking=True) for i in images])
         evaluator.process(targets, outputs)
+
+
+def evaluate(model, loader, evaluator, device, amp: str = "none") -> dict:
+    evaluator.reset()
+    predict_into(model, loader, evaluator, device, amp)
     return evaluator.evaluate()

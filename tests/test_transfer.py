@@ -129,7 +129,7 @@ def test_two_stage_run_unfreezes_and_continues(tiny_model_cfg, synthetic_root, t
     rows = (run / "results.csv").read_text().splitlines()
     assert [r.split(",")[1] for r in rows[1:]] == ["1", "2"]  # the stage column
     ckpt = load_checkpoint(run / "weights" / "last.pt")
-    assert ckpt["freeze"] == {"freeze_at": 2, "mode": "fine_tune"}
+    assert ckpt["freeze"] == {"freeze_at": 2, "mode": "fine_tune", "freeze_bn": "frozen_stages"}
     lrs = {g["lr"] for g in ckpt["optimizer"]["param_groups"]}
     assert max(lrs) == pytest.approx(0.002) and min(lrs) == pytest.approx(0.0002)
     # stage 2's trunk stages 2..4 trained: BatchNorm there is live again, and the checkpoint reloads

@@ -1,7 +1,6 @@
 import numpy as np
 import pytest
 import torch
-from torch.utils.data import RandomSampler
 
 from detection.data.dataset import DetectionDataset, collate
 from detection.data.records import DatasetInfo, ImageRecord
@@ -64,10 +63,31 @@ def test_grouped_batch_sampler_covers_every_index_once_and_groups():
     sizes = [(640, 480)] * 7 + [(480, 640)] * 5
     groups = aspect_ratio_groups(sizes)
     assert len(set(groups)) == 2
-    g = torch.Generator().manual_seed(0)
-    sampler = GroupedBatchSampler(RandomSampler(range(12), generator=g), groups, 3)
-    batches = list(sampler)
+    sampler = GroupedBatchSampler(groups, 3, seed=0)
+    batches = [[i for i, _ in b] for b in sampler]
     assert sorted(i for b in batches for i in b) == list(range(12))
     assert len(batches) == len(sampler)
     full = [b for b in batches if len(b) == 3]
     assert sum(len({groups[i] for i in b}) == 1 for b in full) >= 3  # full batches are single-group
+
+
+def test_sampler_is_a_function_of_seed_and_epoch_and_resumes_mid_epoch():
+    groups = aspect_ratio_groups([(640, 480)] * 10 + [(480, 640)] * 10)
+    a = GroupedBatchSampler(groups, 4, seed=5)
+    epochs = []
+    for e in range(3):
+        a.set_epoch(e)
+        epochs.append(list(a))
+    assert epochs[0] != epochs[1]  # a new order each epoch, with new augmentation seeds
+    b = GroupedBatchSampler(groups, 4, seed=5)
+    b.set_epoch(1, skip_batches=2)
+    assert list(b) == epochs[1][2:]
+
+
+def test_sampler_shards_whole_batches_equally():
+    groups = aspect_ratio_groups([(640, 480)] * 11 + [(480, 640)] * 6)
+    ranks = [GroupedBatchSampler(groups, 2, seed=1, rank=r, world_size=2) for r in range(2)]
+    got = [list(s) for s in ranks]
+    assert len(got[0]) == len(got[1]) == len(ranks[0])
+    flat = [i for batches in got for b in batches for i, _ in b]
+    assert len(flat) == len(set(flat))  # no image on two ranks

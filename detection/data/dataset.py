@@ -8,7 +8,7 @@ import random
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, RandomSampler, SequentialSampler
+from torch.utils.data import DataLoader, Dataset, SequentialSampler
 
 from .coco import coco_paths, read_coco
 from .images import ImageReadError, read_image
@@ -38,7 +38,9 @@ class DetectionDataset(Dataset):
     def __len__(self) -> int:
         return len(self.records)
 
-    def __getitem__(self, idx: int):
+    def __getitem__(self, item):
+        """`item` is an index, or (index, augmentation seed) from GroupedBatchSampler."""
+        idx, seed = item if isinstance(item, tuple) else (item, None)
         r = self.records[idx]
         try:
             image = read_image(r.path)
@@ -47,7 +49,10 @@ class DetectionDataset(Dataset):
                 raise  # a hole in the validation set would silently change the metric
             self.unreadable += 1
             log.warning("skipping unreadable image (%d so far in this worker): %s", self.unreadable, e)
-            return self[random.randrange(len(self))]
+            other = random.Random(seed).randrange(len(self))
+            return self[(other, seed) if seed is not None else other]
+        if self.transforms is not None and seed is not None:
+            self.transforms.set_random_seed(seed)  # the same augmentation on a resumed run
         boxes, labels, iscrowd = r.boxes, r.labels, r.iscrowd
         if self.train:
             keep = ~iscrowd
@@ -105,12 +110,17 @@ def get_dataset(cfg: dict, train: bool, class_names: list[str] | None = None) ->
 
 
 def build_loader(ds: DetectionDataset, batch_size: int, train: bool, workers: int, pin_memory: bool,
-                 seed: int = 0) -> DataLoader:
+                 seed: int = 0, rank: int = 0, world_size: int = 1) -> DataLoader:
+    """Training: aspect-ratio grouped, seeded, sharded batches (call `loader.batch_sampler.set_epoch`).
+    Validation: in order; under DDP each rank takes every world_size-th image."""
+    # its own generator: the loader draws worker seeds from it at each epoch, and drawing them
+    # from the global RNG instead would shift what the model's samplers draw after a resume
     common = dict(num_workers=workers, collate_fn=collate, pin_memory=pin_memory,
-                  persistent_workers=workers > 0)
+                  persistent_workers=workers > 0, generator=torch.Generator().manual_seed(seed))
     if train:
-        g = torch.Generator().manual_seed(seed)
         groups = aspect_ratio_groups([(r.width, r.height) for r in ds.records])
-        sampler = GroupedBatchSampler(RandomSampler(ds, generator=g), groups, batch_size)
+        sampler = GroupedBatchSampler(groups, batch_size, seed=seed, rank=rank, world_size=world_size)
         return DataLoader(ds, batch_sampler=sampler, **common)
-    return DataLoader(ds, batch_size=batch_size, sampler=SequentialSampler(ds), **common)
+    indices = list(range(rank, len(ds), world_size))
+    return DataLoader(ds, batch_size=batch_size, sampler=indices if world_size > 1 else SequentialSampler(ds),
+                      **common)

@@ -1,7 +1,13 @@
-"""Aspect-ratio grouped batches: portrait and landscape images are not padded together.
+"""Aspect-ratio grouped batches that are a pure function of (seed, epoch): resumable and shardable.
 
 Padding a 480x640 image next to a 640x480 one makes a 640x640 batch, a third of it
 zeros. Grouping by aspect ratio (as torchvision's references do) avoids that.
+
+The order of an epoch comes from `seed + epoch` alone, not from a generator that has
+been running since the start, so a run resumed at epoch 7, batch 30 sees exactly the
+batches an uninterrupted run would. Each index travels with its own augmentation seed
+for the same reason. Under DDP whole batches are dealt to the ranks, so grouping is kept
+and every rank gets the same number of batches.
 """
 
 from __future__ import annotations
@@ -9,7 +15,8 @@ from __future__ import annotations
 import bisect
 from collections import defaultdict
 
-from torch.utils.data import BatchSampler, Sampler
+import torch
+from torch.utils.data import Sampler
 
 
 def aspect_ratio_groups(sizes: list[tuple[int, int]], bins: tuple[float, ...] = (0.75, 1.0, 1.33)) -> list[int]:
@@ -17,39 +24,56 @@ def aspect_ratio_groups(sizes: list[tuple[int, int]], bins: tuple[float, ...] = 
     return [bisect.bisect_right(bins, w / max(h, 1)) for w, h in sizes]
 
 
-class GroupedBatchSampler(BatchSampler):
-    """Batches whose images share a group; leftovers are batched at the end of the epoch.
+def augmentation_seed(seed: int, epoch: int, index: int) -> int:
+    return (seed * 1_000_003 + epoch * 100_019 + index * 7_919) % (2**31)
 
-    Every index of `sampler` is yielded exactly once per epoch.
+
+class GroupedBatchSampler(Sampler):
+    """Batches of `(index, augmentation seed)` whose images share a group.
+
+    Leftovers of each group are batched together at the end of the epoch. With one rank,
+    every index is yielded exactly once per epoch; with several, the last few batches
+    are dropped so that each rank gets the same count.
     """
 
-    def __init__(self, sampler: Sampler, group_ids: list[int], batch_size: int):
+    def __init__(self, group_ids: list[int], batch_size: int, seed: int = 0, shuffle: bool = True,
+                 rank: int = 0, world_size: int = 1):
         if batch_size < 1:
             raise ValueError(f"train.batch_size must be >= 1, got {batch_size}")
-        self.sampler, self.group_ids, self.batch_size = sampler, group_ids, batch_size
+        self.group_ids, self.batch_size, self.seed, self.shuffle = group_ids, batch_size, seed, shuffle
+        self.rank, self.world_size = rank, world_size
+        self.epoch, self.skip = 0, 0
 
-    def __iter__(self):
+    def set_epoch(self, epoch: int, skip_batches: int = 0) -> None:
+        """The epoch to produce, and how many of its batches this rank has already done."""
+        self.epoch, self.skip = epoch, skip_batches
+
+    def _all_batches(self) -> list[list[int]]:
+        n = len(self.group_ids)
+        if self.shuffle:
+            order = torch.randperm(n, generator=torch.Generator().manual_seed(self.seed + self.epoch)).tolist()
+        else:
+            order = list(range(n))
         buckets: dict[int, list[int]] = defaultdict(list)
-        for idx in self.sampler:
+        batches = []
+        for idx in order:
             b = buckets[self.group_ids[idx]]
             b.append(idx)
             if len(b) == self.batch_size:
-                yield list(b)
+                batches.append(list(b))
                 b.clear()
         rest = [i for b in buckets.values() for i in b]  # mixed groups, only at the end
-        for i in range(0, len(rest), self.batch_size):
-            yield rest[i:i + self.batch_size]
+        batches += [rest[i:i + self.batch_size] for i in range(0, len(rest), self.batch_size)]
+        usable = len(batches) - len(batches) % self.world_size
+        return batches[self.rank:usable:self.world_size]
+
+    def __iter__(self):
+        for batch in self._all_batches()[self.skip:]:
+            yield [(i, augmentation_seed(self.seed, self.epoch, i)) for i in batch]
 
     def __len__(self) -> int:
-        # a sampler over the whole data set (RandomSampler, SequentialSampler) covers every
-        # index: count groups without iterating it, which would advance its random generator
-        if len(self.sampler) == len(self.group_ids):
-            indices = range(len(self.group_ids))
-        else:
-            indices = list(self.sampler)
-        counts: dict[int, int] = defaultdict(int)
-        for idx in indices:
-            counts[self.group_ids[idx]] += 1
-        full = sum(n // self.batch_size for n in counts.values())
-        rest = sum(n % self.batch_size for n in counts.values())
-        return full + -(-rest // self.batch_size)
+        return len(self._all_batches()) - self.skip
+
+    def batches_per_epoch(self) -> int:
+        """Batches of a whole epoch on this rank, whatever is being skipped now."""
+        return len(self._all_batches())

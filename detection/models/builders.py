@@ -182,6 +182,13 @@ ARCHS = {
 }
 
 
+def effective_freeze(mcfg: dict, freeze_at: int, mode: str) -> dict:
+    """The freezing to apply: as asked for pretrained weights; nothing for random ones."""
+    if not _is_pretrained(mcfg):
+        return {"freeze_at": 0, "mode": "fine_tune", "freeze_bn": "frozen_stages"}
+    return {"freeze_at": freeze_at, "mode": mode, "freeze_bn": mcfg["freeze_bn"]}
+
+
 def build_model(mcfg: dict, class_names: list[str], load_pretrained: bool = True,
                 verbose: bool = True) -> nn.Module:
     """Build `mcfg["arch"]` for `class_names`, load pretrained weights, apply freezing.
@@ -198,11 +205,12 @@ def build_model(mcfg: dict, class_names: list[str], load_pretrained: bool = True
     pretrained = _is_pretrained(mcfg)
     model = ARCHS[arch]({**mcfg, "class_names": list(class_names)}, len(class_names), pretrained and load_pretrained)
     model.class_names = list(class_names)
-    freeze_at, bn_policy, mode = mcfg["freeze_at"], mcfg["freeze_bn"], mcfg["mode"]
-    if not pretrained and (freeze_at or mode != "fine_tune"):
+    if not pretrained and (mcfg["freeze_at"] or mcfg["mode"] != "fine_tune") and verbose:
         log.info("model.weights=none: nothing is frozen (freezing random weights would only hurt)")
-        freeze_at, bn_policy, mode = 0, "frozen_stages", "fine_tune"
-    freeze_at = freeze_model(model, freeze_at, bn_policy, mode)
+    eff = effective_freeze(mcfg, mcfg["freeze_at"], mcfg["mode"])
+    bn_policy, mode = eff["freeze_bn"], eff["mode"]
+    freeze_at = freeze_model(model, eff["freeze_at"], bn_policy, mode)
+    model.freeze = {**eff, "freeze_at": freeze_at}  # what was applied; checkpoints record it
     if verbose:
         trainable, frozen = count_parameters(model)
         frozen_names = [name for name, _ in model.stages[:freeze_at]] or ["nothing"]

@@ -1,0 +1,164 @@
+"""The trainer's safety nets and precision options, on tiny data."""
+
+import copy
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from detection.checkpoint import load_checkpoint
+from detection.config import load_config
+from detection.engine import NonFiniteLossError, train_one_epoch
+from detection.trainer import train
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def tiny_cfg(tmp_path, synthetic_root, tiny_model_cfg, **train_kw):
+    return load_config(None, {
+        "name": "t", "output_dir": str(tmp_path / "runs"),
+        "data": {"format": "coco", "root": str(synthetic_root / "coco"), "num_workers": 0},
+        "model": copy.deepcopy(tiny_model_cfg),
+        "train": {"epochs": 2, "batch_size": 4, "warmup_iters": 2, "milestones": [], "lr": 0.01, **train_kw},
+    })
+
+
+class FakeDetector(nn.Module):
+    """Returns a loss dict like a detector; `bad` steps return NaN."""
+
+    def __init__(self, bad=()):
+        super().__init__()
+        self.w = nn.Parameter(torch.ones(3))
+        self.bad, self.calls = set(bad), 0
+
+    def forward(self, images, targets):
+        self.calls += 1
+        loss = (self.w * 100).pow(2).sum()
+        return {"loss_a": loss * float("nan") if self.calls in self.bad else loss}
+
+
+def fake_loader(n):
+    return [([torch.zeros(3, 4, 4)], [{"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.long)}])] * n
+
+
+def _opt(model):
+    opt = torch.optim.SGD(model.parameters(), lr=1e-6)
+    return opt, torch.optim.lr_scheduler.LambdaLR(opt, lambda i: 1.0)
+
+
+def test_non_finite_steps_are_skipped_then_stop():
+    model = FakeDetector(bad={2, 3})
+    opt, sched = _opt(model)
+    out = train_one_epoch(model, opt, sched, fake_loader(5), torch.device("cpu"), 0, 1, max_nonfinite=3)
+    assert out["skipped_nonfinite"] == 2 and torch.isfinite(model.w).all()
+    model = FakeDetector(bad={2, 3, 4})
+    opt, sched = _opt(model)
+    with pytest.raises(NonFiniteLossError, match="3 non-finite losses in a row.*lower train.lr"):
+        train_one_epoch(model, opt, sched, fake_loader(5), torch.device("cpu"), 0, 1, max_nonfinite=3)
+
+
+def test_clipping_bounds_the_gradient_norm():
+    model = FakeDetector()
+    opt, sched = _opt(model)
+    out = train_one_epoch(model, opt, sched, fake_loader(2), torch.device("cpu"), 0, 1, clip_grad_norm=1.0)
+    assert out["grad_norm"] > 1.0  # the norm before clipping, as logged
+    assert torch.linalg.vector_norm(model.w.grad) <= 1.0 + 1e-6
+
+
+@pytest.mark.slow
+def test_bf16_on_cpu_trains_and_predicts(tmp_path, synthetic_root, tiny_model_cfg):
+    run, res = train(tiny_cfg(tmp_path, synthetic_root, tiny_model_cfg, epochs=1, amp="bf16"))
+    assert res["num_images"] == 8 and (run / "weights" / "best.pt").is_file()
+    rows = (run / "results.csv").read_text().splitlines()
+    assert "nan" not in rows[1].split(",")[3]  # a finite mean loss
+
+
+def test_fp16_on_cpu_is_a_clear_error():
+    from detection.engine import autocast
+
+    with pytest.raises(ValueError, match="fp16 needs CUDA"):
+        autocast(torch.device("cpu"), "fp16")
+
+
+@pytest.mark.slow
+def test_ema_weights_differ_and_are_the_ones_in_best(tmp_path, synthetic_root, tiny_model_cfg):
+    run, _ = train(tiny_cfg(tmp_path, synthetic_root, tiny_model_cfg, epochs=1, ema=True, ema_tau=2.0))
+    last, best = load_checkpoint(run / "weights" / "last.pt"), load_checkpoint(run / "weights" / "best.pt")
+    key = "roi_heads.box_predictor.cls_score.weight"
+    ema_weights = {k.removeprefix("module."): v for k, v in last["ema"].items()}
+    assert not torch.equal(last["model"][key], ema_weights[key])
+    assert torch.equal(best["model"][key], ema_weights[key])
+
+
+@pytest.mark.slow
+def test_early_stopping_stops(tmp_path, synthetic_root, tiny_model_cfg, caplog):
+    import logging
+
+    with caplog.at_level(logging.INFO):
+        run, _ = train(tiny_cfg(tmp_path, synthetic_root, tiny_model_cfg, epochs=5, lr=0.0, patience=1))
+    rows = (run / "results.csv").read_text().splitlines()[1:]
+    assert len(rows) == 2 and "early stopping" in caplog.text  # epoch 2 did not beat epoch 1: lr is 0
+
+
+def read_rows(path):
+    """results.csv rows without the timing columns, which differ between any two runs."""
+    import csv
+
+    with open(path) as f:
+        return [{k: v for k, v in r.items() if k not in ("images_per_s", "epoch_s")} for r in csv.DictReader(f)]
+
+
+def run_ok(cmd, env):
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    assert r.returncode == 0, f"{' '.join(cmd[-3:])} failed:\n{r.stderr[-3000:]}"
+
+
+def _train_cmd(tmp_path, synthetic_root, name, extra=()):
+    return [sys.executable, str(ROOT / "tools" / "train_det.py"), "--cfg", str(ROOT / "configs" / "demo.yaml"),
+            f"name={name}", f"output_dir={tmp_path / 'runs'}", "data.format=coco",
+            f"data.root={synthetic_root / 'coco'}", "data.num_workers=0", "model.weights=none",
+            "model.min_size=128", "model.max_size=128", "model.fpn_channels=32", "train.epochs=3",
+            "train.batch_size=4", "train.warmup_iters=3", "train.milestones=[2]", "train.ckpt_every=2",
+            "train.ema=true", "train.ema_tau=3", *extra]
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path, synthetic_root):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    run_ok(_train_cmd(tmp_path, synthetic_root, "whole"), env)
+    whole = load_checkpoint(tmp_path / "runs" / "whole" / "weights" / "last.pt")
+
+    proc = subprocess.Popen(_train_cmd(tmp_path, synthetic_root, "killed"), env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    last = tmp_path / "runs" / "killed" / "weights" / "last.pt"
+    deadline = time.time() + 300
+    killed_at = None
+    while time.time() < deadline and proc.poll() is None:
+        if last.is_file():
+            ck = load_checkpoint(last)
+            if ck["step"] >= 4 and ck["iter_in_epoch"] > 0:  # mid-epoch, after a periodic save
+                proc.send_signal(signal.SIGKILL)
+                killed_at = ck["step"]
+                break
+        time.sleep(0.05)
+    proc.wait()
+    assert killed_at is not None, "the run ended before it could be killed mid-epoch"
+    assert load_checkpoint(last)["epoch"] < 3
+
+    run_ok(_train_cmd(tmp_path, synthetic_root, "ignored", [f"resume={tmp_path / 'runs' / 'killed'}"]), env)
+    resumed = load_checkpoint(last)
+    assert resumed["epoch"] == whole["epoch"] == 3 and resumed["step"] == whole["step"]
+    for k, v in whole["model"].items():
+        assert torch.equal(v, resumed["model"][k]), k
+    for k, v in whole["ema"].items():
+        assert torch.equal(v, resumed["ema"][k]), k
+    rows, whole_rows = (read_rows(tmp_path / "runs" / n / "results.csv") for n in ("killed", "whole"))
+    assert [r["epoch"] for r in rows] == ["1", "2", "3"]  # continued as if never stopped
+    assert rows == whole_rows  # losses, lr and AP alike
+    assert not (tmp_path / "runs" / "ignored").exists()
