@@ -71,6 +71,14 @@ def broadcast_object(obj):
     return box[0]
 
 
+def sync_buffers(module: torch.nn.Module) -> None:
+    """Rank 0's buffers (BatchNorm statistics) on every rank: each rank updated its own
+    from its own batches, and validation must use the weights rank 0 saves."""
+    if active():
+        for b in module.buffers():
+            dist.broadcast(b, src=0)
+
+
 def mean_over_ranks(values: dict[str, float], device: torch.device) -> dict[str, float]:
     """The mean of each value over the ranks: what every rank logs."""
     if not active() or not values:

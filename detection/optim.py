@@ -42,9 +42,11 @@ def build_optimizer(model: nn.Module, tcfg: dict, lr: float, backbone_lr_mult: f
     groups = param_groups(model, lr, tcfg["weight_decay"], tcfg["norm_weight_decay"], backbone_lr_mult)
     if not groups:
         raise ConfigError("nothing to train: every parameter is frozen (check model.freeze_at / model.mode)")
-    if tcfg["optimizer"] != "sgd":
-        raise ConfigError(f"train.optimizer must be sgd, got {tcfg['optimizer']!r}")
-    return torch.optim.SGD(groups, lr=lr, momentum=tcfg["momentum"])
+    if tcfg["optimizer"] == "sgd":
+        return torch.optim.SGD(groups, lr=lr, momentum=tcfg["momentum"])
+    if tcfg["optimizer"] == "adamw":  # typical lr 1e-4 .. 1e-3, weight_decay 0.05
+        return torch.optim.AdamW(groups, lr=lr)
+    raise ConfigError(f"train.optimizer must be sgd or adamw, got {tcfg['optimizer']!r}")
 
 
 def plan_stages(cfg: dict) -> list[dict]:

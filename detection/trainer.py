@@ -10,6 +10,7 @@ Under torchrun (DDP) every rank trains, only rank 0 writes.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import logging
 import math
@@ -93,6 +94,7 @@ def validation_loader(cfg: dict, class_names: list[str], device: torch.device, r
 
 def evaluate_distributed(model, loader, evaluator, device, amp: str) -> dict:
     """Each rank predicts its share; rank 0 scores all of them; every rank gets the result."""
+    dist.sync_buffers(model)
     evaluator.reset()
     predict_into(model, loader, evaluator, device, amp)
     shares = dist.gather_objects(evaluator.predictions)
@@ -256,17 +258,19 @@ def train(cfg: dict) -> tuple[Path, dict]:
                         save_checkpoint(run / "weights" / "last.pt", **snapshot(parts, fixed, state))
 
                 t0 = time.perf_counter()
-                stats = train_one_epoch(train_model, optimizer, scheduler, loader, device, epoch, total_epochs,
-                                        amp=tcfg["amp"], scaler=scaler, clip_grad_norm=tcfg["clip_grad_norm"],
-                                        ema=ema, max_nonfinite=tcfg["max_nonfinite"], writer=writer,
-                                        start_step=state["step"], on_step=on_step, sums=state["epoch_sums"])
+                with oom_hint(tcfg["batch_size"], cfg["model"]):
+                    stats = train_one_epoch(train_model, optimizer, scheduler, loader, device, epoch, total_epochs,
+                                            amp=tcfg["amp"], scaler=scaler, clip_grad_norm=tcfg["clip_grad_norm"],
+                                            ema=ema, max_nonfinite=tcfg["max_nonfinite"], writer=writer,
+                                            start_step=state["step"], on_step=on_step, sums=state["epoch_sums"])
                 stats = dist.mean_over_ranks({k: float(v) for k, v in stats.items()}, device)
                 state.update(epoch=epoch + 1, iter_in_epoch=0, epoch_sums={})
                 row = {"epoch": epoch + 1, "stage": si + 1, "lr": optimizer.param_groups[0]["lr"],
                        **{k: round(v, 5) for k, v in stats.items() if k != "iters"}}
                 if (epoch + 1) % tcfg["eval_every"] == 0 or epoch + 1 == total_epochs:
                     eval_model = ema.module if ema is not None else model
-                    results = evaluate_distributed(eval_model, val_loader, evaluator, device, tcfg["amp"])
+                    with oom_hint(tcfg["batch_size"], cfg["model"]):
+                        results = evaluate_distributed(eval_model, val_loader, evaluator, device, tcfg["amp"])
                     row.update({k: round(results["coco"][k], 5) for k in ("AP", "AP50", "AP75")})
                     row["voc_mAP"] = round(results["voc_mAP"], 5)
                     improved = row["AP"] > state["best"]
@@ -277,6 +281,7 @@ def train(cfg: dict) -> tuple[Path, dict]:
                         for k in ("AP", "AP50", "AP75"):
                             writer.add_scalar(f"val/{k}", results["coco"][k], epoch + 1)
                         writer.add_scalar("val/voc_mAP", results["voc_mAP"], epoch + 1)
+                        log_val_images(writer, evaluator, epoch + 1)
                     if tcfg["patience"] and state["bad_evals"] >= tcfg["patience"]:
                         stop = True
                 else:
@@ -309,6 +314,42 @@ def train(cfg: dict) -> tuple[Path, dict]:
         log.info("validation of the last epoch (%s):\n%s", run / "weights" / "last.pt", format_results(results))
         log.info("best COCO AP %.3f -> %s", state["best"], run / "weights" / "best.pt")
     return run, results
+
+
+class TrainingOOMError(RuntimeError):
+    pass
+
+
+@contextlib.contextmanager
+def oom_hint(batch_size: int, mcfg: dict):
+    """CUDA out of memory becomes one message with the two knobs that fix it."""
+    try:
+        yield
+    except torch.cuda.OutOfMemoryError:
+        raise TrainingOOMError(
+            f"CUDA out of memory with train.batch_size={batch_size} and images of "
+            f"model.min_size={mcfg['min_size']} / model.max_size={mcfg['max_size']}: lower train.batch_size "
+            "(and train.lr with it, or set train.auto_scale_lr=true), lower the image size, or use "
+            "train.amp=bf16/fp16. The last checkpoint is kept."
+        ) from None
+
+
+def log_val_images(writer, evaluator, step: int, count: int = 4, score: float = 0.3) -> None:
+    """A few validation images with their predictions drawn, to TensorBoard."""
+    from .data.images import read_image
+    from .visualize import draw_detections
+
+    names = evaluator.info.class_names
+    for idx in sorted(evaluator.predictions)[:count]:
+        boxes, scores, labels = evaluator.predictions[idx]
+        keep = scores >= score
+        dets = [{"box": b.tolist(), "label": int(lab), "class": names[lab - 1], "score": float(s)}
+                for b, s, lab in zip(boxes[keep], scores[keep], labels[keep])]
+        try:
+            img = draw_detections(read_image(evaluator.records[idx].path), dets)
+        except OSError:
+            continue
+        writer.add_image(f"val/image{idx}", img, step, dataformats="HWC")
 
 
 def snapshot(parts: dict, fixed: dict, state: dict, row: dict | None = None) -> dict:

@@ -8,10 +8,11 @@ from ..data.coco import COCOFormatError
 from ..data.voc import VOCFormatError
 from ..engine import NonFiniteLossError
 from ..models.weights import WeightsUnavailableError
+from ..trainer import TrainingOOMError
 from .common import add_config_args, config_from_args, fail, setup_logging
 
 USER_ERRORS = (FileNotFoundError, FileExistsError, VOCFormatError, COCOFormatError, WeightsUnavailableError,
-               NonFiniteLossError, ValueError)
+               NonFiniteLossError, TrainingOOMError, ValueError)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -20,6 +21,7 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     setup_logging()
     cfg = config_from_args(args)
+
     from ..trainer import train
 
     try:

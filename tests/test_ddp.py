@@ -1,0 +1,40 @@
+"""DDP through torchrun: 2 processes, gloo backend, on the CPU."""
+
+import json
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_two_processes_sync_and_validate_like_one(tmp_path, synthetic_root):
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+           "--master_port", str(free_port()), str(HERE / "ddp_worker.py"), str(tmp_path), str(synthetic_root / "coco")]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    ranks = [json.loads((tmp_path / f"rank{i}.json").read_text()) for i in range(2)]
+    assert ranks[0]["world"] == ranks[1]["world"] == 2
+    assert ranks[0]["synced"] == ranks[1]["synced"] == {"loss": 1.5, "other": 5.0}
+    assert ranks[0]["AP"] == ranks[1]["AP"]  # every rank gets rank 0's evaluation
+    runs = [p for p in (tmp_path).iterdir() if p.is_dir()]
+    assert [p.name for p in runs] == ["ddp"]  # one run folder: only rank 0 writes
+    rows = (tmp_path / "ddp" / "results.csv").read_text().splitlines()
+    assert len(rows) == 2
+
+    # the same checkpoint, evaluated by one process, gives the distributed validation's AP
+    from detection.cli import evaluate as eval_cli
+
+    eval_cli.main(["--ckpt", str(tmp_path / "ddp" / "weights" / "last.pt"), "--out", str(tmp_path / "single")])
+    single = json.loads((tmp_path / "single" / "results.json").read_text())
+    assert single["coco"]["AP"] == pytest.approx(ranks[0]["AP"], abs=1e-12)
