@@ -40,6 +40,15 @@ def _to_device(images, targets, device):
     return images, targets
 
 
+def memory_in_use(device: torch.device) -> str:
+    """Peak CUDA memory, or the process's peak resident memory on the CPU."""
+    if device.type == "cuda":
+        return f"{torch.cuda.max_memory_allocated(device) / 2**30:.1f}G"
+    import resource
+
+    return f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.1f}G"  # KiB on Linux
+
+
 class NonFiniteLossError(FloatingPointError):
     pass
 
@@ -113,7 +122,8 @@ def train_one_epoch(model, optimizer, scheduler, loader, device, epoch: int, epo
             sums[k] = sums.get(k, 0.0) + v.item()
         sums["loss"] = sums.get("loss", 0.0) + loss.item()
         lr = optimizer.param_groups[0]["lr"]
-        bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{lr:.4g}", img_s=f"{seen / (time.perf_counter() - t0):.1f}")
+        bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{lr:.4g}", img_s=f"{seen / (time.perf_counter() - t0):.1f}",
+                        mem=memory_in_use(device))
         if writer is not None:
             writer.add_scalar("train/loss", loss.item(), step)
             writer.add_scalar("train/lr", lr, step)
