@@ -88,7 +88,8 @@ def validation_loader(cfg: dict, class_names: list[str], device: torch.device, r
     val_ds = get_dataset(cfg, train=False, class_names=class_names)
     loader = build_loader(val_ds, cfg["train"]["batch_size"], False, cfg["data"]["num_workers"],
                           device.type == "cuda", rank=rank, world_size=world)
-    evaluator = DetectionEvaluator(val_ds.records, val_ds.info, cfg["eval"]["voc_metric"], cfg["eval"]["iou_thresh"])
+    e = cfg["eval"]
+    evaluator = DetectionEvaluator(val_ds.records, val_ds.info, e["voc_metric"], e["iou_thresh"], e["backend"])
     return loader, evaluator
 
 

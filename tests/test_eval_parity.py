@@ -205,3 +205,21 @@ def test_confusion_matrix_hand_case():
     assert cm.tolist() == [[1, 0, 0],  # a: hit
                            [1, 0, 1],  # b: once taken for a, once missed
                            [0, 1, 0]]  # background: one false b
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+def test_faster_coco_eval_gives_the_same_twelve_numbers(tmp_path, seed):
+    pytest.importorskip("faster_coco_eval", reason="optional backend not installed")
+    _, _, gt_path, pred_path = random_set(seed, tmp_path)
+    ref, _ = evaluate_files(gt_path, pred_path)
+    fast, _ = evaluate_files(gt_path, pred_path, backend="faster_coco_eval")
+    for k in COCO_METRICS:
+        assert fast["coco"][k] == pytest.approx(ref["coco"][k], abs=1e-9), k
+    assert [c["AP"] for c in fast["coco_per_class"]] == pytest.approx([c["AP"] for c in ref["coco_per_class"]])
+
+
+def test_unknown_backend_is_refused_up_front():
+    from detection.data.records import DatasetInfo
+
+    with pytest.raises(ValueError, match="eval.backend must be pycocotools or faster_coco_eval"):
+        DetectionEvaluator([], DatasetInfo([], [], "t"), backend="fastest")

@@ -1,4 +1,3 @@
-import copy
 
 import pytest
 import torch
@@ -6,6 +5,7 @@ from torchvision.ops.misc import FrozenBatchNorm2d
 
 from detection.models.builders import build_model
 from detection.models.freeze import apply_freeze, count_parameters
+from tests.test_zoo import fake_pretrained
 
 
 def _step(model, n=2, size=128):
@@ -21,44 +21,9 @@ def _step(model, n=2, size=128):
     return loss
 
 
-def _pretend_pretrained(mcfg, freeze_at, bn="all"):
-    """Freezing applies only to pretrained trunks; load a random 'pretrained' file."""
-    from torchvision.models import mobilenet_v2
-
-    m = copy.deepcopy(mcfg)
-    path = torch.hub.get_dir() + "/mnv2.pth"
-    import os
-
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    torch.save(mobilenet_v2().state_dict(), path)
-    m.update(weights="pretrained", weights_file=path, freeze_at=freeze_at, freeze_bn=bn)
-    return m
-
-
-@pytest.mark.parametrize("freeze_at", [0, 2, 3, 5])
-def test_frozen_stages_stay_bit_identical(tiny_model_cfg, freeze_at):
-    torch.manual_seed(0)
-    model = build_model(_pretend_pretrained(tiny_model_cfg, freeze_at), ["a", "b"])
-    body = model.get_submodule(model.trunk)
-    before = {k: v.clone() for k, v in body.state_dict().items()}
-    head_before = model.roi_heads.box_predictor.cls_score.weight.clone()
-    _step(model)
-    after = body.state_dict()
-    for i, (stage, _) in enumerate(model.stages):
-        keys = [k for k in before if k.startswith(stage + ".")]
-        changed = [k for k in keys if not torch.equal(before[k], after[k])]
-        if i < freeze_at:
-            assert not changed, f"frozen {stage} changed: {changed[:3]}"
-        else:
-            assert changed, f"trainable {stage} did not change"
-    # BN statistics never move with freeze_bn=all: they are buffers of FrozenBatchNorm2d
-    bn_keys = [k for k in before if "running_" in k]
-    assert bn_keys and all(torch.equal(before[k], after[k]) for k in bn_keys)
-    assert not torch.equal(head_before, model.roi_heads.box_predictor.cls_score.weight)
-
-
 def test_freeze_survives_train_and_counts(tiny_model_cfg):
-    model = build_model(_pretend_pretrained(tiny_model_cfg, 3, bn="frozen_stages"), ["a"])
+    mcfg = fake_pretrained(tiny_model_cfg, "fasterrcnn_mobilenet_v2_fpn", freeze_at=3, freeze_bn="frozen_stages")
+    model = build_model(mcfg, ["a"])
     model.train()
     body = model.backbone.body
     assert all(isinstance(m, FrozenBatchNorm2d) for m in body.stem.modules() if "BatchNorm" in type(m).__name__)
@@ -76,7 +41,7 @@ def test_freeze_survives_train_and_counts(tiny_model_cfg):
 
 def test_freeze_at_out_of_range_is_a_clear_error(tiny_model_cfg):
     with pytest.raises(ValueError, match=r"freeze_at=9 is out of range.*0\.\.5.*stem, stage1"):
-        build_model(_pretend_pretrained(tiny_model_cfg, 9), ["a"])
+        build_model(fake_pretrained(tiny_model_cfg, "fasterrcnn_mobilenet_v2_fpn", freeze_at=9), ["a"])
 
 
 def test_new_head_has_k_plus_background_and_predicts(tiny_model_cfg):

@@ -86,12 +86,14 @@ LIGHT_FAMILIES = ["fasterrcnn_mobilenet_v2_fpn", "retinanet_mobilenet_v2_fpn", "
 
 
 @pytest.mark.parametrize("arch", LIGHT_FAMILIES)
-@pytest.mark.parametrize("freeze_at", [1, 3, 5])
+@pytest.mark.parametrize("freeze_at", [0, 1, 3, 5])
 def test_frozen_parameters_and_bn_buffers_are_bit_identical(tiny_model_cfg, arch, freeze_at):
     torch.manual_seed(0)
     model = build_model(fake_pretrained(tiny_model_cfg, arch, freeze_at=freeze_at), ["a", "b", "c"], verbose=False)
     trunk = model.get_submodule(model.trunk)
     before = {k: v.clone() for k, v in trunk.state_dict().items()}
+    head = [p for n, p in model.named_parameters() if "cls" in n and p.requires_grad][-1]
+    head_before = head.detach().clone()
     for _ in range(2):
         train_step(model)
     after = trunk.state_dict()
@@ -105,6 +107,7 @@ def test_frozen_parameters_and_bn_buffers_are_bit_identical(tiny_model_cfg, arch
             assert changed, f"{arch}: trainable {stage} did not change"
     stats = [k for k in before if "running_" in k]
     assert stats and all(torch.equal(before[k], after[k]) for k in stats)  # freeze_bn=all
+    assert not torch.equal(head_before, head)  # the new class head learns
 
 
 @pytest.mark.parametrize("arch", LIGHT_FAMILIES)

@@ -33,6 +33,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--save-pred", action="store_true", help="also write the model's COCO results json")
     p.add_argument("--score", type=float, default=0.25, help="score threshold of the confusion matrix and worst images")
     p.add_argument("--voc-metric", choices=["voc07", "voc12"], help="override eval.voc_metric")
+    p.add_argument("--backend", choices=["pycocotools", "faster_coco_eval"], help="override eval.backend")
     add_config_args(p, cfg_required=False)
     args = p.parse_args(argv)
     setup_logging()
@@ -46,7 +47,8 @@ def main(argv: list[str] | None = None) -> None:
                 fail("--pred and --gt go together")
             from ..evaluation.evaluator import evaluate_files
 
-            res, ev = evaluate_files(args.gt, args.pred, args.voc_metric or "voc07")
+            res, ev = evaluate_files(args.gt, args.pred, args.voc_metric or "voc07",
+                                     backend=args.backend or "pycocotools")
             out_dir, writer = Path(args.out or "eval"), None
             source = f"{args.pred} against {args.gt}"
         else:
@@ -76,7 +78,8 @@ def _evaluate_model(args):
 
     ckpt_path = Path(args.ckpt) if args.ckpt else run_checkpoint(newest_run(args.runs))
     ckpt = load_checkpoint(ckpt_path)
-    overrides = list(args.overrides) + ([f"eval.voc_metric={args.voc_metric}"] if args.voc_metric else [])
+    overrides = list(args.overrides) + ([f"eval.voc_metric={args.voc_metric}"] if args.voc_metric else []) \
+        + ([f"eval.backend={args.backend}"] if args.backend else [])
     # the run's own config, then --cfg's, then overrides: the data and eval keys may change
     cfg = load_config(args.cfg, overrides, base=None if args.cfg else ckpt["config"])
     device = select_device(cfg["device"])

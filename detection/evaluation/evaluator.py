@@ -22,6 +22,22 @@ def _quiet():
     return contextlib.redirect_stdout(io.StringIO())
 
 
+def coco_backend(name: str):
+    """(COCO, COCOeval) classes of the chosen implementation."""
+    if name == "pycocotools":
+        from pycocotools.coco import COCO
+        from pycocotools.cocoeval import COCOeval
+
+        return COCO, COCOeval
+    if name == "faster_coco_eval":
+        try:
+            from faster_coco_eval import COCO, COCOeval_faster
+        except ImportError:
+            raise ValueError("eval.backend=faster_coco_eval needs `pip install faster-coco-eval`") from None
+        return COCO, COCOeval_faster
+    raise ValueError(f"eval.backend must be pycocotools or faster_coco_eval, got {name!r}")
+
+
 def coco_ground_truth(records: list[ImageRecord], info: DatasetInfo) -> dict:
     """A COCO-format dict of the records. Ids start at 1: pycocotools treats 0 as 'no match'."""
     images, anns = [], []
@@ -43,9 +59,11 @@ def coco_ground_truth(records: list[ImageRecord], info: DatasetInfo) -> dict:
 
 class DetectionEvaluator:
     def __init__(self, records: list[ImageRecord], info: DatasetInfo, voc_metric: str = "voc07",
-                 iou_thresh: float = 0.5):
+                 iou_thresh: float = 0.5, backend: str = "pycocotools"):
         self.records, self.info = records, info
         self.voc_metric, self.iou_thresh = voc_metric, iou_thresh
+        self.backend = backend
+        coco_backend(backend)  # fail now, not after a validation pass
         self._coco_gt = None
         self.coco_eval = None  # the last pycocotools COCOeval, for PR curves
         self.reset()
@@ -83,9 +101,7 @@ class DetectionEvaluator:
         return out
 
     def _coco(self) -> tuple[dict, list[dict]]:
-        from pycocotools.coco import COCO
-        from pycocotools.cocoeval import COCOeval
-
+        COCO, COCOeval = coco_backend(self.backend)
         if self._coco_gt is None:
             self._coco_gt = COCO()
             self._coco_gt.dataset = coco_ground_truth(self.records, self.info)
@@ -137,17 +153,17 @@ class DetectionEvaluator:
         voc = self._voc()
         aps = [c["AP"] for c in voc if not np.isnan(c["AP"])]
         return {"coco": coco, "coco_per_class": coco_cls, "voc": voc,
-                "voc_mAP": float(np.mean(aps)) if aps else 0.0, "voc_metric": self.voc_metric,
+                "voc_mAP": float(np.mean(aps)) if aps else 0.0, "voc_metric": self.voc_metric, "backend": self.backend,
                 "num_images": len(self.predictions)}
 
 
 def format_results(res: dict) -> str:
     """The tables printed after validation and by eval_det.py."""
     c = res["coco"]
+    shown = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR100")
     lines = [
-        f"COCO bbox (pycocotools, {res['num_images']} images): " + "  ".join(f"{k} {c[k]:.3f}" for k in
-                                                                             ("AP", "AP50", "AP75", "APs", "APm",
-                                                                              "APl", "AR100")),
+        f"COCO bbox ({res.get('backend', 'pycocotools')}, {res['num_images']} images): "
+        + "  ".join(f"{k} {c[k]:.3f}" for k in shown),
         f"{'class':<20}{'COCO AP':>9}{'AP50':>8}{'VOC AP' + res['voc_metric'][3:]:>10}{'gt':>7}{'dets':>7}",
     ]
     for cc, v in zip(res["coco_per_class"], res["voc"]):
@@ -156,15 +172,15 @@ def format_results(res: dict) -> str:
     return "\n".join(lines)
 
 
-def evaluate_files(gt_json: str, pred_json: str, voc_metric: str = "voc07", iou_thresh: float = 0.5
-                   ) -> tuple[dict, DetectionEvaluator]:
+def evaluate_files(gt_json: str, pred_json: str, voc_metric: str = "voc07", iou_thresh: float = 0.5,
+                   backend: str = "pycocotools") -> tuple[dict, DetectionEvaluator]:
     """Score a COCO results file against COCO annotations, without a model or images."""
     import json
 
     from ..data.coco import read_coco
 
     records, info = read_coco(gt_json, "", require_images=False)
-    ev = DetectionEvaluator(records, info, voc_metric, iou_thresh)
+    ev = DetectionEvaluator(records, info, voc_metric, iou_thresh, backend)
     try:
         with open(pred_json, encoding="utf-8") as f:
             preds = json.load(f)
