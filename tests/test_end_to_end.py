@@ -75,3 +75,15 @@ def test_user_errors_are_one_line(tmp_path, monkeypatch, capsys):
     with pytest.raises(SystemExit) as e:
         eval_cli.main(["--runs", str(tmp_path / "none")])
     assert "no trained run" in str(e.value)
+
+
+def test_infer_without_a_run_or_network_says_how_to_get_weights(tmp_path, monkeypatch):
+    import cv2
+    import numpy as np
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(torch.hub, "download_url_to_file", lambda *a, **k: (_ for _ in ()).throw(OSError("offline")))
+    cv2.imwrite("street.jpg", np.zeros((32, 32, 3), np.uint8))
+    with pytest.raises(SystemExit) as e:
+        infer_cli.main(["--image", "street.jpg"])
+    assert "FasterRCNN_MobileNet_V3_Large_FPN_Weights.COCO_V1" in str(e.value) and "fetch_weights" in str(e.value)

@@ -162,3 +162,11 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path, synthetic_roo
     assert [r["epoch"] for r in rows] == ["1", "2", "3"]  # continued as if never stopped
     assert rows == whole_rows  # losses, lr and AP alike
     assert not (tmp_path / "runs" / "ignored").exists()
+
+
+def test_cuda_oom_becomes_a_message_with_the_knobs():
+    from detection.trainer import TrainingOOMError, oom_hint
+
+    with pytest.raises(TrainingOOMError, match=r"train.batch_size=8 .*model.min_size=480 .*last checkpoint is kept"):
+        with oom_hint(8, {"min_size": 480, "max_size": 640}):
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
