@@ -92,7 +92,8 @@ def test_frozen_parameters_and_bn_buffers_are_bit_identical(tiny_model_cfg, arch
     model = build_model(fake_pretrained(tiny_model_cfg, arch, freeze_at=freeze_at), ["a", "b", "c"], verbose=False)
     trunk = model.get_submodule(model.trunk)
     before = {k: v.clone() for k, v in trunk.state_dict().items()}
-    head = [p for n, p in model.named_parameters() if "cls" in n and p.requires_grad][-1]
+    head = (model.roi_heads.box_predictor.cls_score.weight if model.family == "frcnn"
+            else next(model.head.classification_head.parameters()))
     head_before = head.detach().clone()
     for _ in range(2):
         train_step(model)
