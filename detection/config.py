@@ -150,8 +150,8 @@ def load_config(path: str | Path | None = None, overrides: list[str] | dict | No
     """
     schema = load_yaml_with_bases(DEFAULT_CONFIG)
     cfg = copy.deepcopy(schema)
-    if base is not None:
-        cfg = _merge_checked(cfg, base, schema, source="checkpoint config")
+    if base is not None:  # a checkpoint's config: keys of another version must not lock it out
+        cfg = merge(cfg, _known_keys(base, schema, "checkpoint config"))
     if path is not None:
         cfg = _merge_checked(cfg, load_yaml_with_bases(path), schema, source=str(path))
     if overrides:
@@ -159,6 +159,22 @@ def load_config(path: str | Path | None = None, overrides: list[str] | dict | No
         cfg = _merge_checked(cfg, ov, schema, source="command line")
     validate(cfg, schema)
     return cfg
+
+
+def _known_keys(cfg: dict, schema: dict, source: str, prefix: str = "") -> dict:
+    """`cfg` without the keys the schema does not know, each dropped with a warning."""
+    import logging
+
+    out = {}
+    for k, v in cfg.items():
+        if k not in schema:
+            logging.getLogger("detection.config").warning(
+                "%s: ignoring `%s%s`, which this version does not know", source, prefix, k)
+        elif isinstance(v, dict) and isinstance(schema[k], dict) and schema[k]:
+            out[k] = _known_keys(v, schema[k], source, f"{prefix}{k}.")
+        else:
+            out[k] = v
+    return out
 
 
 def _merge_checked(cfg: dict, update: dict, schema: dict, source: str) -> dict:

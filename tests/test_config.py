@@ -71,3 +71,15 @@ def test_shipped_configs_are_valid(name):
 def test_every_family_has_voc_and_coco_configs():
     for fam in ("frcnn", "retinanet", "ssd", "ssdlite", "fcos"):
         assert f"voc_{fam}.yaml" in SHIPPED and f"coco_{fam}.yaml" in SHIPPED
+
+
+def test_a_checkpoint_config_from_another_version_still_loads(caplog):
+    import logging
+
+    old = {"data": {"format": "voc", "root": "x", "gone_key": 1}, "train": {"print_freq": 20, "lr": 0.5}}
+    with caplog.at_level(logging.WARNING):
+        cfg = load_config(base=old)
+    assert cfg["train"]["lr"] == 0.5 and "print_freq" not in cfg["train"]
+    assert "ignoring `train.print_freq`" in caplog.text and "ignoring `data.gone_key`" in caplog.text
+    with pytest.raises(ConfigError, match=r"unknown config key `(data.gone_key|train.print_freq)`"):
+        load_config(None, old)  # a user's own config stays strict
