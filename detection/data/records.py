@@ -95,15 +95,6 @@ def resolve_classes(
     return list(wanted)
 
 
-def empty_record_arrays() -> dict:
-    return dict(
-        boxes=np.zeros((0, 4), np.float32),
-        labels=np.zeros((0,), np.int64),
-        iscrowd=np.zeros((0,), bool),
-        difficult=np.zeros((0,), bool),
-    )
-
-
 def summarize(records: list[ImageRecord], info: DatasetInfo) -> str:
     n_boxes = sum(len(r.boxes) for r in records)
     negatives = sum(1 for r in records if len(r.boxes) == 0)
