@@ -16,9 +16,9 @@ def init(device_name: str) -> tuple[int, int, torch.device]:
     """(rank, world size, device) for this process; starts the process group under torchrun."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world == 1:
-        return 0, 1, _device(device_name, 0)
+        return 0, 1, device_for(device_name, 0)
     local = int(os.environ.get("LOCAL_RANK", "0"))
-    device = _device(device_name, local)
+    device = device_for(device_name, local)
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     if device.type == "cuda":
@@ -26,7 +26,7 @@ def init(device_name: str) -> tuple[int, int, torch.device]:
     return dist.get_rank(), dist.get_world_size(), device
 
 
-def _device(name: str, local_rank: int) -> torch.device:
+def device_for(name: str, local_rank: int) -> torch.device:
     if name == "auto":
         return torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():

@@ -44,7 +44,7 @@ def seed_everything(seed: int, deterministic: bool = False) -> None:
 
 
 def select_device(name: str) -> torch.device:
-    return dist._device(name, 0)
+    return dist.device_for(name, 0)
 
 
 def rng_state() -> dict:
