@@ -3,6 +3,7 @@
 Not a test module itself (pytest collects test_*.py only).
 """
 
+import hashlib
 import json
 import sys
 from pathlib import Path
@@ -12,8 +13,39 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import torch  # noqa: E402
 
 from detection import distributed as dist  # noqa: E402
+from detection import trainer  # noqa: E402
 from detection.config import load_config  # noqa: E402
-from detection.trainer import train  # noqa: E402
+
+# Instrument the trainer, not the test: what each rank had before and after the loss sync,
+# and a digest of the weights each rank validates (DDP must keep them identical).
+record = {"stats": [], "weights": []}
+_mean_over_ranks, _evaluate_distributed = dist.mean_over_ranks, trainer.evaluate_distributed
+
+
+def recording_mean(values, device):
+    synced = _mean_over_ranks(values, device)
+    record["stats"].append({"local": dict(values), "synced": synced})
+    return synced
+
+
+def digest(tensors) -> str:
+    h = hashlib.sha256()
+    for name, t in sorted(tensors):
+        h.update(name.encode() + t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def recording_evaluate(model, *args, **kwargs):
+    # parameters as training left them; the whole state (BatchNorm statistics included)
+    # as validation used it, after rank 0's buffers were taken
+    params = digest(model.named_parameters())
+    results = _evaluate_distributed(model, *args, **kwargs)
+    record["weights"].append({"params": params, "state": digest(model.state_dict().items())})
+    return results
+
+
+dist.mean_over_ranks = recording_mean
+trainer.evaluate_distributed = recording_evaluate
 
 
 def main(out: str, data_root: str) -> None:
@@ -21,15 +53,13 @@ def main(out: str, data_root: str) -> None:
         "name": "ddp", "output_dir": out, "device": "cpu",
         "data": {"format": "coco", "root": data_root, "num_workers": 0},
         "model": {"weights": "none", "min_size": 128, "max_size": 128, "fpn_channels": 32},
-        "train": {"epochs": 1, "batch_size": 2, "warmup_iters": 2, "milestones": [], "lr": 0.01},
+        "train": {"epochs": 2, "batch_size": 2, "warmup_iters": 2, "milestones": [], "lr": 0.01},
     })
-    run, results = train(cfg)
-    # what each rank would log after the sync: the mean over ranks of a rank-dependent value
+    run, results = trainer.train(cfg)
     rank = dist.rank()
-    synced = dist.mean_over_ranks({"loss": 1.0 + rank, "other": 10.0 * rank}, torch.device("cpu"))
     Path(out, f"rank{rank}.json").write_text(json.dumps({"world": torch.distributed.get_world_size(),
-                                                         "synced": synced, "AP": results["coco"]["AP"],
-                                                         "run": str(run)}))
+                                                         "AP": results["coco"]["AP"], "run": str(run),
+                                                         **record}))
     dist.cleanup()
 
 

@@ -1,5 +1,6 @@
 """DDP through torchrun: 2 processes, gloo backend, on the CPU."""
 
+import csv
 import json
 import socket
 import subprocess
@@ -25,12 +26,26 @@ def test_two_processes_sync_and_validate_like_one(tmp_path, synthetic_root):
     assert r.returncode == 0, r.stderr[-3000:]
     ranks = [json.loads((tmp_path / f"rank{i}.json").read_text()) for i in range(2)]
     assert ranks[0]["world"] == ranks[1]["world"] == 2
-    assert ranks[0]["synced"] == ranks[1]["synced"] == {"loss": 1.5, "other": 5.0}
+
+    # the real per-epoch training losses: different shards give different local means,
+    # the sync makes them equal on every rank, and that mean is what results.csv holds
+    epochs = list(zip(ranks[0]["stats"], ranks[1]["stats"], strict=True))
+    assert len(epochs) == 2
+    rows = list(csv.DictReader((tmp_path / "ddp" / "results.csv").open()))
+    assert len(rows) == 2
+    for (r0, r1), row in zip(epochs, rows, strict=True):
+        assert r0["local"]["loss"] != r1["local"]["loss"]
+        assert r0["synced"] == r1["synced"]
+        for k in ("loss", "loss_classifier", "loss_box_reg"):
+            assert r0["synced"][k] == pytest.approx((r0["local"][k] + r1["local"][k]) / 2, rel=1e-12)
+        assert float(row["loss"]) == pytest.approx(r0["synced"]["loss"], abs=1e-5)
+
+    # gradients were reduced: both ranks hold the same parameters after each epoch, and
+    # validate with the same BatchNorm statistics
+    assert len(ranks[0]["weights"]) == 2 and ranks[0]["weights"] == ranks[1]["weights"]
     assert ranks[0]["AP"] == ranks[1]["AP"]  # every rank gets rank 0's evaluation
     runs = [p for p in (tmp_path).iterdir() if p.is_dir()]
     assert [p.name for p in runs] == ["ddp"]  # one run folder: only rank 0 writes
-    rows = (tmp_path / "ddp" / "results.csv").read_text().splitlines()
-    assert len(rows) == 2
 
     # the same checkpoint, evaluated by one process, gives the distributed validation's AP
     from detection.cli import evaluate as eval_cli
