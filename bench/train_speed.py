@@ -19,7 +19,7 @@ import torch  # noqa: E402
 
 from detection.config import load_config  # noqa: E402
 from detection.data.dataset import build_loader, get_dataset  # noqa: E402
-from detection.engine import autocast  # noqa: E402
+from detection.engine import autocast, bf16_is_native  # noqa: E402
 from detection.models.builders import build_model  # noqa: E402
 from detection.optim import build_optimizer  # noqa: E402
 
@@ -58,8 +58,9 @@ def main() -> None:
     args = p.parse_args()
     cfg = load_config(args.cfg, args.overrides)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    where = torch.cuda.get_device_name() if device.type == "cuda" else f"CPU {torch.backends.cpu.get_cpu_capability()}"
     print(f"| {cfg['model']['arch']} @ {cfg['model']['min_size']} px, batch {cfg['train']['batch_size']}, "
-          f"{device}, {torch.get_num_threads()} threads | images/s |\n|---|---|")
+          f"{where}, {torch.get_num_threads()} threads, native bf16: {bf16_is_native(device)} | images/s |\n|---|---|")
     for amp in args.amp:
         print(f"| train.amp={amp} | {measure(cfg, amp, args.iters, device):.2f} |", flush=True)
 

@@ -53,6 +53,26 @@ class NonFiniteLossError(FloatingPointError):
     pass
 
 
+def bf16_is_native(device: torch.device) -> bool:
+    """Whether bf16 runs in hardware: a CUDA GPU that supports it, or a CPU with AVX512/AMX
+    bf16 kernels in oneDNN. Elsewhere (AVX2-only CPUs) bf16 is emulated and much slower than fp32."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # a build without oneDNN
+        return False
+
+
+def amp_warning(device: torch.device, amp: str) -> str | None:
+    """A line for the log when the chosen precision is likely to slow training down."""
+    if amp == "bf16" and not bf16_is_native(device):
+        what = "this GPU" if device.type == "cuda" else f"this CPU ({torch.backends.cpu.get_cpu_capability()})"
+        return (f"train.amp=bf16: {what} has no native bf16, so bf16 is emulated and slower than fp32 "
+                "(measured up to 7x on an AVX2 CPU); use train.amp=none, or time both with bench/train_speed.py")
+    return None
+
+
 def autocast(device: torch.device, amp: str):
     """torch.autocast for train.amp; fp16 needs CUDA (CPU fp16 autocast is slow and unscaled)."""
     if amp not in ("none", "bf16", "fp16"):

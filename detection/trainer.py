@@ -25,7 +25,7 @@ from . import distributed as dist
 from .checkpoint import load_checkpoint, new_run_dir, save_checkpoint
 from .config import ConfigError, load_config, save_config
 from .data.dataset import build_loader, get_dataset
-from .engine import lr_lambda, predict_into, train_one_epoch
+from .engine import amp_warning, lr_lambda, predict_into, train_one_epoch
 from .evaluation.evaluator import DetectionEvaluator, format_results
 from .models.builders import build_model, effective_freeze
 from .models.freeze import count_parameters, freeze_model
@@ -206,6 +206,8 @@ def train(cfg: dict) -> tuple[Path, dict]:
         model.to(memory_format=torch.channels_last)
     if dist.is_main():
         log.info("run folder: %s (device %s%s)", run, device, f", {world} processes" if world > 1 else "")
+        if warning := amp_warning(device, tcfg["amp"]):
+            log.warning(warning)
 
     loader = build_loader(train_ds, tcfg["batch_size"], True, cfg["data"]["num_workers"], device.type == "cuda",
                           seed=cfg["seed"], rank=rank, world_size=world)

@@ -86,6 +86,17 @@ def test_fp16_on_cpu_is_a_clear_error():
         autocast(torch.device("cpu"), "fp16")
 
 
+def test_bf16_without_native_support_is_flagged(monkeypatch):
+    from detection import engine
+
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(engine, "bf16_is_native", lambda device: False)
+    assert "emulated and slower than fp32" in engine.amp_warning(cpu, "bf16")
+    assert engine.amp_warning(cpu, "none") is None
+    monkeypatch.setattr(engine, "bf16_is_native", lambda device: True)
+    assert engine.amp_warning(cpu, "bf16") is None
+
+
 @pytest.mark.slow
 def test_ema_weights_differ_and_are_the_ones_in_best(tmp_path, synthetic_root, tiny_model_cfg):
     run, _ = train(tiny_cfg(tmp_path, synthetic_root, tiny_model_cfg, epochs=1, ema=True, ema_tau=2.0))
