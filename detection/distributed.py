@@ -71,6 +71,16 @@ def broadcast_object(obj):
     return box[0]
 
 
+def all_ranks(flag: bool, device: torch.device) -> bool:
+    """True where `flag` holds on every rank. A step is skipped by all ranks or by none:
+    a rank that skipped its backward would leave the others waiting in DDP's all-reduce."""
+    if not active():
+        return flag
+    t = torch.tensor([float(flag)], device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MIN)
+    return bool(t.item())
+
+
 def sync_buffers(module: torch.nn.Module) -> None:
     """Rank 0's buffers (BatchNorm statistics) on every rank: each rank updated its own
     from its own batches, and validation must use the weights rank 0 saves."""

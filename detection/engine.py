@@ -8,6 +8,8 @@ import time
 import torch
 from tqdm import tqdm
 
+from . import distributed as dist
+
 
 def lr_lambda(tcfg: dict, iters_per_epoch: int, epochs: int, warmup_iters: int, start_epoch: int = 0):
     """Multiplier of the base lr at iteration `it` of a stage that starts at `start_epoch`.
@@ -89,7 +91,8 @@ def train_one_epoch(model, optimizer, scheduler, loader, device, epoch: int, epo
     """Train for one epoch (or what is left of it); returns mean losses, images/s and counts.
 
     A non-finite loss skips its step (nothing is applied) and is counted; `max_nonfinite`
-    in a row stop the run. `on_step(step)` runs after each optimizer step (periodic checkpoints).
+    in a row stop the run. Under DDP a non-finite loss on any rank skips the step on all.
+    `on_step(step)` runs after each optimizer step (periodic checkpoints).
     `sums` holds the epoch's running loss sums and counts, updated in place: a checkpoint
     taken mid-epoch saves it, so a resumed epoch reports the mean over all its steps.
     """
@@ -109,7 +112,7 @@ def train_one_epoch(model, optimizer, scheduler, loader, device, epoch: int, epo
         loss = sum(loss_dict.values())
         optimizer.zero_grad(set_to_none=True)
         step += 1
-        if not torch.isfinite(loss):
+        if not dist.all_ranks(bool(torch.isfinite(loss)), device):
             sums["skipped"] = sums.get("skipped", 0) + 1
             in_a_row += 1
             if in_a_row >= max_nonfinite:

@@ -1,4 +1,7 @@
-"""Run by tests/test_ddp.py under torchrun: the real trainer on 2 CPU processes (gloo).
+"""Run by tests/test_ddp.py under torchrun on 2 CPU processes (gloo).
+
+    ddp_worker.py train OUT DATA_ROOT   the real trainer
+    ddp_worker.py nonfinite OUT         train_one_epoch with a NaN loss on rank 1 only
 
 Not a test module itself (pytest collects test_*.py only).
 """
@@ -15,6 +18,7 @@ import torch  # noqa: E402
 from detection import distributed as dist  # noqa: E402
 from detection import trainer  # noqa: E402
 from detection.config import load_config  # noqa: E402
+from detection.engine import train_one_epoch  # noqa: E402
 
 # Instrument the trainer, not the test: what each rank had before and after the loss sync,
 # and a digest of the weights each rank validates (DDP must keep them identical).
@@ -63,5 +67,34 @@ def main(out: str, data_root: str) -> None:
     dist.cleanup()
 
 
+class NaNOnRank1(torch.nn.Module):
+    """A loss dict like a detector's; on rank 1 the second call's loss is NaN."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.ones(3))
+        self.calls = 0
+
+    def forward(self, images, targets):
+        self.calls += 1
+        loss = (self.w * 10).pow(2).sum()
+        return {"loss_a": loss * float("nan") if dist.rank() == 1 and self.calls == 2 else loss}
+
+
+def nonfinite(out: str) -> None:
+    rank, _, device = dist.init("cpu")
+    model = torch.nn.parallel.DistributedDataParallel(NaNOnRank1())
+    opt = torch.optim.SGD(model.parameters(), lr=1e-3)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: 1.0)
+    batch = ([torch.zeros(3, 4, 4)], [{"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.long)}])
+    stats = train_one_epoch(model, opt, sched, [batch] * 4, device, 0, 1, max_nonfinite=3)
+    Path(out, f"nonfinite{rank}.json").write_text(json.dumps({
+        "skipped": stats["skipped_nonfinite"], "iters": stats["iters"], "w": model.module.w.tolist()}))
+    dist.cleanup()
+
+
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    if sys.argv[1] == "train":
+        main(sys.argv[2], sys.argv[3])
+    else:
+        nonfinite(sys.argv[2])

@@ -18,12 +18,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def torchrun(*args, timeout: int):
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+           "--master_port", str(free_port()), str(HERE / "ddp_worker.py"), *map(str, args)]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    assert r.returncode == 0, r.stderr[-3000:]
+
+
 @pytest.mark.slow
 def test_two_processes_sync_and_validate_like_one(tmp_path, synthetic_root):
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
-           "--master_port", str(free_port()), str(HERE / "ddp_worker.py"), str(tmp_path), str(synthetic_root / "coco")]
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-    assert r.returncode == 0, r.stderr[-3000:]
+    torchrun("train", tmp_path, synthetic_root / "coco", timeout=600)
     ranks = [json.loads((tmp_path / f"rank{i}.json").read_text()) for i in range(2)]
     assert ranks[0]["world"] == ranks[1]["world"] == 2
 
@@ -53,3 +57,12 @@ def test_two_processes_sync_and_validate_like_one(tmp_path, synthetic_root):
     eval_cli.main(["--ckpt", str(tmp_path / "ddp" / "weights" / "last.pt"), "--out", str(tmp_path / "single")])
     single = json.loads((tmp_path / "single" / "results.json").read_text())
     assert single["coco"]["AP"] == pytest.approx(ranks[0]["AP"], abs=1e-12)
+
+
+def test_a_nan_on_one_rank_skips_the_step_on_every_rank(tmp_path):
+    # were rank 1 alone to skip its backward, rank 0 would wait in the all-reduce (a hang)
+    torchrun("nonfinite", tmp_path, timeout=180)
+    ranks = [json.loads((tmp_path / f"nonfinite{i}.json").read_text()) for i in range(2)]
+    assert ranks[0]["skipped"] == ranks[1]["skipped"] == 1
+    assert ranks[0]["iters"] == ranks[1]["iters"] == 4
+    assert ranks[0]["w"] == ranks[1]["w"] != [1.0, 1.0, 1.0]  # 3 steps applied, identically
