@@ -71,6 +71,19 @@ def test_clipping_bounds_the_gradient_norm():
     assert torch.linalg.vector_norm(model.w.grad) <= 1.0 + 1e-6
 
 
+def test_gradient_scaler_path_unscales_before_clipping():
+    # the fp16 path's order (scale, unscale, clip, step) checked with torch's CPU scaler:
+    # a scaled run must apply the same clipped update as an unscaled one
+    plain, scaled = FakeDetector(), FakeDetector()
+    for model, scaler in ((plain, None), (scaled, torch.amp.GradScaler("cpu", init_scale=2.0**10))):
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: 1.0)
+        train_one_epoch(model, opt, sched, fake_loader(3), torch.device("cpu"), 0, 1, scaler=scaler,
+                        clip_grad_norm=1.0)
+    assert not torch.equal(plain.w, torch.ones(3))
+    torch.testing.assert_close(scaled.w, plain.w)
+
+
 @pytest.mark.slow
 def test_bf16_on_cpu_trains_and_predicts(tmp_path, synthetic_root, tiny_model_cfg):
     run, res = train(tiny_cfg(tmp_path, synthetic_root, tiny_model_cfg, epochs=1, amp="bf16"))
