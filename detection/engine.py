@@ -104,7 +104,8 @@ def train_one_epoch(model, optimizer, scheduler, loader, device, epoch: int, epo
     t0 = time.perf_counter()
     step = start_step
     params = [p for g in optimizer.param_groups for p in g["params"]]
-    bar = tqdm(loader, desc=f"epoch {epoch + 1}/{epochs}", leave=False, dynamic_ncols=True, disable=None)
+    bar = tqdm(loader, desc=f"epoch {epoch + 1}/{epochs}", leave=False, dynamic_ncols=True,
+               disable=None if dist.is_main() else True)  # one bar, rank 0's
     for images, targets in bar:
         images, targets = _to_device(images, targets, device)
         with autocast(device, amp):
@@ -167,7 +168,8 @@ def train_one_epoch(model, optimizer, scheduler, loader, device, epoch: int, epo
 def predict_into(model, loader, evaluator, device, amp: str = "none") -> None:
     """Run `model` over `loader`, handing every batch to `evaluator.process`."""
     model.eval()
-    for images, targets in tqdm(loader, desc="eval", leave=False, dynamic_ncols=True, disable=None):
+    for images, targets in tqdm(loader, desc="eval", leave=False, dynamic_ncols=True,
+                                disable=None if dist.is_main() else True):
         with autocast(device, amp):
             outputs = model([i.to(device, non_blocking=True) for i in images])
         evaluator.process(targets, outputs)

@@ -66,3 +66,21 @@ def test_a_nan_on_one_rank_skips_the_step_on_every_rank(tmp_path):
     assert ranks[0]["skipped"] == ranks[1]["skipped"] == 1
     assert ranks[0]["iters"] == ranks[1]["iters"] == 4
     assert ranks[0]["w"] == ranks[1]["w"] != [1.0, 1.0, 1.0]  # 3 steps applied, identically
+
+
+def test_only_rank_0_logs_progress(monkeypatch):
+    import logging
+
+    from detection.cli.common import setup_logging
+
+    root = logging.getLogger()
+    before = root.level
+    try:
+        monkeypatch.setenv("RANK", "1")
+        setup_logging()
+        assert root.level == logging.WARNING
+        monkeypatch.setenv("RANK", "0")
+        setup_logging()
+        assert root.level == logging.INFO
+    finally:
+        root.setLevel(before)
