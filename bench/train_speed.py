@@ -1,6 +1,7 @@
 """Training images/s of one config under each precision, on this machine.
 
     python bench/train_speed.py --cfg configs/bccd_frcnn.yaml --iters 12 --amp none bf16
+    python bench/train_speed.py --cfg configs/bccd_frcnn.yaml --amp none train.channels_last=true
 
 Times full training steps (forward, backward, optimizer) after 3 warm-up steps, on real
 batches from the config's training data. Prints a Markdown table.
@@ -29,6 +30,8 @@ def measure(cfg: dict, amp: str, iters: int, device: torch.device) -> float:
     ds = get_dataset(cfg, train=True)
     loader = build_loader(ds, cfg["train"]["batch_size"], True, 0, False)
     model = build_model(cfg["model"], ds.info.class_names, verbose=False).to(device).train()
+    if cfg["train"]["channels_last"]:
+        model.to(memory_format=torch.channels_last)
     opt = build_optimizer(model, cfg["train"], cfg["train"]["lr"], 1.0)
     batches = iter(loader)
     seen, t0 = 0, None
@@ -62,7 +65,8 @@ def main() -> None:
     print(f"| {cfg['model']['arch']} @ {cfg['model']['min_size']} px, batch {cfg['train']['batch_size']}, "
           f"{where}, {torch.get_num_threads()} threads, native bf16: {bf16_is_native(device)} | images/s |\n|---|---|")
     for amp in args.amp:
-        print(f"| train.amp={amp} | {measure(cfg, amp, args.iters, device):.2f} |", flush=True)
+        layout = ", channels_last" if cfg["train"]["channels_last"] else ""
+        print(f"| train.amp={amp}{layout} | {measure(cfg, amp, args.iters, device):.2f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -39,6 +39,16 @@ def test_freeze_survives_train_and_counts(tiny_model_cfg):
     assert torch.equal(body.stage2[0].conv[0][1].running_mean, mean)
 
 
+def test_frozen_stages_build_no_autograd_graph(tiny_model_cfg):
+    model = build_model(fake_pretrained(tiny_model_cfg, "fasterrcnn_mobilenet_v2_fpn", freeze_at=3), ["a", "b"])
+    body, outputs = model.backbone.body, {}
+    for name in ("stage2", "stage3"):
+        getattr(body, name).register_forward_hook(lambda m, i, o, name=name: outputs.__setitem__(name, o))
+    _step(model, n=1)
+    assert outputs["stage2"].grad_fn is None and not outputs["stage2"].requires_grad  # last frozen stage
+    assert outputs["stage3"].grad_fn is not None  # first trained stage
+
+
 def test_freeze_at_out_of_range_is_a_clear_error(tiny_model_cfg):
     with pytest.raises(ValueError, match=r"freeze_at=9 is out of range.*0\.\.5.*stem, stage1"):
         build_model(fake_pretrained(tiny_model_cfg, "fasterrcnn_mobilenet_v2_fpn", freeze_at=9), ["a"])
