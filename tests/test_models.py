@@ -49,6 +49,18 @@ def test_frozen_stages_build_no_autograd_graph(tiny_model_cfg):
     assert outputs["stage3"].grad_fn is not None  # first trained stage
 
 
+def test_channels_last_trains_to_the_same_loss(tiny_model_cfg):
+    losses = []
+    for channels_last in (False, True):
+        torch.manual_seed(0)
+        model = build_model(tiny_model_cfg, ["a", "b"])
+        if channels_last:
+            model.to(memory_format=torch.channels_last)
+        torch.manual_seed(1)
+        losses.append(_step(model, n=1).item())
+    assert losses[0] == pytest.approx(losses[1], rel=1e-5)  # same math, another memory layout
+
+
 def test_freeze_at_out_of_range_is_a_clear_error(tiny_model_cfg):
     with pytest.raises(ValueError, match=r"freeze_at=9 is out of range.*0\.\.5.*stem, stage1"):
         build_model(fake_pretrained(tiny_model_cfg, "fasterrcnn_mobilenet_v2_fpn", freeze_at=9), ["a"])
