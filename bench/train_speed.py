@@ -1,6 +1,6 @@
 """Training images/s of one config under each precision, on this machine.
 
-    python bench/train_speed.py --cfg configs/bccd_frcnn.yaml --iters 12 --amp none bf16
+    python bench/train_speed.py --cfg configs/bccd_frcnn.yaml --iters 12 --amp none,bf16
     python bench/train_speed.py --cfg configs/bccd_frcnn.yaml --amp none train.channels_last=true
 
 Times full training steps (forward, backward, optimizer) after 3 warm-up steps, on real
@@ -56,7 +56,7 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--cfg", default="configs/bccd_frcnn.yaml")
     p.add_argument("--iters", type=int, default=12)
-    p.add_argument("--amp", nargs="+", default=["none", "bf16"])
+    p.add_argument("--amp", default="none,bf16", help="comma-separated train.amp values to time")
     p.add_argument("overrides", nargs="*")
     args = p.parse_args()
     cfg = load_config(args.cfg, args.overrides)
@@ -64,7 +64,7 @@ def main() -> None:
     where = torch.cuda.get_device_name() if device.type == "cuda" else f"CPU {torch.backends.cpu.get_cpu_capability()}"
     print(f"| {cfg['model']['arch']} @ {cfg['model']['min_size']} px, batch {cfg['train']['batch_size']}, "
           f"{where}, {torch.get_num_threads()} threads, native bf16: {bf16_is_native(device)} | images/s |\n|---|---|")
-    for amp in args.amp:
+    for amp in args.amp.split(","):
         layout = ", channels_last" if cfg["train"]["channels_last"] else ""
         print(f"| train.amp={amp}{layout} | {measure(cfg, amp, args.iters, device):.2f} |", flush=True)
 

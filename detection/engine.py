@@ -71,7 +71,8 @@ def amp_warning(device: torch.device, amp: str) -> str | None:
     if amp == "bf16" and not bf16_is_native(device):
         what = "this GPU" if device.type == "cuda" else f"this CPU ({torch.backends.cpu.get_cpu_capability()})"
         return (f"train.amp=bf16: {what} has no native bf16, so bf16 is emulated and slower than fp32 "
-                "(measured up to 7x on an AVX2 CPU); use train.amp=none, or time both with bench/train_speed.py")
+                "(7-11x slower in this project's runs on an AVX2 CPU); use train.amp=none, "
+                "or time both with bench/train_speed.py")
     return None
 
 
