@@ -1,7 +1,8 @@
-"""DDP through torchrun: 2 processes, gloo backend, on the CPU."""
+"""DDP through torchrun: 2 processes, gloo backend, on the CPU; on one node or as two."""
 
 import csv
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -18,11 +19,21 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def torchrun(*args, timeout: int):
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
-           "--master_port", str(free_port()), str(HERE / "ddp_worker.py"), *map(str, args)]
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-    assert r.returncode == 0, r.stderr[-3000:]
+def torchrun(*args, timeout: int, nodes: int = 1):
+    """2 processes: one launcher with 2 of them, or `nodes=2` launchers (as on 2 machines) with 1 each."""
+    port = str(free_port())
+    launchers = []
+    for node in range(nodes):
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", str(nodes), "--node_rank", str(node),
+               "--nproc_per_node", str(2 // nodes), "--master_addr", "127.0.0.1", "--master_port", port,
+               str(HERE / "ddp_worker.py"), *map(str, args)]
+        # one thread per process either way (torchrun sets it only for nproc_per_node > 1):
+        # thread count changes the order of float sums inside the kernels
+        env = {**os.environ, "OMP_NUM_THREADS": "1"}
+        launchers.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env))
+    for p in launchers:
+        _, err = p.communicate(timeout=timeout)
+        assert p.returncode == 0, err[-3000:]
 
 
 @pytest.mark.slow
@@ -57,6 +68,21 @@ def test_two_processes_sync_and_validate_like_one(tmp_path, synthetic_root):
     eval_cli.main(["--ckpt", str(tmp_path / "ddp" / "weights" / "last.pt"), "--out", str(tmp_path / "single")])
     single = json.loads((tmp_path / "single" / "results.json").read_text())
     assert single["coco"]["AP"] == pytest.approx(ranks[0]["AP"], abs=1e-12)
+
+
+@pytest.mark.slow
+def test_two_nodes_train_like_one_node_with_two_processes(tmp_path, synthetic_root):
+    # each "machine" has LOCAL_RANK 0: files must follow the global rank, and the result
+    # must not depend on how the ranks are spread over machines
+    digests = []
+    for nodes in (1, 2):
+        out = tmp_path / f"nodes{nodes}"
+        out.mkdir()
+        torchrun("train", out, synthetic_root / "coco", timeout=600, nodes=nodes)
+        ranks = [json.loads((out / f"rank{i}.json").read_text()) for i in range(2)]
+        assert [p.name for p in out.iterdir() if p.is_dir()] == ["ddp"]
+        digests.append([r["weights"] for r in ranks])
+    assert digests[0] == digests[1]
 
 
 def test_a_nan_on_one_rank_skips_the_step_on_every_rank(tmp_path):
