@@ -32,7 +32,7 @@ test-fast: $(BIN)/activate
 	$(BIN)/python -m pytest -q -m "not slow"
 
 lint: $(BIN)/activate
-	$(BIN)/ruff check detection tools tests
+	$(BIN)/ruff check detection tools tests bench
 
 clean:
 	rm -rf runs datasets/synthetic datasets/synthetic.tmp
