@@ -43,10 +43,6 @@ def seed_everything(seed: int, deterministic: bool = False) -> None:
         torch.backends.cudnn.benchmark = False
 
 
-def select_device(name: str) -> torch.device:
-    return dist.device_for(name, 0)
-
-
 def rng_state() -> dict:
     """Every generator the training loop draws from, as plain values (weights_only-loadable)."""
     kind, keys, pos, has_gauss, cached = np.random.get_state()
@@ -211,12 +207,12 @@ def train(cfg: dict) -> tuple[Path, dict]:
 
     loader = build_loader(train_ds, tcfg["batch_size"], True, cfg["data"]["num_workers"], device.type == "cuda",
                           seed=cfg["seed"], rank=rank, world_size=world)
-    writer = None
-    if dist.is_main():
+    writer = results_log = None
+    if dist.is_main():  # the only rank that writes (on resume ResultsLog rewrites results.csv)
         from torch.utils.tensorboard import SummaryWriter
 
         writer = SummaryWriter(str(run), purge_step=state["step"] + 1 if ckpt else None)
-    results_log = ResultsLog(run / "results.csv", keep_until_epoch=state["epoch"] if ckpt else None)
+        results_log = ResultsLog(run / "results.csv", keep_until_epoch=state["epoch"] if ckpt else None)
     total_epochs = sum(st["epochs"] for st in stages)
     stage_starts = np.cumsum([0] + [st["epochs"] for st in stages]).tolist()
     results: dict = {}
