@@ -48,11 +48,6 @@ def is_main() -> bool:
     return rank() == 0
 
 
-def barrier() -> None:
-    if active():
-        dist.barrier()
-
-
 def gather_objects(obj) -> list:
     """Every rank's `obj`, in rank order (on every rank)."""
     if not active():

@@ -42,6 +42,11 @@ def _to_device(images, targets, device):
     return images, targets
 
 
+def progress(iterable, desc: str):
+    """A tqdm bar on rank 0 only (and only on a terminal): one bar, not one per process."""
+    return tqdm(iterable, desc=desc, leave=False, dynamic_ncols=True, disable=None if dist.is_main() else True)
+
+
 def memory_in_use(device: torch.device) -> str:
     """Peak CUDA memory, or the process's peak resident memory on the CPU."""
     if device.type == "cuda":
@@ -105,8 +110,7 @@ def train_one_epoch(model, optimizer, scheduler, loader, device, epoch: int, epo
     t0 = time.perf_counter()
     step = start_step
     params = [p for g in optimizer.param_groups for p in g["params"]]
-    bar = tqdm(loader, desc=f"epoch {epoch + 1}/{epochs}", leave=False, dynamic_ncols=True,
-               disable=None if dist.is_main() else True)  # one bar, rank 0's
+    bar = progress(loader, f"epoch {epoch + 1}/{epochs}")
     for images, targets in bar:
         images, targets = _to_device(images, targets, device)
         with autocast(device, amp):
@@ -141,7 +145,6 @@ def train_one_epoch(model, optimizer, scheduler, loader, device, epoch: int, epo
         if ema is not None:
             ema.update_parameters(model)
         sums["n"] = sums.get("n", 0) + 1
-        sums["images"] = sums.get("images", 0) + len(images)
         seen += len(images)
         for k, v in loss_dict.items():
             sums[k] = sums.get(k, 0.0) + v.item()
@@ -156,7 +159,7 @@ def train_one_epoch(model, optimizer, scheduler, loader, device, epoch: int, epo
                 writer.add_scalar(f"train/{k}", v.item(), step)
         if on_step is not None:
             on_step(step)
-    counts = ("n", "images", "skipped")
+    counts = ("n", "skipped")
     out = {k: v / max(sums.get("n", 0), 1) for k, v in sums.items() if k not in counts}
     out["images_per_s"] = seen / max(time.perf_counter() - t0, 1e-9)  # of this process's part of the epoch
     out.update(iters=step - start_step, skipped_nonfinite=sums.get("skipped", 0))
@@ -169,8 +172,7 @@ def train_one_epoch(model, optimizer, scheduler, loader, device, epoch: int, epo
 def predict_into(model, loader, evaluator, device, amp: str = "none") -> None:
     """Run `model` over `loader`, handing every batch to `evaluator.process`."""
     model.eval()
-    for images, targets in tqdm(loader, desc="eval", leave=False, dynamic_ncols=True,
-                                disable=None if dist.is_main() else True):
+    for images, targets in progress(loader, "eval"):
         with autocast(device, amp):
             outputs = model([i.to(device, non_blocking=True) for i in images])
         evaluator.process(targets, outputs)
