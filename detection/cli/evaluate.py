@@ -73,8 +73,9 @@ def main(argv: list[str] | None = None) -> None:
 def _evaluate_model(args):
     from torch.utils.tensorboard import SummaryWriter
 
+    from ..distributed import device_for
     from ..engine import evaluate
-    from ..trainer import select_device, validation_loader
+    from ..trainer import validation_loader
 
     ckpt_path = Path(args.ckpt) if args.ckpt else run_checkpoint(newest_run(args.runs))
     ckpt = load_checkpoint(ckpt_path)
@@ -82,7 +83,7 @@ def _evaluate_model(args):
         + ([f"eval.backend={args.backend}"] if args.backend else [])
     # the run's own config, then --cfg's, then overrides: the data and eval keys may change
     cfg = load_config(args.cfg, overrides, base=None if args.cfg else ckpt["config"])
-    device = select_device(cfg["device"])
+    device = device_for(cfg["device"], 0)
     model = model_from_checkpoint(ckpt).to(device)
     loader, ev = validation_loader(cfg, ckpt["class_names"], device)
     log.info("evaluating %s on %s", ckpt_path, ev.info.source)

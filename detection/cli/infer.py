@@ -33,11 +33,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--device", default="auto")
     args = p.parse_args(argv)
     setup_logging()
+    from ..distributed import device_for
     from ..predictor import Predictor
-    from ..trainer import select_device
 
     try:
-        device = select_device(args.device)
+        device = device_for(args.device, 0)
         ckpt = Path(args.ckpt) if args.ckpt else None
         if ckpt is None:
             try:
