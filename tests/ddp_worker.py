@@ -67,27 +67,14 @@ def main(out: str, data_root: str) -> None:
     dist.cleanup()
 
 
-class NaNOnRank1(torch.nn.Module):
-    """A loss dict like a detector's; on rank 1 the second call's loss is NaN."""
-
-    def __init__(self):
-        super().__init__()
-        self.w = torch.nn.Parameter(torch.ones(3))
-        self.calls = 0
-
-    def forward(self, images, targets):
-        self.calls += 1
-        loss = (self.w * 10).pow(2).sum()
-        return {"loss_a": loss * float("nan") if dist.rank() == 1 and self.calls == 2 else loss}
-
-
 def nonfinite(out: str) -> None:
+    from tests.test_trainer import FakeDetector, fake_loader
+
     rank, _, device = dist.init("cpu")
-    model = torch.nn.parallel.DistributedDataParallel(NaNOnRank1())
-    opt = torch.optim.SGD(model.parameters(), lr=1e-3)
+    model = torch.nn.parallel.DistributedDataParallel(FakeDetector(bad={2} if rank == 1 else ()))
+    opt = torch.optim.SGD(model.parameters(), lr=1e-6)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: 1.0)
-    batch = ([torch.zeros(3, 4, 4)], [{"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.long)}])
-    stats = train_one_epoch(model, opt, sched, [batch] * 4, device, 0, 1, max_nonfinite=3)
+    stats = train_one_epoch(model, opt, sched, fake_loader(4), device, 0, 1, max_nonfinite=3)
     Path(out, f"nonfinite{rank}.json").write_text(json.dumps({
         "skipped": stats["skipped_nonfinite"], "iters": stats["iters"], "w": model.module.w.tolist()}))
     dist.cleanup()
