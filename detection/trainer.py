@@ -175,6 +175,7 @@ def train(cfg: dict) -> tuple[Path, dict]:
     stages = plan_stages(cfg)  # config problems surface before any data is read
     if tcfg["ema"] and not 0 < tcfg["ema_decay"] < 1:
         raise ConfigError(f"train.ema_decay must be in (0, 1), got {tcfg['ema_decay']}")
+    check_sync_bn(tcfg["sync_bn"], world, device)
     seed_everything(cfg["seed"], cfg["deterministic"])
     train_ds = get_dataset(cfg, train=True)
     class_names = train_ds.info.class_names
@@ -360,6 +361,13 @@ def snapshot(parts: dict, fixed: dict, state: dict, row: dict | None = None) -> 
         ema=parts["ema"].state_dict() if parts["ema"] is not None else None,
         rng=rng_state(), metrics=dict(row or {}), **fixed, **state,
     )
+
+
+def check_sync_bn(sync_bn: bool, world: int, device: torch.device) -> None:
+    """torch's SyncBatchNorm runs on GPUs only; say so before any data is read."""
+    if sync_bn and world > 1 and device.type != "cuda":
+        raise ConfigError(f"train.sync_bn=true needs CUDA (torch's SyncBatchNorm runs on GPUs only), and this run "
+                          f"is on {device}; set train.sync_bn=false")
 
 
 def _wrap_ddp(model, device, sync_bn: bool):

@@ -92,6 +92,27 @@ def test_bf16_on_cpu_trains_and_predicts(tmp_path, synthetic_root, tiny_model_cf
     assert "nan" not in rows[1].split(",")[3]  # a finite mean loss
 
 
+def test_sync_bn_on_cpu_processes_is_a_clear_error():
+    from detection.config import ConfigError
+    from detection.trainer import check_sync_bn
+
+    with pytest.raises(ConfigError, match="train.sync_bn=true needs CUDA.*set train.sync_bn=false"):
+        check_sync_bn(True, 2, torch.device("cpu"))
+    check_sync_bn(True, 2, torch.device("cuda", 0))
+    check_sync_bn(True, 1, torch.device("cpu"))  # one process: nothing to synchronise, nothing converted
+    check_sync_bn(False, 2, torch.device("cpu"))
+
+
+def test_adamw_is_built_with_the_parameter_groups(tiny_model_cfg, default_cfg):
+    from detection.models.builders import build_model
+    from detection.optim import build_optimizer
+
+    model = build_model(tiny_model_cfg, ["a"], verbose=False)
+    opt = build_optimizer(model, {**default_cfg["train"], "optimizer": "adamw"}, 1e-3, 0.1)
+    assert isinstance(opt, torch.optim.AdamW) and len(opt.param_groups) > 1
+    assert {g["lr"] for g in opt.param_groups} == {1e-3, 1e-4}  # heads, and the trunk at backbone_lr_mult
+
+
 def test_fp16_on_cpu_is_a_clear_error():
     from detection.engine import autocast
 
