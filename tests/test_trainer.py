@@ -113,6 +113,43 @@ def test_adamw_is_built_with_the_parameter_groups(tiny_model_cfg, default_cfg):
     assert {g["lr"] for g in opt.param_groups} == {1e-3, 1e-4}  # heads, and the trunk at backbone_lr_mult
 
 
+def test_deterministic_switch_asks_torch_for_deterministic_kernels():
+    from detection.trainer import seed_everything
+
+    try:
+        seed_everything(0, deterministic=True)
+        assert torch.are_deterministic_algorithms_enabled()
+        a = torch.rand(3)
+        seed_everything(0, deterministic=True)
+        assert torch.equal(a, torch.rand(3))
+    finally:
+        torch.use_deterministic_algorithms(False)
+
+
+def test_validation_images_with_boxes_go_to_tensorboard(synthetic_root):
+    from detection.trainer import log_val_images, validation_loader
+
+    cfg = load_config(None, {"data": {"format": "coco", "root": str(synthetic_root / "coco"), "num_workers": 0}})
+    _, ev = validation_loader(cfg, None, torch.device("cpu"))
+    ev.add(0, [[10, 10, 60, 60], [5, 5, 20, 20]], [0.9, 0.1], [1, 1])  # the second is under the score bar
+    ev.add(1, [], [], [])
+
+    class Writer:
+        images = []
+
+        def add_image(self, tag, img, step, dataformats):
+            self.images.append((tag, img.copy(), step))
+
+    w = Writer()
+    log_val_images(w, ev, step=3)
+    assert [(tag, step) for tag, _, step in w.images] == [("val/image0", 3), ("val/image1", 3)]
+    from detection.data.images import read_image
+
+    drawn, plain = w.images[0][1], read_image(ev.records[0].path)
+    assert drawn.shape == plain.shape and not (drawn == plain).all()  # a box was drawn
+    assert (w.images[1][1] == read_image(ev.records[1].path)).all()  # nothing to draw
+
+
 def test_fp16_on_cpu_is_a_clear_error():
     from detection.engine import autocast
 
