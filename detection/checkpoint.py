@@ -2,11 +2,13 @@
 
 A checkpoint holds state dicts and plain Python values only (config dict, class names,
 versions), so it loads with `torch.load(weights_only=True)`. It is written to a
-temporary file and renamed, so a kill during a save never leaves a broken file.
+temporary file, flushed to disk and renamed: a kill, a full disk or a read-only folder
+during a save never leaves a broken file, and the previous checkpoint stays intact.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -14,64 +16,131 @@ import torch
 import torchvision
 
 from .config import load_config
+from .errors import CheckpointError, OutputError
 from .models.builders import build_model
-from .models.freeze import freeze_model
+from .models.freeze import apply_policy
+from .models.weights import load_weights_into, torch_load_safe
 
 
 def save_checkpoint(path: str | Path, **state) -> None:
+    """Write `state` to `path` atomically; OutputError (one line) when the disk refuses."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     state["versions"] = {"torch": str(torch.__version__), "torchvision": str(torchvision.__version__)}
     tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise OutputError(f"cannot write checkpoint {path}: {e.strerror or e}; free space or choose a writable "
+                          "output_dir (the previous checkpoint is kept)") from None
 
 
 def load_checkpoint(path: str | Path) -> dict:
+    """A checkpoint of this toolkit, loaded weights-only; CheckpointError names what is wrong."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise ValueError(f"{path}: not a loadable checkpoint ({type(e).__name__}: {e})") from None
+        raise CheckpointError(f"checkpoint not found: {path}")
+    ckpt = torch_load_safe(path)
+    if not isinstance(ckpt, dict):
+        raise CheckpointError(f"{path}: not a checkpoint of this toolkit (it holds a {type(ckpt).__name__})")
     for key in ("model", "config", "class_names"):
         if key not in ckpt:
-            raise ValueError(f"{path}: not a checkpoint of this toolkit (no `{key}`)")
+            raise CheckpointError(f"{path}: not a checkpoint of this toolkit (no `{key}`): a plain state dict goes "
+                                  "to model.weights_file")
     return ckpt
 
 
-def model_from_checkpoint(ckpt: dict) -> torch.nn.Module:
-    """Rebuild the detector of a checkpoint (same freezing, so the same module types)."""
-    # through today's defaults, so checkpoints from before a new key was added still load
-    mcfg = load_config(base=ckpt["config"])["model"]
-    model = build_model(mcfg, ckpt["class_names"], load_pretrained=False, verbose=False)
-    f = ckpt.get("freeze")
-    if f and "freeze_bn" in f and f != model.freeze:  # a staged run's last stage
-        freeze_model(model, f["freeze_at"], f["freeze_bn"], f["mode"])
-    model.load_state_dict(ckpt["model"])
+def restore_model(model: torch.nn.Module, ckpt: dict, source: str | Path = "checkpoint") -> torch.nn.Module:
+    """Load a checkpoint's weights into `model`, with the freezing it was saved under first
+    (freezing swaps BatchNorm types, so the modules must match before the weights go in)."""
+    if ckpt.get("freeze") and "freeze_bn" in ckpt["freeze"] and ckpt["freeze"] != getattr(model, "freeze", None):
+        apply_policy(model, ckpt["freeze"])
+    load_weights_into(model, ckpt["model"], str(source))
     return model
 
 
+def model_from_checkpoint(ckpt: dict, source: str | Path = "checkpoint") -> torch.nn.Module:
+    """Rebuild the detector of a checkpoint: its arch, classes and freezing, then its weights."""
+    # through today's defaults, so checkpoints from before a new key was added still load
+    mcfg = load_config(base=ckpt["config"])["model"]
+    model = build_model(mcfg, ckpt["class_names"], load_pretrained=False, verbose=False)
+    return restore_model(model, ckpt, source)
+
+
+def check_compatible(ckpt: dict, arch: str, class_names: list[str], source: str | Path) -> None:
+    """One line when a checkpoint is of another arch or class list than the run it is used in."""
+    ck_arch = ckpt["config"].get("model", {}).get("arch")
+    if ck_arch != arch:
+        raise CheckpointError(f"{source} is a {ck_arch} checkpoint; this config builds {arch}")
+    if list(ckpt["class_names"]) != list(class_names):
+        raise CheckpointError(f"{source} was trained for {len(ckpt['class_names'])} classes {ckpt['class_names'][:6]}"
+                              f"; this data has {len(class_names)} {list(class_names)[:6]}")
+
+
+class Checkpointer:
+    """Saves and restores everything a run needs to go on: the training parts' state dicts,
+    the loop's `TrainState`, RNG states, and plain values (config, classes, freezing)."""
+
+    def __init__(self, run_dir: Path, fixed: dict, enabled: bool = True):
+        self.dir, self.fixed, self.enabled = Path(run_dir) / "weights", fixed, enabled
+
+    def snapshot(self, parts, state, rng: dict, metrics: dict | None = None) -> dict:
+        return dict(
+            model=parts.model.state_dict(), optimizer=parts.optimizer.state_dict(),
+            scheduler=parts.scheduler.state_dict(),
+            scaler=parts.scaler.state_dict() if parts.scaler is not None else None,
+            ema=parts.ema.state_dict() if parts.ema is not None else None,
+            rng=rng, metrics=dict(metrics or {}), **self.fixed, freeze=dict(parts.model.freeze),
+            **dataclasses.asdict(state),
+        )
+
+    def save(self, name: str, snapshot: dict) -> Path | None:
+        if not self.enabled:  # only rank 0 writes
+            return None
+        path = self.dir / name
+        save_checkpoint(path, **snapshot)
+        return path
+
+    @staticmethod
+    def restore_parts(ckpt: dict, parts) -> None:
+        """Optimizer, scheduler, scaler and EMA of the stage the checkpoint was taken in."""
+        parts.optimizer.load_state_dict(ckpt["optimizer"])
+        parts.scheduler.load_state_dict(ckpt["scheduler"])
+        if parts.scaler is not None and ckpt.get("scaler"):
+            parts.scaler.load_state_dict(ckpt["scaler"])
+        if parts.ema is not None and ckpt.get("ema"):
+            parts.ema.load_state_dict(ckpt["ema"])
+
+
 def new_run_dir(output_dir: str, name: str) -> Path:
-    """`<output_dir>/<name>`, or `<name>-2`, `<name>-3`... when taken: a run never overwrites another."""
+    """`<output_dir>/<name>`, or `<name>-2`, `<name>-3`... when taken: a run never overwrites another.
+
+    mkdir is atomic, so two runs started at once in one folder get different folders."""
     base = Path(output_dir)
-    base.mkdir(parents=True, exist_ok=True)
-    for i in range(1, 10_000):
-        p = base / (name if i == 1 else f"{name}-{i}")
-        try:
-            p.mkdir()
-            return p
-        except FileExistsError:
-            continue
-    raise RuntimeError(f"no free run folder for {name} in {base}")
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+        for i in range(1, 10_000):
+            p = base / (name if i == 1 else f"{name}-{i}")
+            try:
+                p.mkdir()
+                return p
+            except FileExistsError:
+                continue
+    except OSError as e:
+        raise OutputError(f"cannot create a run folder in output_dir={output_dir}: {e.strerror or e}") from None
+    raise OutputError(f"no free run folder for {name} in {base}; choose another name=")
 
 
 def newest_run(output_dir: str = "runs") -> Path:
     """The most recently written run folder that has a checkpoint."""
     runs = [p for p in Path(output_dir).glob("*/weights") if (p / "best.pt").is_file() or (p / "last.pt").is_file()]
     if not runs:
-        raise FileNotFoundError(
+        raise CheckpointError(
             f"no trained run under {output_dir}/; train one with `python tools/train_det.py --cfg ...` "
             "or pass --ckpt"
         )

@@ -1,32 +1,57 @@
 """YAML configs: `_base_` inheritance, `key.sub=value` overrides, validation.
 
 Every valid key and its default lives in `configs/_base_/default.yaml`; that file is
-the schema. A user config only says what differs. Validation runs before anything
-heavy starts so that a typo costs a second, not an epoch.
+the schema. A user config only says what differs. Validation (keys, types, choices and
+ranges, all here) runs before anything heavy starts so that a typo costs a second, not
+an epoch.
+
+Paths: `data.root` and `model.weights_file` written in a YAML file are relative to that
+file's folder; given on the command line, to the current folder. The loaded config
+holds them absolute, so a run's saved config works from anywhere.
 """
 
 from __future__ import annotations
 
 import copy
 import difflib
+import math
+import os
+import re
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from .errors import ConfigError
+
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 DEFAULT_CONFIG = CONFIG_DIR / "_base_" / "default.yaml"
 MISSING = "???"  # a value the user must supply
+PATH_KEYS = (("data", "root"), ("model", "weights_file"))  # resolved against the file that sets them
+
+__all__ = ["ConfigError", "load_config", "save_config", "parse_overrides", "yaml_load", "validate", "check_values"]
 
 
-class ConfigError(ValueError):
-    """A config problem, with a message that names the key and the fix."""
+class _Loader(yaml.SafeLoader):
+    """safe_load that reads `1e-3` and `5e-4` as floats: YAML 1.1, and so PyYAML, wants a dot."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+def yaml_load(text_or_stream):
+    """yaml.safe_load, with exponent floats read as floats."""
+    return yaml.load(text_or_stream, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
 
 
 def _read_yaml(path: Path) -> dict:
     try:
         with open(path, encoding="utf-8") as f:
-            data = yaml.safe_load(f)
+            data = yaml_load(f)
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
     except yaml.YAMLError as e:
@@ -55,6 +80,7 @@ def load_yaml_with_bases(path: str | Path, _seen: tuple = ()) -> dict:
     if path in _seen:
         raise ConfigError(f"{path}: `_base_` cycle: {' -> '.join(str(p) for p in _seen + (path,))}")
     data = _read_yaml(path)
+    _resolve_paths(data, path.parent)
     bases = data.pop("_base_", [])
     if isinstance(bases, str):
         bases = [bases]
@@ -62,6 +88,14 @@ def load_yaml_with_bases(path: str | Path, _seen: tuple = ()) -> dict:
     for b in bases:
         merged = merge(merged, load_yaml_with_bases(path.parent / b, _seen + (path,)))
     return merge(merged, data)
+
+
+def _resolve_paths(data: dict, folder: Path) -> None:
+    """Make the path keys that `data` sets absolute, relative to `folder`."""
+    for section, key in PATH_KEYS:
+        node = data.get(section)
+        if isinstance(node, dict) and isinstance(node.get(key), str) and node[key] not in ("", MISSING):
+            node[key] = os.path.normpath(os.path.join(folder, os.path.expanduser(node[key])))
 
 
 def parse_overrides(items: list[str]) -> dict:
@@ -73,7 +107,7 @@ def parse_overrides(items: list[str]) -> dict:
         key, raw = item.split("=", 1)
         key = key.strip().lstrip("-")
         try:
-            value = yaml.safe_load(raw) if raw != "" else ""
+            value = yaml_load(raw) if raw != "" else ""
         except yaml.YAMLError:
             value = raw
         node = out
@@ -155,10 +189,142 @@ def load_config(path: str | Path | None = None, overrides: list[str] | dict | No
     if path is not None:
         cfg = _merge_checked(cfg, load_yaml_with_bases(path), schema, source=str(path))
     if overrides:
-        ov = parse_overrides(overrides) if isinstance(overrides, list) else overrides
+        ov = parse_overrides(overrides) if isinstance(overrides, list) else copy.deepcopy(overrides)
+        _resolve_paths(ov, Path.cwd())
         cfg = _merge_checked(cfg, ov, schema, source="command line")
     validate(cfg, schema)
+    check_values(cfg)
     return cfg
+
+
+# --- values: every choice and numeric range, in one place -----------------------------------
+
+CHOICES = {
+    "data.format": ("coco", "voc", "synthetic"),
+    "data.augment": ("default", "none"),
+    "model.weights": ("pretrained", "none"),
+    "model.freeze_bn": ("all", "frozen_stages"),
+    "model.mode": ("fine_tune", "feature_extraction"),
+    "train.optimizer": ("sgd", "adamw"),
+    "train.scheduler": ("multistep", "cosine"),
+    "train.amp": ("none", "bf16", "fp16"),
+    "eval.voc_metric": ("voc07", "voc12"),
+    "eval.backend": ("pycocotools", "faster_coco_eval"),
+}
+
+# key: (low, high, low inclusive, high inclusive); None is unbounded
+RANGES = {
+    "seed": (0, None, True, True),
+    "data.num_workers": (0, 64, True, True),
+    "data.max_pixels": (1, None, True, True),
+    "data.synthetic.num_train": (1, None, True, True),
+    "data.synthetic.num_val": (1, None, True, True),
+    "data.synthetic.image_size": (32, 4096, True, True),
+    "model.freeze_at": (0, None, True, True),
+    "model.fpn_channels": (1, None, True, True),
+    "model.min_size": (32, None, True, True),
+    "model.max_size": (32, None, True, True),
+    "model.rpn_pre_nms_top_n_train": (1, None, True, True),
+    "model.rpn_post_nms_top_n_train": (1, None, True, True),
+    "model.rpn_pre_nms_top_n_test": (1, None, True, True),
+    "model.rpn_post_nms_top_n_test": (1, None, True, True),
+    "model.box_batch_size_per_image": (1, None, True, True),
+    "model.box_detections_per_img": (1, None, True, True),
+    "model.box_score_thresh": (0.0, 1.0, True, False),
+    "train.epochs": (1, None, True, True),
+    "train.batch_size": (1, None, True, True),
+    "train.lr": (0.0, None, True, True),
+    "train.momentum": (0.0, 1.0, True, False),
+    "train.weight_decay": (0.0, None, True, True),
+    "train.warmup_iters": (0, None, True, True),
+    "train.warmup_factor": (0.0, 1.0, False, True),
+    "train.gamma": (0.0, 1.0, False, True),
+    "train.backbone_lr_mult": (0.0, None, True, True),
+    "train.norm_weight_decay": (0.0, None, True, True),
+    "train.base_batch_size": (1, None, True, True),
+    "train.eval_every": (1, None, True, True),
+    "train.clip_grad_norm": (0.0, None, True, True),
+    "train.ema_decay": (0.0, 1.0, False, False),
+    "train.ema_tau": (0.0, None, False, True),
+    "train.patience": (0, None, True, True),
+    "train.max_nonfinite": (1, None, True, True),
+    "train.ckpt_every": (0, None, True, True),
+    "eval.iou_thresh": (0.0, 1.0, False, False),
+}
+STAGE_KEYS = ("epochs", "freeze_at", "mode", "lr", "backbone_lr_mult", "warmup_iters")
+DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?|mps)$")
+
+
+def _get(cfg: dict, dotted: str):
+    node = cfg
+    for part in dotted.split("."):
+        node = node[part]
+    return node
+
+
+def _in_range(key: str, v, rng: tuple) -> None:
+    low, high, low_in, high_in = rng
+    if isinstance(v, float) and not math.isfinite(v):
+        raise ConfigError(f"config key `{key}` must be a finite number, got {v}")
+    too_low = low is not None and (v < low if low_in else v <= low)
+    too_high = high is not None and (v > high if high_in else v >= high)
+    if too_low or too_high:
+        lo = "" if low is None else f"{'>=' if low_in else '>'} {low}"
+        hi = "" if high is None else f"{'<=' if high_in else '<'} {high}"
+        raise ConfigError(f"config key `{key}` must be {' and '.join(x for x in (lo, hi) if x)}, got {v}")
+
+
+def check_values(cfg: dict) -> None:
+    """Every choice key and numeric range of a full config; raise ConfigError naming the first bad one."""
+    for key, allowed in CHOICES.items():
+        v = _get(cfg, key)
+        if v == MISSING:
+            continue
+        if v not in allowed:
+            close = difflib.get_close_matches(str(v), allowed, n=1)
+            hint = f"; did you mean `{close[0]}`?" if close else ""
+            raise ConfigError(f"config key `{key}` must be one of {', '.join(allowed)}, got {v!r}{hint}")
+    for key, rng in RANGES.items():
+        _in_range(key, _get(cfg, key), rng)
+    m, t = cfg["model"], cfg["train"]
+    from .models.builders import ARCHS  # the one list of architectures
+
+    if m["arch"] not in ARCHS:
+        close = difflib.get_close_matches(m["arch"], list(ARCHS), n=1)
+        hint = f"; did you mean `{close[0]}`?" if close else f"; choose one of: {', '.join(ARCHS)}"
+        raise ConfigError(f"config key `model.arch` is {m['arch']!r}, which is unknown{hint}")
+    if m["max_size"] < m["min_size"]:
+        raise ConfigError(f"config key `model.max_size` ({m['max_size']}) must be >= model.min_size ({m['min_size']})")
+    if not isinstance(cfg["device"], str) or not DEVICE_PATTERN.match(cfg["device"]):
+        raise ConfigError(f"config key `device` must be auto, cpu, cuda or cuda:N, got {cfg['device']!r}")
+    for i, ms in enumerate(t["milestones"]):
+        if not isinstance(ms, int) or isinstance(ms, bool) or ms < 1:
+            raise ConfigError(f"config key `train.milestones[{i}]` must be an epoch number >= 1, got {ms!r}")
+    if not all(isinstance(c, str) and c for c in cfg["data"]["classes"]):
+        raise ConfigError(f"config key `data.classes` must list non-empty class names, got {cfg['data']['classes']}")
+    _check_stages(t["stages"])
+
+
+def _check_stages(stages: list) -> None:
+    for i, st in enumerate(stages):
+        where = f"train.stages[{i}]"
+        if not isinstance(st, dict):
+            raise ConfigError(f"{where} must be a mapping with keys {', '.join(STAGE_KEYS)}, got {st!r}")
+        unknown = [k for k in st if k not in STAGE_KEYS]
+        if unknown:
+            raise ConfigError(f"{where}: unknown key(s) {unknown}; allowed: {', '.join(STAGE_KEYS)}")
+        if "epochs" not in st:
+            raise ConfigError(f"{where} needs `epochs`")
+        for k in ("epochs", "freeze_at", "warmup_iters"):
+            if k in st and (not isinstance(st[k], int) or isinstance(st[k], bool) or st[k] < (k == "epochs")):
+                raise ConfigError(f"{where}.{k} must be an integer >= {int(k == 'epochs')}, got {st[k]!r}")
+        for k in ("lr", "backbone_lr_mult"):
+            if k in st:
+                if not isinstance(st[k], (int, float)) or isinstance(st[k], bool):
+                    raise ConfigError(f"{where}.{k} must be a number, got {st[k]!r}")
+                _in_range(f"{where}.{k}", st[k], RANGES[f"train.{k}"])
+        if "mode" in st and st["mode"] not in CHOICES["model.mode"]:
+            raise ConfigError(f"{where}.mode must be one of {', '.join(CHOICES['model.mode'])}, got {st['mode']!r}")
 
 
 def _known_keys(cfg: dict, schema: dict, source: str, prefix: str = "") -> dict:
@@ -183,6 +349,12 @@ def _merge_checked(cfg: dict, update: dict, schema: dict, source: str) -> dict:
     except ConfigError as e:
         raise ConfigError(f"{source}: {e}") from None
     return merge(cfg, update)
+
+
+def run_config_path(resume: str) -> Path:
+    """The saved config of the run that `resume=` names (a run folder or a checkpoint in it)."""
+    p = Path(resume)
+    return (p if p.is_dir() else p.parent.parent) / "config.yaml"
 
 
 def save_config(cfg: dict, path: str | Path) -> None:

@@ -1,4 +1,4 @@
-"""Optimizer parameter groups, learning-rate scaling and the staged fine-tuning plan.
+"""Optimizer parameter groups, the learning-rate schedule and the staged fine-tuning plan.
 
 Groups: trunk vs the rest (the trunk may learn slower: `backbone_lr_mult`), and within
 each, norm weights and biases apart so they can skip weight decay (`norm_weight_decay`).
@@ -8,13 +8,14 @@ that were just unfrozen carry no stale momentum, and its own warmup.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
-from .config import ConfigError
+from .errors import ConfigError
 
 NORM_TYPES = (nn.BatchNorm2d, nn.GroupNorm, nn.LayerNorm, nn.SyncBatchNorm)
-STAGE_KEYS = ("epochs", "freeze_at", "mode", "lr", "backbone_lr_mult", "warmup_iters")
 
 
 def param_groups(model: nn.Module, lr: float, weight_decay: float, norm_weight_decay: float,
@@ -42,32 +43,47 @@ def build_optimizer(model: nn.Module, tcfg: dict, lr: float, backbone_lr_mult: f
     groups = param_groups(model, lr, tcfg["weight_decay"], tcfg["norm_weight_decay"], backbone_lr_mult)
     if not groups:
         raise ConfigError("nothing to train: every parameter is frozen (check model.freeze_at / model.mode)")
-    if tcfg["optimizer"] == "sgd":
-        return torch.optim.SGD(groups, lr=lr, momentum=tcfg["momentum"])
     if tcfg["optimizer"] == "adamw":  # typical lr 1e-4 .. 1e-3, weight_decay 0.05
         return torch.optim.AdamW(groups, lr=lr)
-    raise ConfigError(f"train.optimizer must be sgd or adamw, got {tcfg['optimizer']!r}")
+    return torch.optim.SGD(groups, lr=lr, momentum=tcfg["momentum"])  # the choice is checked in config
+
+
+def lr_lambda(tcfg: dict, iters_per_epoch: int, epochs: int, warmup_iters: int, start_epoch: int = 0):
+    """Multiplier of the base lr at iteration `it` of a stage that starts at `start_epoch`.
+
+    Linear warmup over `warmup_iters`, then multistep (train.milestones are run epochs)
+    or cosine over the stage's `epochs`.
+    """
+    total = max(1, epochs * iters_per_epoch)
+    warmup = min(warmup_iters, total)
+    milestones = [(m - start_epoch) * iters_per_epoch for m in tcfg["milestones"] if m > start_epoch]
+
+    def f(it: int) -> float:
+        if tcfg["scheduler"] == "cosine":
+            decay = 0.5 * (1 + math.cos(math.pi * min(it, total) / total))
+        else:
+            decay = tcfg["gamma"] ** sum(it >= m for m in milestones)
+        if it < warmup:
+            alpha = it / warmup
+            return decay * (tcfg["warmup_factor"] * (1 - alpha) + alpha)
+        return decay
+
+    return f
+
+
+def build_scheduler(optimizer, tcfg: dict, stage: dict, iters_per_epoch: int, start_epoch: int):
+    """The stage's schedule as torch's LambdaLR, stepped once per iteration."""
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lr_lambda(tcfg, iters_per_epoch, stage["epochs"], stage["warmup_iters"], start_epoch))
 
 
 def plan_stages(cfg: dict) -> list[dict]:
-    """The run as a list of stages; a run without `train.stages` is one stage."""
+    """The run as a list of stages (checked in config.check_values); a run without `train.stages` is one."""
     t, m = cfg["train"], cfg["model"]
     default = {"epochs": t["epochs"], "freeze_at": m["freeze_at"], "mode": m["mode"], "lr": t["lr"],
                "backbone_lr_mult": t["backbone_lr_mult"], "warmup_iters": t["warmup_iters"]}
-    stages = []
-    for i, st in enumerate(t["stages"] or [{}]):
-        if not isinstance(st, dict):
-            raise ConfigError(f"train.stages[{i}] must be a mapping with keys {STAGE_KEYS}, got {st!r}")
-        unknown = [k for k in st if k not in STAGE_KEYS]
-        if unknown:
-            raise ConfigError(f"train.stages[{i}]: unknown key(s) {unknown}; allowed: {', '.join(STAGE_KEYS)}")
-        if t["stages"] and "epochs" not in st:
-            raise ConfigError(f"train.stages[{i}] needs `epochs`")
-        stage = {**default, **st}
-        for k in ("epochs", "freeze_at", "warmup_iters"):
-            if not isinstance(stage[k], int) or stage[k] < 0:
-                raise ConfigError(f"train.stages[{i}].{k} must be a non-negative integer, got {stage[k]!r}")
-        if t["auto_scale_lr"]:
-            stage["lr"] = stage["lr"] * t["batch_size"] / t["base_batch_size"]
-        stages.append(stage)
+    stages = [{**default, **st} for st in (t["stages"] or [{}])]
+    if t["auto_scale_lr"]:
+        for st in stages:
+            st["lr"] = st["lr"] * t["batch_size"] / t["base_batch_size"]
     return stages

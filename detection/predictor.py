@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from .checkpoint import load_checkpoint, model_from_checkpoint
+from .detections import to_detections
 
 
 class Predictor:
@@ -20,7 +21,7 @@ class Predictor:
     @classmethod
     def from_checkpoint(cls, path, device: torch.device) -> Predictor:
         ckpt = load_checkpoint(path)
-        return cls(model_from_checkpoint(ckpt), ckpt["class_names"], device)
+        return cls(model_from_checkpoint(ckpt, path), ckpt["class_names"], device)
 
     @classmethod
     def coco_pretrained(cls, device: torch.device) -> Predictor:
@@ -32,10 +33,10 @@ class Predictor:
             fasterrcnn_mobilenet_v3_large_fpn,
         )
 
-        from .models.weights import load_state_dict
+        from .models.weights import load_state_dict, load_weights_into
 
         model = fasterrcnn_mobilenet_v3_large_fpn(weights=None, weights_backbone=None, num_classes=91)
-        model.load_state_dict(load_state_dict(W.COCO_V1))
+        load_weights_into(model, load_state_dict(W.COCO_V1), str(W.COCO_V1))
         # torchvision's list includes background and 'N/A' gaps at their label index
         return cls(model, list(W.COCO_V1.meta["categories"])[1:], device)
 
@@ -44,9 +45,5 @@ class Predictor:
         """Detections above `conf` for one HxWx3 RGB uint8 image."""
         t = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(255).to(self.device)
         out = self.model([t])[0]
-        keep = out["scores"] >= conf
-        return [
-            {"box": [round(v, 2) for v in b], "label": int(lab), "class": self.class_names[int(lab) - 1],
-             "score": round(float(s), 4)}
-            for b, lab, s in zip(out["boxes"][keep].tolist(), out["labels"][keep].tolist(), out["scores"][keep])
-        ]
+        return to_detections(out["boxes"].cpu().numpy(), out["scores"].cpu().numpy(), out["labels"].cpu().numpy(),
+                             self.class_names, conf, digits=2)

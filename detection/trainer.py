@@ -1,66 +1,69 @@
-"""`train(cfg)`: data, model, optimizer, the epoch loop and everything it writes.
+"""`train(cfg)`: the run, as a short loop of named steps over a `TrainState`.
+
+    set up (data, model, run folder, or what `resume=` restores)
+    for each stage:   enter_stage  (freezing, optimizer, schedule)
+        each epoch:   train_epoch -> save last.pt -> validate -> keep_best -> save last.pt / best.pt -> log
 
 The run folder `<output_dir>/<name>/` gets `config.yaml` (resolved), `weights/last.pt`
 (every epoch, and every `train.ckpt_every` iterations), `weights/best.pt` (best
 validation COCO AP, EMA weights when `train.ema`), `results.csv`, `results.png` and
-TensorBoard event files. `resume=<run folder>` continues from last.pt exactly: model,
-optimizer, scheduler, gradient scaler, EMA, epoch and iteration, best metric, RNG states.
-Under torchrun (DDP) every rank trains, only rank 0 writes.
+TensorBoard event files. Everything the loop needs to continue is in `TrainState` and the
+`TrainParts`, and the `Checkpointer` saves and restores exactly that. Under torchrun
+(DDP) every rank trains, only rank 0 writes.
 """
 
 from __future__ import annotations
 
 import contextlib
-import csv
 import logging
 import math
-import random
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from . import distributed as dist
-from .checkpoint import load_checkpoint, new_run_dir, save_checkpoint
-from .config import ConfigError, load_config, save_config
+from .checkpoint import Checkpointer, load_checkpoint, new_run_dir, restore_model
+from .config import load_config, save_config
 from .data.dataset import build_loader, get_dataset
-from .engine import amp_warning, lr_lambda, predict_into, train_one_epoch
-from .evaluation.evaluator import DetectionEvaluator, format_results
-from .models.builders import build_model, effective_freeze
-from .models.freeze import count_parameters, freeze_model
-from .optim import build_optimizer, plan_stages
+from .engine import StepOptions, TrainParts, evaluate, train_one_epoch
+from .errors import CheckpointError, ConfigError, DetectionError
+from .evaluation.evaluator import build_validation, format_results
+from .models.builders import build_model
+from .models.freeze import apply_policy, count_parameters, freeze_policy
+from .optim import build_optimizer, build_scheduler, plan_stages
+from .precision import amp_warning
+from .results_log import ResultsLog, plot_results
+from .rng import rng_state, seed_everything, set_rng_state
 
 log = logging.getLogger("detection.train")
 
 
-def seed_everything(seed: int, deterministic: bool = False) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-    if deterministic:
-        torch.use_deterministic_algorithms(True, warn_only=True)
-        torch.backends.cudnn.benchmark = False
+@dataclass
+class TrainState:
+    """Where the loop is; all of it goes into every checkpoint."""
+
+    epoch: int = 0  # epochs finished
+    iter_in_epoch: int = 0  # iterations done of the epoch in progress
+    step: int = 0  # iterations done in the run
+    stage: int = 0
+    best: float = -1.0  # best validation COCO AP so far
+    bad_evals: int = 0  # validations in a row without a better AP
+    epoch_sums: dict = field(default_factory=dict)  # running loss sums of the epoch in progress
+
+    @classmethod
+    def from_checkpoint(cls, ckpt: dict) -> TrainState:
+        return cls(**{k: ckpt[k] for k in cls.__dataclass_fields__ if k in ckpt})
 
 
-def rng_state() -> dict:
-    """Every generator the training loop draws from, as plain values (weights_only-loadable)."""
-    kind, keys, pos, has_gauss, cached = np.random.get_state()
-    state = {"python": random.getstate(), "numpy": [kind, keys.tolist(), pos, has_gauss, cached],
-             "torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict) -> None:
-    v, internal, gauss = state["python"]
-    random.setstate((v, tuple(internal), gauss))
-    kind, keys, pos, has_gauss, cached = state["numpy"]
-    np.random.set_state((kind, np.array(keys, dtype=np.uint32), pos, has_gauss, cached))
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+def keep_best(state: TrainState, ap: float, patience: int) -> tuple[bool, bool]:
+    """(improved, stop): record a validation AP; stop after `patience` without a better one."""
+    improved = ap > state.best
+    state.bad_evals = 0 if improved else state.bad_evals + 1
+    if improved:
+        state.best = ap
+    return improved, bool(patience) and state.bad_evals >= patience
 
 
 def make_ema(model: torch.nn.Module, decay: float, tau: float):
@@ -80,243 +83,235 @@ def make_ema(model: torch.nn.Module, decay: float, tau: float):
     return AveragedModel(model, multi_avg_fn=ema_update, use_buffers=True)
 
 
-def validation_loader(cfg: dict, class_names: list[str], device: torch.device, rank: int = 0, world: int = 1):
-    val_ds = get_dataset(cfg, train=False, class_names=class_names)
-    loader = build_loader(val_ds, cfg["train"]["batch_size"], False, cfg["data"]["num_workers"],
-                          device.type == "cuda", rank=rank, world_size=world)
-    e = cfg["eval"]
-    evaluator = DetectionEvaluator(val_ds.records, val_ds.info, e["voc_metric"], e["iou_thresh"], e["backend"])
-    return loader, evaluator
-
-
-def evaluate_distributed(model, loader, evaluator, device, amp: str) -> dict:
-    """Each rank predicts its share; rank 0 scores all of them; every rank gets the result."""
-    dist.sync_buffers(model)
-    evaluator.reset()
-    predict_into(model, loader, evaluator, device, amp)
-    shares = dist.gather_objects(evaluator.predictions)
-    results = None
-    if dist.is_main():
-        for share in shares:
-            evaluator.predictions.update(share)
-        results = evaluator.evaluate()
-    return dist.broadcast_object(results)
-
-
-class ResultsLog:
-    """results.csv, one row per epoch; columns fixed by the first row written."""
-
-    def __init__(self, path: Path, keep_until_epoch: int | None = None):
-        self.path, self.fields = path, None
-        if keep_until_epoch is not None and path.is_file():  # resume: drop rows past the checkpoint
-            with open(path) as f:
-                rows = list(csv.DictReader(f))
-            if rows:
-                self.fields = list(rows[0])
-                with open(path, "w", newline="") as f:
-                    w = csv.DictWriter(f, fieldnames=self.fields)
-                    w.writeheader()
-                    w.writerows(r for r in rows if int(r["epoch"]) <= keep_until_epoch)
-
-    def append(self, row: dict) -> None:
-        new = self.fields is None
-        if new:
-            self.fields = list(row)
-        with open(self.path, "a", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=self.fields, extrasaction="ignore")
-            if new:
-                w.writeheader()
-            w.writerow(row)
-
-
-def plot_results(csv_path: Path, out: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    with open(csv_path) as f:
-        rows = list(csv.DictReader(f))
-    if not rows:
-        return
-    epochs = [int(r["epoch"]) for r in rows]
-    keys = [k for k in rows[0] if k.startswith("loss") or k in ("AP", "AP50", "voc_mAP")]
-    fig, axes = plt.subplots(1, len(keys), figsize=(3 * len(keys), 2.8), squeeze=False)
-    for ax, k in zip(axes[0], keys):
-        ys = [float(r[k]) if r.get(k) not in ("", None) else np.nan for r in rows]
-        ax.plot(epochs, ys, marker="o")
-        ax.set_title(k)
-        ax.set_xlabel("epoch")
-    fig.tight_layout()
-    fig.savefig(out, dpi=90)
-    plt.close(fig)
-
-
 def resume_source(cfg: dict) -> tuple[dict, Path, dict]:
     """(checkpoint, run folder, its config) for `resume=`; the checkpoint's config wins."""
     p = Path(cfg["resume"])
     ckpt_path = p / "weights" / "last.pt" if p.is_dir() else p
     ckpt = load_checkpoint(ckpt_path)
     if "optimizer" not in ckpt or "rng" not in ckpt:
-        raise ValueError(f"{ckpt_path} holds weights only (a best.pt or an old checkpoint): resume needs a last.pt")
+        raise CheckpointError(f"{ckpt_path} holds weights only (a best.pt or an old checkpoint): resume needs a "
+                              "last.pt")
     run_cfg = load_config(base=ckpt["config"], overrides={"resume": str(cfg["resume"]),
                                                           "device": cfg["device"],
                                                           "data": {"num_workers": cfg["data"]["num_workers"]}})
     return ckpt, ckpt_path.parent.parent, run_cfg
 
 
+class Trainer:
+    """One training run. `train()` is the whole loop; each step is a method a test can call alone."""
+
+    def __init__(self, cfg: dict):
+        self.rank, self.world, self.device = dist.init(cfg["device"])
+        self.ckpt = None
+        if cfg["resume"]:
+            self.ckpt, self.run, cfg = resume_source(cfg)
+        self.cfg, self.tcfg = cfg, cfg["train"]
+        self.stages = plan_stages(cfg)
+        check_sync_bn(self.tcfg["sync_bn"], self.world, self.device)
+        seed_everything(cfg["seed"], cfg["deterministic"])
+        self.state = TrainState.from_checkpoint(self.ckpt) if self.ckpt else TrainState()
+        self.results: dict = {}
+        self.stop = False
+        self.parts: TrainParts | None = None
+
+    # --- set-up ---------------------------------------------------------------------------------
+
+    def setup(self) -> None:
+        """Data, model and run folder (new, or the resumed one), loaders, writers."""
+        cfg, tcfg = self.cfg, self.tcfg
+        train_ds = get_dataset(cfg, train=True)
+        self.class_names = list(train_ds.info.class_names)
+        self.val_loader, self.evaluator = build_validation(cfg, self.class_names, self.device, self.rank, self.world)
+        self.model = build_model(cfg["model"], self.class_names, load_pretrained=self.ckpt is None,
+                                 verbose=dist.is_main())
+        if self.ckpt is not None:
+            restore_model(self.model, self.ckpt, self.run / "weights" / "last.pt")
+            log.info("resuming %s at epoch %d, iteration %d of it (step %d)", self.run, self.state.epoch + 1,
+                     self.state.iter_in_epoch, self.state.step)
+        else:
+            self.run = Path(dist.broadcast_object(str(new_run_dir(cfg["output_dir"], cfg["name"]))
+                                                  if dist.is_main() else None))
+            self.cfg = cfg = {**cfg, "data": {**cfg["data"], "classes": self.class_names}}  # pin the label order
+            if dist.is_main():
+                save_config(cfg, self.run / "config.yaml")
+        self.model.to(self.device)
+        if tcfg["channels_last"]:
+            self.model.to(memory_format=torch.channels_last)
+        self.loader = build_loader(train_ds, tcfg["batch_size"], True, cfg["data"]["num_workers"],
+                                   self.device.type == "cuda", seed=cfg["seed"], rank=self.rank, world_size=self.world)
+        self.checkpointer = Checkpointer(self.run, {"config": cfg, "class_names": self.class_names},
+                                         enabled=dist.is_main())
+        self.writer = self.results_log = None
+        if dist.is_main():  # the only rank that writes (on resume ResultsLog rewrites results.csv)
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(str(self.run), purge_step=self.state.step + 1 if self.ckpt else None)
+            self.results_log = ResultsLog(self.run / "results.csv",
+                                          keep_until_epoch=self.state.epoch if self.ckpt else None)
+            log.info("run folder: %s (device %s%s)", self.run, self.device,
+                     f", {self.world} processes" if self.world > 1 else "")
+            if warning := amp_warning(self.device, tcfg["amp"]):
+                log.warning(warning)
+
+    def stage_end(self, si: int) -> int:
+        """The run epoch at which stage `si` ends."""
+        return sum(st["epochs"] for st in self.stages[:si + 1])
+
+    @property
+    def total_epochs(self) -> int:
+        return self.stage_end(len(self.stages) - 1)
+
+    def enter_stage(self, si: int) -> None:
+        """Freezing, optimizer, schedule, scaler and EMA of stage `si`; on resume, their saved state."""
+        st, tcfg = self.stages[si], self.tcfg
+        resuming = self.ckpt is not None and si == self.ckpt["stage"]
+        self.state.stage = si
+        if len(self.stages) > 1 and not resuming:
+            self._apply_stage_freezing(si)
+        self.train_model = _wrap_ddp(self.model, self.device, tcfg["sync_bn"]) if self.world > 1 else self.model
+        optimizer = build_optimizer(self.model, tcfg, st["lr"], st["backbone_lr_mult"])
+        self.parts = TrainParts(
+            self.model, optimizer,
+            build_scheduler(optimizer, tcfg, st, self.loader.batch_sampler.batches_per_epoch(),
+                            self.stage_end(si) - st["epochs"]),
+            torch.amp.GradScaler("cuda") if tcfg["amp"] == "fp16" else None,
+            make_ema(self.model, tcfg["ema_decay"], tcfg["ema_tau"]) if tcfg["ema"] else None)
+        if resuming:
+            Checkpointer.restore_parts(self.ckpt, self.parts)
+            set_rng_state(self.ckpt["rng"])  # last: the set-up above must not move the generators
+
+    def _apply_stage_freezing(self, si: int) -> None:
+        st = self.stages[si]
+        policy = apply_policy(self.model, freeze_policy(self.cfg["model"], st["freeze_at"], st["mode"]))
+        self.model.to(self.device)  # BatchNorm swapped in by unfreezing starts on the CPU
+        trainable, frozen = count_parameters(self.model)
+        if dist.is_main():
+            log.info("stage %d/%d from epoch %d: %s, freeze_at %d (%s frozen), lr %g, backbone_lr_mult %g: "
+                     "%.2fM trainable, %.2fM frozen", si + 1, len(self.stages), self.state.epoch + 1, st["mode"],
+                     policy["freeze_at"],
+                     ", ".join(name for name, _ in self.model.stages[:policy["freeze_at"]]) or "nothing",
+                     st["lr"], st["backbone_lr_mult"], trainable / 1e6, frozen / 1e6)
+
+    # --- one epoch ------------------------------------------------------------------------------
+
+    def train_epoch(self) -> dict:
+        """Train the current epoch (or what is left of it); returns its results.csv row so far."""
+        state, epoch = self.state, self.state.epoch
+        self.loader.batch_sampler.set_epoch(epoch, skip_batches=state.iter_in_epoch)
+        epoch_start_step = state.step - state.iter_in_epoch
+        t0 = time.perf_counter()
+
+        def on_step(step, loss_dict, lr):
+            state.step, state.iter_in_epoch = step, step - epoch_start_step
+            if self.writer is not None:
+                self.writer.add_scalar("train/loss", sum(v.item() for v in loss_dict.values()), step)
+                self.writer.add_scalar("train/lr", lr, step)
+                for k, v in loss_dict.items():
+                    self.writer.add_scalar(f"train/{k}", v.item(), step)
+            if self.tcfg["ckpt_every"] and step % self.tcfg["ckpt_every"] == 0:
+                self.checkpointer.save("last.pt", self.snapshot())
+
+        train_parts = TrainParts(self.train_model, *(getattr(self.parts, k) for k in
+                                                     ("optimizer", "scheduler", "scaler", "ema")))
+        with oom_hint(self.tcfg["batch_size"], self.cfg["model"]):
+            stats = train_one_epoch(train_parts, self.loader, self.device, StepOptions.from_config(self.tcfg),
+                                    desc=f"epoch {epoch + 1}/{self.total_epochs}", start_step=state.step,
+                                    sums=state.epoch_sums, on_step=on_step)
+        stats = dist.mean_over_ranks({k: float(v) for k, v in stats.items()}, self.device)
+        state.epoch, state.iter_in_epoch, state.epoch_sums = epoch + 1, 0, {}
+        self.epoch_t0, self.last_stats = t0, stats
+        return {"epoch": epoch + 1, "stage": state.stage + 1, "lr": self.parts.optimizer.param_groups[0]["lr"],
+                **{k: round(v, 5) for k, v in stats.items() if k != "iters"}}
+
+    def due_for_validation(self) -> bool:
+        return self.state.epoch % self.tcfg["eval_every"] == 0 or self.state.epoch == self.total_epochs
+
+    def validate(self, row: dict) -> bool:
+        """Score the validation split (EMA weights when kept), add the metrics to `row`; True when best."""
+        eval_model = self.parts.ema.module if self.parts.ema is not None else self.model
+        with oom_hint(self.tcfg["batch_size"], self.cfg["model"]):
+            self.results = evaluate(eval_model, self.val_loader, self.evaluator, self.device, self.tcfg["amp"])
+        row.update({k: round(self.results["coco"][k], 5) for k in ("AP", "AP50", "AP75")})
+        row["voc_mAP"] = round(self.results["voc_mAP"], 5)
+        improved, self.stop = keep_best(self.state, row["AP"], self.tcfg["patience"])
+        if self.writer is not None:
+            for k in ("AP", "AP50", "AP75"):
+                self.writer.add_scalar(f"val/{k}", self.results["coco"][k], self.state.epoch)
+            self.writer.add_scalar("val/voc_mAP", self.results["voc_mAP"], self.state.epoch)
+            log_val_images(self.writer, self.evaluator, self.state.epoch)
+        return improved
+
+    def snapshot(self, row: dict | None = None) -> dict:
+        return self.checkpointer.snapshot(self.parts, self.state, rng_state(), row)
+
+    def save(self, row: dict, improved: bool) -> None:
+        """last.pt always; best.pt (with the EMA weights when kept) when validation improved."""
+        snap = self.snapshot(row)
+        self.checkpointer.save("last.pt", snap)
+        if improved:
+            if self.parts.ema is not None:
+                snap["model"] = self.parts.ema.module.state_dict()  # inference uses the averaged weights
+            self.checkpointer.save("best.pt", snap)
+
+    def log_epoch(self, row: dict) -> None:
+        row["epoch_s"] = round(time.perf_counter() - self.epoch_t0, 1)
+        if not dist.is_main():
+            return
+        self.results_log.append(row)
+        stats = self.last_stats
+        log.info("epoch %d/%d  loss %.3f  %.1f img/s%s%s  (%.0fs)", row["epoch"], self.total_epochs,
+                 stats.get("loss", float("nan")), stats["images_per_s"] * self.world,
+                 f"  AP {row['AP']:.3f}  AP50 {row['AP50']:.3f}" if "AP" in row else "",
+                 f"  ({int(stats['skipped_nonfinite'])} non-finite steps skipped)"
+                 if stats.get("skipped_nonfinite") else "", row["epoch_s"])
+
+    def run_epoch(self) -> None:
+        """Train; save the epoch before validating (a failing validation never loses it); validate; save."""
+        row = self.train_epoch()
+        improved = False
+        if self.due_for_validation():
+            self.checkpointer.save("last.pt", self.snapshot(row))
+            improved = self.validate(row)
+        self.save(row, improved)
+        self.log_epoch(row)
+        if self.stop:
+            log.info("early stopping: no better AP in %d validations (train.patience)", self.tcfg["patience"])
+
+    # --- the loop -------------------------------------------------------------------------------
+
+    def train(self) -> tuple[Path, dict]:
+        self.setup()
+        try:
+            for si in range(self.state.stage, len(self.stages)):
+                self.enter_stage(si)
+                while self.state.epoch < self.stage_end(si) and not self.stop:
+                    self.run_epoch()
+                if self.stop:
+                    break
+        finally:
+            self.after_train()
+        return self.run, self.results
+
+    def after_train(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        if not dist.is_main():
+            return
+        if (self.run / "results.csv").is_file():
+            plot_results(self.run / "results.csv", self.run / "results.png")
+        if self.results:
+            log.info("validation of the last epoch (%s):\n%s", self.run / "weights" / "last.pt",
+                     format_results(self.results))
+        if (self.run / "weights" / "best.pt").is_file():
+            log.info("best COCO AP %.3f -> %s", self.state.best, self.run / "weights" / "best.pt")
+
+
 def train(cfg: dict) -> tuple[Path, dict]:
     """Train as configured; returns the run folder and the last validation results."""
-    rank, world, device = dist.init(cfg["device"])
-    ckpt = None
-    if cfg["resume"]:
-        ckpt, run, cfg = resume_source(cfg)
-    tcfg = cfg["train"]
-    stages = plan_stages(cfg)  # config problems surface before any data is read
-    if tcfg["ema"] and not 0 < tcfg["ema_decay"] < 1:
-        raise ConfigError(f"train.ema_decay must be in (0, 1), got {tcfg['ema_decay']}")
-    check_sync_bn(tcfg["sync_bn"], world, device)
-    seed_everything(cfg["seed"], cfg["deterministic"])
-    train_ds = get_dataset(cfg, train=True)
-    class_names = train_ds.info.class_names
-    val_loader, evaluator = validation_loader(cfg, class_names, device, rank, world)
-    model = build_model(cfg["model"], class_names, load_pretrained=ckpt is None, verbose=dist.is_main())
-
-    # the loop's position; all of it goes into every checkpoint (epoch_sums: the running
-    # loss sums of the epoch in progress, so a resumed epoch reports the same means)
-    state = {"epoch": 0, "iter_in_epoch": 0, "step": 0, "stage": 0, "best": -1.0, "bad_evals": 0,
-             "epoch_sums": {}}
-    if ckpt is not None:
-        f = ckpt["freeze"]
-        model.freeze = {**f, "freeze_at": freeze_model(model, f["freeze_at"], f["freeze_bn"], f["mode"])}
-        model.load_state_dict(ckpt["model"])
-        state.update({k: ckpt.get(k, v) for k, v in state.items()})
-        log.info("resuming %s at epoch %d, iteration %d of it (step %d)", run, state["epoch"] + 1,
-                 state["iter_in_epoch"], state["step"])
-    else:
-        run = Path(dist.broadcast_object(str(new_run_dir(cfg["output_dir"], cfg["name"])) if dist.is_main() else None))
-        cfg = {**cfg, "data": {**cfg["data"], "classes": list(class_names)}}  # pin the label order
-        if dist.is_main():
-            save_config(cfg, run / "config.yaml")
-    model.to(device)
-    if tcfg["channels_last"]:
-        model.to(memory_format=torch.channels_last)
-    if dist.is_main():
-        log.info("run folder: %s (device %s%s)", run, device, f", {world} processes" if world > 1 else "")
-        if warning := amp_warning(device, tcfg["amp"]):
-            log.warning(warning)
-
-    loader = build_loader(train_ds, tcfg["batch_size"], True, cfg["data"]["num_workers"], device.type == "cuda",
-                          seed=cfg["seed"], rank=rank, world_size=world)
-    writer = results_log = None
-    if dist.is_main():  # the only rank that writes (on resume ResultsLog rewrites results.csv)
-        from torch.utils.tensorboard import SummaryWriter
-
-        writer = SummaryWriter(str(run), purge_step=state["step"] + 1 if ckpt else None)
-        results_log = ResultsLog(run / "results.csv", keep_until_epoch=state["epoch"] if ckpt else None)
-    total_epochs = sum(st["epochs"] for st in stages)
-    stage_starts = np.cumsum([0] + [st["epochs"] for st in stages]).tolist()
-    results: dict = {}
-    stop = False
-    pending_rng = ckpt["rng"] if ckpt is not None else None
-    try:
-        for si in range(state["stage"], len(stages)):
-            st = stages[si]
-            resuming_stage = ckpt is not None and si == ckpt["stage"]
-            state["stage"] = si
-            if len(stages) > 1 and not resuming_stage:
-                _enter_stage(model, cfg, st, si, len(stages), state["epoch"], device)
-            train_model = _wrap_ddp(model, device, tcfg["sync_bn"]) if world > 1 else model
-            optimizer = build_optimizer(model, tcfg, st["lr"], st["backbone_lr_mult"])
-            scheduler = torch.optim.lr_scheduler.LambdaLR(
-                optimizer, lr_lambda(tcfg, loader.batch_sampler.batches_per_epoch(), st["epochs"],
-                                     st["warmup_iters"], stage_starts[si]))
-            scaler = torch.amp.GradScaler("cuda") if tcfg["amp"] == "fp16" else None
-            ema = make_ema(model, tcfg["ema_decay"], tcfg["ema_tau"]) if tcfg["ema"] else None
-            if resuming_stage:
-                optimizer.load_state_dict(ckpt["optimizer"])
-                scheduler.load_state_dict(ckpt["scheduler"])
-                if scaler is not None and ckpt.get("scaler"):
-                    scaler.load_state_dict(ckpt["scaler"])
-                if ema is not None and ckpt.get("ema"):
-                    ema.load_state_dict(ckpt["ema"])
-            if pending_rng is not None:  # last: set-up above must not move the generators
-                set_rng_state(pending_rng)
-                pending_rng = None
-
-            parts = {"model": model, "optimizer": optimizer, "scheduler": scheduler, "scaler": scaler, "ema": ema}
-            fixed = {"config": cfg, "class_names": list(class_names), "freeze": dict(model.freeze)}
-
-            for _ in range(state["epoch"], stage_starts[si + 1]):
-                epoch = state["epoch"]
-                loader.batch_sampler.set_epoch(epoch, skip_batches=state["iter_in_epoch"])
-                epoch_start_step = state["step"] - state["iter_in_epoch"]
-
-                def on_step(step, epoch_start_step=epoch_start_step, parts=parts, fixed=fixed):
-                    state["step"], state["iter_in_epoch"] = step, step - epoch_start_step
-                    if tcfg["ckpt_every"] and step % tcfg["ckpt_every"] == 0 and dist.is_main():
-                        save_checkpoint(run / "weights" / "last.pt", **snapshot(parts, fixed, state))
-
-                t0 = time.perf_counter()
-                with oom_hint(tcfg["batch_size"], cfg["model"]):
-                    stats = train_one_epoch(train_model, optimizer, scheduler, loader, device, epoch, total_epochs,
-                                            amp=tcfg["amp"], scaler=scaler, clip_grad_norm=tcfg["clip_grad_norm"],
-                                            ema=ema, max_nonfinite=tcfg["max_nonfinite"], writer=writer,
-                                            start_step=state["step"], on_step=on_step, sums=state["epoch_sums"])
-                stats = dist.mean_over_ranks({k: float(v) for k, v in stats.items()}, device)
-                state.update(epoch=epoch + 1, iter_in_epoch=0, epoch_sums={})
-                row = {"epoch": epoch + 1, "stage": si + 1, "lr": optimizer.param_groups[0]["lr"],
-                       **{k: round(v, 5) for k, v in stats.items() if k != "iters"}}
-                if (epoch + 1) % tcfg["eval_every"] == 0 or epoch + 1 == total_epochs:
-                    eval_model = ema.module if ema is not None else model
-                    with oom_hint(tcfg["batch_size"], cfg["model"]):
-                        results = evaluate_distributed(eval_model, val_loader, evaluator, device, tcfg["amp"])
-                    row.update({k: round(results["coco"][k], 5) for k in ("AP", "AP50", "AP75")})
-                    row["voc_mAP"] = round(results["voc_mAP"], 5)
-                    improved = row["AP"] > state["best"]
-                    state["bad_evals"] = 0 if improved else state["bad_evals"] + 1
-                    if improved:
-                        state["best"] = row["AP"]
-                    if writer is not None:
-                        for k in ("AP", "AP50", "AP75"):
-                            writer.add_scalar(f"val/{k}", results["coco"][k], epoch + 1)
-                        writer.add_scalar("val/voc_mAP", results["voc_mAP"], epoch + 1)
-                        log_val_images(writer, evaluator, epoch + 1)
-                    if tcfg["patience"] and state["bad_evals"] >= tcfg["patience"]:
-                        stop = True
-                else:
-                    improved = False
-                row["epoch_s"] = round(time.perf_counter() - t0, 1)
-                if dist.is_main():
-                    results_log.append(row)
-                    save_checkpoint(run / "weights" / "last.pt", **snapshot(parts, fixed, state, row))
-                    if improved:
-                        best = snapshot(parts, fixed, state, row)
-                        if ema is not None:
-                            best["model"] = ema.module.state_dict()  # inference uses the averaged weights
-                        save_checkpoint(run / "weights" / "best.pt", **best)
-                    log.info("epoch %d/%d  loss %.3f  %.1f img/s%s%s  (%.0fs)", epoch + 1, total_epochs,
-                             stats.get("loss", float("nan")), stats["images_per_s"] * world,
-                             f"  AP {row['AP']:.3f}  AP50 {row['AP50']:.3f}" if "AP" in row else "",
-                             f"  ({int(stats['skipped_nonfinite'])} non-finite steps skipped)"
-                             if stats.get("skipped_nonfinite") else "", row["epoch_s"])
-                if stop:
-                    log.info("early stopping: no better AP in %d validations (train.patience)", tcfg["patience"])
-                    break
-            if stop:
-                break
-    finally:
-        if writer is not None:
-            writer.close()
-        if dist.is_main() and (run / "results.csv").is_file():
-            plot_results(run / "results.csv", run / "results.png")
-    if results and dist.is_main():
-        log.info("validation of the last epoch (%s):\n%s", run / "weights" / "last.pt", format_results(results))
-        log.info("best COCO AP %.3f -> %s", state["best"], run / "weights" / "best.pt")
-    return run, results
+    return Trainer(cfg).train()
 
 
-class TrainingOOMError(RuntimeError):
+class TrainingOOMError(DetectionError, RuntimeError):
     pass
 
 
@@ -337,30 +332,16 @@ def oom_hint(batch_size: int, mcfg: dict):
 def log_val_images(writer, evaluator, step: int, count: int = 4, score: float = 0.3) -> None:
     """A few validation images with their predictions drawn, to TensorBoard."""
     from .data.images import read_image
+    from .detections import to_detections
     from .visualize import draw_detections
 
-    names = evaluator.info.class_names
     for idx in sorted(evaluator.predictions)[:count]:
-        boxes, scores, labels = evaluator.predictions[idx]
-        keep = scores >= score
-        dets = [{"box": b.tolist(), "label": int(lab), "class": names[lab - 1], "score": float(s)}
-                for b, s, lab in zip(boxes[keep], scores[keep], labels[keep])]
+        dets = to_detections(*evaluator.predictions[idx], evaluator.info.class_names, score)
         try:
             img = draw_detections(read_image(evaluator.records[idx].path), dets)
         except OSError:
             continue
         writer.add_image(f"val/image{idx}", img, step, dataformats="HWC")
-
-
-def snapshot(parts: dict, fixed: dict, state: dict, row: dict | None = None) -> dict:
-    """Everything a checkpoint holds: state dicts, loop position, RNG states, plain config values."""
-    return dict(
-        model=parts["model"].state_dict(), optimizer=parts["optimizer"].state_dict(),
-        scheduler=parts["scheduler"].state_dict(),
-        scaler=parts["scaler"].state_dict() if parts["scaler"] is not None else None,
-        ema=parts["ema"].state_dict() if parts["ema"] is not None else None,
-        rng=rng_state(), metrics=dict(row or {}), **fixed, **state,
-    )
 
 
 def check_sync_bn(sync_bn: bool, world: int, device: torch.device) -> None:
@@ -376,17 +357,3 @@ def _wrap_ddp(model, device, sync_bn: bool):
     if sync_bn:
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     return DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
-
-
-def _enter_stage(model, cfg: dict, st: dict, si: int, n: int, epoch: int, device) -> None:
-    """Re-apply freezing for a stage; checkpoints record it so they rebuild the same modules."""
-    eff = effective_freeze(cfg["model"], st["freeze_at"], st["mode"])
-    used = freeze_model(model, eff["freeze_at"], eff["freeze_bn"], eff["mode"])
-    model.freeze = {**eff, "freeze_at": used}
-    model.to(device)  # BatchNorm swapped in by unfreezing starts on the CPU
-    trainable, frozen = count_parameters(model)
-    if dist.is_main():
-        log.info("stage %d/%d from epoch %d: %s, freeze_at %d (%s frozen), lr %g, backbone_lr_mult %g: "
-                 "%.2fM trainable, %.2fM frozen", si + 1, n, epoch + 1, st["mode"], used,
-                 ", ".join(name for name, _ in model.stages[:used]) or "nothing", st["lr"], st["backbone_lr_mult"],
-                 trainable / 1e6, frozen / 1e6)

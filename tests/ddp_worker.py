@@ -18,12 +18,12 @@ import torch  # noqa: E402
 from detection import distributed as dist  # noqa: E402
 from detection import trainer  # noqa: E402
 from detection.config import load_config  # noqa: E402
-from detection.engine import train_one_epoch  # noqa: E402
+from detection.engine import StepOptions, TrainParts, train_one_epoch  # noqa: E402
 
 # Instrument the trainer, not the test: what each rank had before and after the loss sync,
 # and a digest of the weights each rank validates (DDP must keep them identical).
 record = {"stats": [], "weights": []}
-_mean_over_ranks, _evaluate_distributed = dist.mean_over_ranks, trainer.evaluate_distributed
+_mean_over_ranks, _evaluate = dist.mean_over_ranks, trainer.evaluate
 
 
 def recording_mean(values, device):
@@ -43,13 +43,13 @@ def recording_evaluate(model, *args, **kwargs):
     # parameters as training left them; the whole state (BatchNorm statistics included)
     # as validation used it, after rank 0's buffers were taken
     params = digest(model.named_parameters())
-    results = _evaluate_distributed(model, *args, **kwargs)
+    results = _evaluate(model, *args, **kwargs)
     record["weights"].append({"params": params, "state": digest(model.state_dict().items())})
     return results
 
 
 dist.mean_over_ranks = recording_mean
-trainer.evaluate_distributed = recording_evaluate
+trainer.evaluate = recording_evaluate
 
 
 def main(out: str, data_root: str) -> None:
@@ -74,7 +74,7 @@ def nonfinite(out: str) -> None:
     model = torch.nn.parallel.DistributedDataParallel(FakeDetector(bad={2} if rank == 1 else ()))
     opt = torch.optim.SGD(model.parameters(), lr=1e-6)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: 1.0)
-    stats = train_one_epoch(model, opt, sched, fake_loader(4), device, 0, 1, max_nonfinite=3)
+    stats = train_one_epoch(TrainParts(model, opt, sched), fake_loader(4), device, StepOptions(max_nonfinite=3))
     Path(out, f"nonfinite{rank}.json").write_text(json.dumps({
         "skipped": stats["skipped_nonfinite"], "iters": stats["iters"], "w": model.module.w.tolist()}))
     dist.cleanup()

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from detection.checkpoint import load_checkpoint, new_run_dir, newest_run, run_checkpoint, save_checkpoint
+from detection.errors import CheckpointError
 
 
 def test_run_dirs_never_overwrite(tmp_path):
@@ -28,7 +29,7 @@ def test_atomic_save_and_safe_load(tmp_path):
 
 
 def test_newest_run_prefers_best(tmp_path):
-    with pytest.raises(FileNotFoundError, match="no trained run"):
+    with pytest.raises(CheckpointError, match="no trained run"):
         newest_run(str(tmp_path))
     for name in ("old", "new"):
         save_checkpoint(tmp_path / name / "weights" / "last.pt", model={}, config={}, class_names=[])

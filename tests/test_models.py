@@ -79,6 +79,10 @@ def test_new_head_has_k_plus_background_and_predicts(tiny_model_cfg):
     assert out["labels"].numel() == 0 or out["labels"].max() <= 3
 
 
-def test_unknown_arch_lists_choices(tiny_model_cfg):
-    with pytest.raises(ValueError, match="fasterrcnn_mobilenet_v2_fpn"):
-        build_model(dict(tiny_model_cfg, arch="yolo"), ["a"])
+def test_unknown_arch_lists_choices():
+    from detection.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError, match="model.arch.*fasterrcnn_mobilenet_v2_fpn"):
+        load_config(None, ["model.arch=yolo", "data.format=coco", "data.root=x"])
+    with pytest.raises(ConfigError, match="did you mean `retinanet_mobilenet_v2_fpn`"):
+        load_config(None, ["model.arch=retinanet_mobilenetv2_fpn", "data.format=coco", "data.root=x"])

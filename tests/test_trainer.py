@@ -14,10 +14,11 @@ from torch import nn
 
 from detection.checkpoint import load_checkpoint
 from detection.config import load_config
-from detection.engine import NonFiniteLossError, train_one_epoch
+from detection.engine import NonFiniteLossError, StepOptions, TrainParts, train_one_epoch
 from detection.trainer import train
 
 ROOT = Path(__file__).resolve().parent.parent
+CPU = torch.device("cpu")
 
 
 def tiny_cfg(tmp_path, synthetic_root, tiny_model_cfg, **train_kw):
@@ -55,18 +56,18 @@ def _opt(model):
 def test_non_finite_steps_are_skipped_then_stop():
     model = FakeDetector(bad={2, 3})
     opt, sched = _opt(model)
-    out = train_one_epoch(model, opt, sched, fake_loader(5), torch.device("cpu"), 0, 1, max_nonfinite=3)
+    out = train_one_epoch(TrainParts(model, opt, sched), fake_loader(5), CPU, StepOptions(max_nonfinite=3))
     assert out["skipped_nonfinite"] == 2 and torch.isfinite(model.w).all()
     model = FakeDetector(bad={2, 3, 4})
     opt, sched = _opt(model)
     with pytest.raises(NonFiniteLossError, match="3 non-finite losses in a row.*lower train.lr"):
-        train_one_epoch(model, opt, sched, fake_loader(5), torch.device("cpu"), 0, 1, max_nonfinite=3)
+        train_one_epoch(TrainParts(model, opt, sched), fake_loader(5), CPU, StepOptions(max_nonfinite=3))
 
 
 def test_clipping_bounds_the_gradient_norm():
     model = FakeDetector()
     opt, sched = _opt(model)
-    out = train_one_epoch(model, opt, sched, fake_loader(2), torch.device("cpu"), 0, 1, clip_grad_norm=1.0)
+    out = train_one_epoch(TrainParts(model, opt, sched), fake_loader(2), CPU, StepOptions(clip_grad_norm=1.0))
     assert out["grad_norm"] > 1.0  # the norm before clipping, as logged
     assert torch.linalg.vector_norm(model.w.grad) <= 1.0 + 1e-6
 
@@ -78,8 +79,7 @@ def test_gradient_scaler_path_unscales_before_clipping():
     for model, scaler in ((plain, None), (scaled, torch.amp.GradScaler("cpu", init_scale=2.0**10))):
         opt = torch.optim.SGD(model.parameters(), lr=0.1)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: 1.0)
-        train_one_epoch(model, opt, sched, fake_loader(3), torch.device("cpu"), 0, 1, scaler=scaler,
-                        clip_grad_norm=1.0)
+        train_one_epoch(TrainParts(model, opt, sched, scaler), fake_loader(3), CPU, StepOptions(clip_grad_norm=1.0))
     assert not torch.equal(plain.w, torch.ones(3))
     torch.testing.assert_close(scaled.w, plain.w)
 
@@ -127,10 +127,11 @@ def test_deterministic_switch_asks_torch_for_deterministic_kernels():
 
 
 def test_validation_images_with_boxes_go_to_tensorboard(synthetic_root):
-    from detection.trainer import log_val_images, validation_loader
+    from detection.evaluation.evaluator import build_validation
+    from detection.trainer import log_val_images
 
     cfg = load_config(None, {"data": {"format": "coco", "root": str(synthetic_root / "coco"), "num_workers": 0}})
-    _, ev = validation_loader(cfg, None, torch.device("cpu"))
+    _, ev = build_validation(cfg, None, torch.device("cpu"))
     ev.add(0, [[10, 10, 60, 60], [5, 5, 20, 20]], [0.9, 0.1], [1, 1])  # the second is under the score bar
     ev.add(1, [], [], [])
 
@@ -151,21 +152,21 @@ def test_validation_images_with_boxes_go_to_tensorboard(synthetic_root):
 
 
 def test_fp16_on_cpu_is_a_clear_error():
-    from detection.engine import autocast
+    from detection.precision import autocast
 
     with pytest.raises(ValueError, match="fp16 needs CUDA"):
         autocast(torch.device("cpu"), "fp16")
 
 
 def test_bf16_without_native_support_is_flagged(monkeypatch):
-    from detection import engine
+    from detection import precision
 
     cpu = torch.device("cpu")
-    monkeypatch.setattr(engine, "bf16_is_native", lambda device: False)
-    assert "emulated and slower than fp32" in engine.amp_warning(cpu, "bf16")
-    assert engine.amp_warning(cpu, "none") is None
-    monkeypatch.setattr(engine, "bf16_is_native", lambda device: True)
-    assert engine.amp_warning(cpu, "bf16") is None
+    monkeypatch.setattr(precision, "bf16_is_native", lambda device: False)
+    assert "emulated and slower than fp32" in precision.amp_warning(cpu, "bf16")
+    assert precision.amp_warning(cpu, "none") is None
+    monkeypatch.setattr(precision, "bf16_is_native", lambda device: True)
+    assert precision.amp_warning(cpu, "bf16") is None
 
 
 @pytest.mark.slow

@@ -1,13 +1,15 @@
-"""What every command shares: logging, and `--cfg FILE key.sub=value ...` parsing."""
+"""What every command shares: logging, `--cfg FILE key.sub=value ...` parsing, and one-line user errors."""
 
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import os
 import sys
 
-from ..config import ConfigError, load_config
+from ..config import load_config
+from ..errors import ConfigError, DetectionError
 
 
 def setup_logging(verbose: bool = False) -> None:
@@ -26,12 +28,27 @@ def add_config_args(p: argparse.ArgumentParser, cfg_required: bool) -> None:
 
 
 def config_from_args(args) -> dict:
-    try:
-        return load_config(args.cfg, args.overrides)
-    except ConfigError as e:
-        sys.exit(f"config error: {e}")
+    return load_config(args.cfg, args.overrides)
 
 
 def fail(msg: str) -> None:
     """Exit with one clear line, no traceback: for errors the user can fix."""
     sys.exit(f"error: {msg}")
+
+
+def user_errors_as_one_line(main):
+    """Wrap a CLI's main: a DetectionError (the user's to fix) exits with its one line;
+    anything else is a bug and keeps its traceback."""
+
+    @functools.wraps(main)
+    def wrapper(*args, **kwargs):
+        try:
+            return main(*args, **kwargs)
+        except ConfigError as e:
+            sys.exit(f"config error: {e}")
+        except DetectionError as e:
+            fail(str(e))
+        except KeyboardInterrupt:
+            sys.exit("interrupted")
+
+    return wrapper

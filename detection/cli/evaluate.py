@@ -16,13 +16,14 @@ import time
 from pathlib import Path
 
 from ..checkpoint import load_checkpoint, model_from_checkpoint, newest_run, run_checkpoint
-from ..config import ConfigError, load_config
-from .common import add_config_args, fail, setup_logging
-from .train import USER_ERRORS
+from ..config import load_config
+from ..errors import ConfigError
+from .common import add_config_args, setup_logging, user_errors_as_one_line
 
 log = logging.getLogger("detection.eval")
 
 
+@user_errors_as_one_line
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description="Evaluate: COCO metrics (pycocotools), VOC per-class AP, analysis.")
     p.add_argument("--ckpt", help="checkpoint (default: newest run's best.pt)")
@@ -40,34 +41,29 @@ def main(argv: list[str] | None = None) -> None:
     from ..evaluation.analysis import write_analysis
     from ..evaluation.evaluator import format_results
 
-    try:
-        t0 = time.perf_counter()
-        if args.pred or args.gt:
-            if not (args.pred and args.gt):
-                fail("--pred and --gt go together")
-            from ..evaluation.evaluator import evaluate_files
+    t0 = time.perf_counter()
+    if args.pred or args.gt:
+        if not (args.pred and args.gt):
+            raise ConfigError("--pred and --gt go together")
+        from ..evaluation.evaluator import evaluate_files
 
-            res, ev = evaluate_files(args.gt, args.pred, args.voc_metric or "voc07",
-                                     backend=args.backend or "pycocotools")
-            out_dir, writer = Path(args.out or "eval"), None
-            source = f"{args.pred} against {args.gt}"
-        else:
-            res, ev, out_dir, writer, source = _evaluate_model(args)
-        seconds = time.perf_counter() - t0
-        log.info("%s\n%s\n(evaluated in %.1fs)", source, format_results(res), seconds)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / "results.json").write_text(json.dumps({"source": source, "seconds": seconds, **res},
-                                                         indent=1, default=float))
-        if args.save_pred:
-            (out_dir / "predictions.json").write_text(json.dumps(ev.coco_results(source_ids=True)))
-        write_analysis(ev, res, out_dir, iou_thresh=ev.iou_thresh, score_thresh=args.score, writer=writer)
-        if writer is not None:
-            writer.close()
-        log.info("report, curves and confusion matrix written to %s/", out_dir)
-    except ConfigError as e:
-        fail(f"config error: {e}")
-    except USER_ERRORS as e:
-        fail(str(e))
+        res, ev = evaluate_files(args.gt, args.pred, args.voc_metric or "voc07",
+                                 backend=args.backend or "pycocotools")
+        out_dir, writer = Path(args.out or "eval"), None
+        source = f"{args.pred} against {args.gt}"
+    else:
+        res, ev, out_dir, writer, source = _evaluate_model(args)
+    seconds = time.perf_counter() - t0
+    log.info("%s\n%s\n(evaluated in %.1fs)", source, format_results(res), seconds)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "results.json").write_text(json.dumps({"source": source, "seconds": seconds, **res},
+                                                     indent=1, default=float))
+    if args.save_pred:
+        (out_dir / "predictions.json").write_text(json.dumps(ev.coco_results(source_ids=True)))
+    write_analysis(ev, res, out_dir, iou_thresh=ev.iou_thresh, score_thresh=args.score, writer=writer)
+    if writer is not None:
+        writer.close()
+    log.info("report, curves and confusion matrix written to %s/", out_dir)
 
 
 def _evaluate_model(args):
@@ -75,7 +71,7 @@ def _evaluate_model(args):
 
     from ..distributed import device_for
     from ..engine import evaluate
-    from ..trainer import validation_loader
+    from ..evaluation.evaluator import build_validation
 
     ckpt_path = Path(args.ckpt) if args.ckpt else run_checkpoint(newest_run(args.runs))
     ckpt = load_checkpoint(ckpt_path)
@@ -84,8 +80,8 @@ def _evaluate_model(args):
     # the run's own config, then --cfg's, then overrides: the data and eval keys may change
     cfg = load_config(args.cfg, overrides, base=None if args.cfg else ckpt["config"])
     device = device_for(cfg["device"], 0)
-    model = model_from_checkpoint(ckpt).to(device)
-    loader, ev = validation_loader(cfg, ckpt["class_names"], device)
+    model = model_from_checkpoint(ckpt, ckpt_path).to(device)
+    loader, ev = build_validation(cfg, ckpt["class_names"], device)
     log.info("evaluating %s on %s", ckpt_path, ev.info.source)
     res = evaluate(model, loader, ev, device)
     run = ckpt_path.parent.parent

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import argparse
 
-from .common import add_config_args, config_from_args, fail, setup_logging
+from .common import add_config_args, config_from_args, setup_logging, user_errors_as_one_line
 
 
+@user_errors_as_one_line
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description="Per-stage shapes, parameters, freezing and GFLOPs of a config's model.")
     p.add_argument("--size", nargs=2, type=int, metavar=("H", "W"), help="input size (default: min_size square)")
@@ -23,23 +24,19 @@ def main(argv: list[str] | None = None) -> None:
 
     from ..model_info import count_flops, format_table, stage_table
     from ..models.builders import build_model
-    from ..models.freeze import freeze_model
 
     classes = cfg["data"]["classes"] or ["object"]
     mcfg = cfg["model"]
-    try:
-        model = build_model(mcfg, classes, load_pretrained=False, verbose=False)
-        if mcfg["weights"] == "none":
-            print("model.weights=none: nothing is frozen in training; shown with freeze_at as configured")
-        freeze_model(model, mcfg["freeze_at"], mcfg["freeze_bn"], mcfg["mode"])
-    except ValueError as e:
-        fail(str(e))
+    model = build_model(mcfg, classes, load_pretrained=False, verbose=False)  # the freezing training applies
+    if mcfg["weights"] == "none":
+        print("model.weights=none: nothing is frozen (freezing random weights would only hurt)")
     h, w = args.size or (mcfg["min_size"], mcfg["min_size"])
     rows = stage_table(model, h, w)
     model.eval()
     total = count_flops(model, [torch.zeros(3, h, w)])
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    print(f"{mcfg['arch']}  {len(classes)} classes  input {h}x{w}  mode {mcfg['mode']}  freeze_at {mcfg['freeze_at']}")
+    f = model.freeze
+    print(f"{mcfg['arch']}  {len(classes)} classes  input {h}x{w}  mode {f['mode']}  freeze_at {f['freeze_at']}")
     print(format_table(rows, {"params": sum(p.numel() for p in model.parameters()), "trainable": trainable,
                               "gflops": total / 1e9}))
 

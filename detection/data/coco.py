@@ -11,17 +11,17 @@ import json
 import os
 from collections import Counter, defaultdict
 
-import numpy as np
+from ..errors import DataError
+from .images import DEFAULT_MAX_PIXELS
+from .records import DatasetInfo, ImageRecord, RawImage, SkipCounter, build_records, inside, parse_box, resolve_classes
 
-from .records import DatasetInfo, ImageRecord, SkipCounter, clean_boxes, log, resolve_classes, summarize
 
-
-class COCOFormatError(ValueError):
+class COCOFormatError(DataError):
     pass
 
 
-def _require(obj: dict, key: str, where: str, ann_file: str):
-    if key not in obj:
+def _require(obj, key: str, where: str, ann_file: str):
+    if not isinstance(obj, dict) or key not in obj or obj[key] is None:
         raise COCOFormatError(f"{ann_file}: {where} has no `{key}` field")
     return obj[key]
 
@@ -32,38 +32,79 @@ def coco_paths(root: str, split: str, ann_file: str = "", image_dir: str = "") -
     return ann, os.path.join(root, image_dir or split)
 
 
-def read_coco(
-    ann_file: str, image_dir: str, classes: list[str] | None = None, ignore_unknown: bool = False,
-    require_images: bool = True,
-) -> tuple[list[ImageRecord], DatasetInfo]:
-    """Records of a COCO json; `require_images=False` (evaluation from files) skips the disk checks."""
+def _load(ann_file: str) -> dict:
     if not os.path.isfile(ann_file):
-        raise FileNotFoundError(
+        raise DataError(
             f"COCO annotation file not found: {ann_file}. Expected <root>/annotations/instances_<split>.json; "
             "check data.root and data.*_split, or set data.train_ann / data.val_ann."
         )
     try:
         with open(ann_file, encoding="utf-8") as f:
             data = json.load(f)
-    except json.JSONDecodeError as e:
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise COCOFormatError(f"{ann_file}: not valid JSON ({e})") from None
+    if not isinstance(data, dict):
+        raise COCOFormatError(f"{ann_file}: the top level must be an object with images, annotations, categories")
     for key in ("images", "annotations", "categories"):
         if not isinstance(data.get(key), list):
             raise COCOFormatError(f"{ann_file}: missing the `{key}` list")
+    return data
 
+
+def _categories(data: dict, ann_file: str) -> dict:
     cats = {}
     for c in data["categories"]:
-        cats[_require(c, "id", "a category", ann_file)] = _require(c, "name", "a category", ann_file)
+        cid = _require(c, "id", "a category", ann_file)
+        if cid in cats:
+            raise COCOFormatError(f"{ann_file}: category id {cid} appears twice")
+        cats[cid] = str(_require(c, "name", f"category {cid}", ann_file))
     if len(set(cats.values())) != len(cats):
         raise COCOFormatError(f"{ann_file}: two categories share a name")
+    return cats
 
+
+def _images(data: dict, ann_file: str) -> dict:
+    """image id -> image entry; a duplicate id is an error (it would merge two files' boxes)."""
+    images = {}
+    for img in data["images"]:
+        image_id = _require(img, "id", "an image", ann_file)
+        if image_id in images:
+            raise COCOFormatError(f"{ann_file}: image id {image_id} is used by both "
+                                  f"{images[image_id].get('file_name')!r} and {img.get('file_name')!r}; "
+                                  "image ids must be unique")
+        _require(img, "file_name", f"image {image_id}", ann_file)
+        images[image_id] = img
+    return images
+
+
+def _declared_size(img: dict) -> tuple[int, int] | None:
+    try:
+        w, h = int(img["width"]), int(img["height"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    return (w, h) if w > 0 and h > 0 else None
+
+
+def read_coco(
+    ann_file: str, image_dir: str, classes: list[str] | None = None, ignore_unknown: bool = False,
+    require_images: bool = True, max_pixels: int = DEFAULT_MAX_PIXELS, allow_outside: bool = False,
+    strict: bool = False,
+) -> tuple[list[ImageRecord], DatasetInfo]:
+    """Records of a COCO json; `require_images=False` (evaluation from files) skips the disk checks."""
+    data = _load(ann_file)
+    cats = _categories(data, ann_file)
+    images = _images(data, ann_file)
     anns_by_image = defaultdict(list)
     found: Counter = Counter()
+    orphans = SkipCounter("annotations dropped: their image_id is not in `images`")
     for a in data["annotations"]:
         image_id = _require(a, "image_id", "an annotation", ann_file)
         cat = _require(a, "category_id", f"annotation {a.get('id')}", ann_file)
         if cat not in cats:
             raise COCOFormatError(f"{ann_file}: annotation {a.get('id')} has category_id {cat}, not in `categories`")
+        if image_id not in images:
+            orphans.add(f"image_id {image_id}")
+            continue
         anns_by_image[image_id].append(a)
         found[cats[cat]] += 1
 
@@ -77,59 +118,28 @@ def read_coco(
             f"(it has {sorted(name_to_cat)[:10]}...)"
         )
     label_of_cat = {name_to_cat[c]: i + 1 for i, c in enumerate(class_names)}
-
-    degenerate = SkipCounter("degenerate boxes (zero or negative width/height)")
     unknown = SkipCounter("boxes of classes not in data.classes")
-    records = []
-    missing_images = []
-    for img in data["images"]:
-        image_id = _require(img, "id", "an image", ann_file)
-        file_name = _require(img, "file_name", f"image {image_id}", ann_file)
-        path = os.path.join(image_dir, file_name)
-        if require_images and not os.path.isfile(path):
-            missing_images.append(path)
-            continue
-        w = int(_require(img, "width", f"image {image_id}", ann_file))
-        h = int(_require(img, "height", f"image {image_id}", ann_file))
-        boxes, labels, crowd, areas = [], [], [], []
+    raws = []
+    for image_id, img in images.items():
+        where = f"{os.path.basename(ann_file)} image {image_id}"
+        path = inside(image_dir, str(img["file_name"]), f"{ann_file}: image {image_id}", allow_outside) \
+            if require_images else os.path.join(image_dir, str(img["file_name"]))
+        size = _declared_size(img)
+        if not require_images and size is None:
+            raise COCOFormatError(f"{ann_file}: image {image_id} needs positive `width` and `height`")
+        raw = RawImage(path, where, image_id, size, areas=[])
         for a in anns_by_image.get(image_id, []):
-            bbox = _require(a, "bbox", f"annotation {a.get('id')}", ann_file)
-            if len(bbox) != 4:
-                raise COCOFormatError(f"{ann_file}: annotation {a.get('id')} bbox must be [x, y, w, h]")
             if a["category_id"] not in label_of_cat:
-                unknown.add(file_name)
+                unknown.add(where)
                 continue
-            x, y, bw, bh = (float(v) for v in bbox)
-            boxes.append([x, y, x + bw, y + bh])
-            labels.append(label_of_cat[a["category_id"]])
-            crowd.append(bool(a.get("iscrowd", 0)))
-            areas.append(float(a.get("area", bw * bh)))
-        boxes_arr, keep = clean_boxes(np.array(boxes, np.float32), w, h)
-        if (~keep).any():
-            degenerate.add(file_name, int((~keep).sum()))
-        records.append(
-            ImageRecord(
-                path=os.path.abspath(path), width=w, height=h, boxes=boxes_arr[keep],
-                labels=np.array(labels, np.int64).reshape(-1)[keep],
-                iscrowd=np.array(crowd, bool).reshape(-1)[keep],
-                difficult=np.zeros(int(keep.sum()), bool), image_id=image_id,
-                areas=np.array(areas, np.float64).reshape(-1)[keep],
-            )
-        )
-    if missing_images:
-        if not records:
-            raise FileNotFoundError(
-                f"{ann_file}: none of its {len(missing_images)} images were found under {image_dir}, "
-                f"e.g. {missing_images[0]}; check data.root / data.*_images"
-            )
-        log.warning("%s: %d images listed but missing on disk, skipped, e.g. %s",
-                    ann_file, len(missing_images), missing_images[0])
-    degenerate.warn(ann_file)
-    unknown.warn(ann_file)
-    info = DatasetInfo(
-        class_names=class_names, cat_ids=[name_to_cat[c] for c in class_names], source=ann_file,
-        skipped={"degenerate_boxes": degenerate.total, "unknown_class_boxes": unknown.total,
-                 "missing_images": len(missing_images)},
-    )
-    log.info(summarize(records, info))
-    return records, info
+            b = parse_box(a.get("bbox"))
+            raw.boxes.append(None if b is None else [b[0], b[1], b[0] + b[2], b[1] + b[3]])
+            raw.labels.append(label_of_cat[a["category_id"]])
+            raw.iscrowd.append(bool(a.get("iscrowd", 0)))
+            area = a.get("area")
+            raw.areas.append(float(area) if isinstance(area, (int, float)) and area == area else
+                             (b[2] * b[3] if b else 0.0))
+        raws.append(raw)
+    info = DatasetInfo(class_names=class_names, cat_ids=[name_to_cat[c] for c in class_names], source=ann_file)
+    skips = {"orphan_annotations": orphans, "unknown_class_boxes": unknown}
+    return build_records(raws, info, skips, max_pixels, strict, read_headers=require_images), info

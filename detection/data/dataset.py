@@ -10,8 +10,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, SequentialSampler
 
+from ..errors import DataError
 from .coco import coco_paths, read_coco
-from .images import ImageReadError, read_image
+from .images import ImageReadError, check_decodable, read_image
 from .records import DatasetInfo, ImageRecord
 from .sampler import GroupedBatchSampler, aspect_ratio_groups
 from .transforms import apply_transforms, build_transforms, resize
@@ -28,12 +29,14 @@ class DetectionDataset(Dataset):
     Crowd boxes are removed from training targets: the detectors have no notion of them.
     """
 
+    MAX_RETRIES = 10  # unreadable training images in a row before the batch gives up
+
     def __init__(self, records: list[ImageRecord], info: DatasetInfo, train: bool,
-                 min_size: int, max_size: int, augment: str = "default"):
+                 min_size: int, max_size: int, augment: str = "default", max_pixels: int = 100_000_000):
         self.records, self.info, self.train = records, info, train
-        self.min_size, self.max_size = min_size, max_size
+        self.min_size, self.max_size, self.max_pixels = min_size, max_size, max_pixels
         self.transforms = build_transforms(augment, train)
-        self.unreadable = 0
+        self.unreadable: set[int] = set()  # per worker process
 
     def __len__(self) -> int:
         return len(self.records)
@@ -41,26 +44,14 @@ class DetectionDataset(Dataset):
     def __getitem__(self, item):
         """`item` is an index, or (index, augmentation seed) from GroupedBatchSampler."""
         idx, seed = item if isinstance(item, tuple) else (item, None)
+        idx, image = self._read(idx, seed)
         r = self.records[idx]
-        try:
-            image = read_image(r.path)
-        except ImageReadError as e:
-            if not self.train:
-                raise  # a hole in the validation set would silently change the metric
-            self.unreadable += 1
-            log.warning("skipping unreadable image (%d so far in this worker): %s", self.unreadable, e)
-            other = random.Random(seed).randrange(len(self))
-            return self[(other, seed) if seed is not None else other]
         if self.transforms is not None and seed is not None:
             self.transforms.set_random_seed(seed)  # the same augmentation on a resumed run
         boxes, labels, iscrowd = r.boxes, r.labels, r.iscrowd
         if self.train:
             keep = ~iscrowd
             boxes, labels, iscrowd = boxes[keep], labels[keep], iscrowd[keep]
-        orig_h, orig_w = image.shape[:2]
-        if (orig_w, orig_h) != (r.width, r.height):
-            # annotation size disagrees with the file: scale boxes onto the real pixels
-            boxes = boxes * np.array([orig_w / r.width, orig_h / r.height] * 2, np.float32)
         image, boxes, scale = resize(image, boxes, self.min_size, self.max_size)
         image, boxes, labels, iscrowd = apply_transforms(self.transforms, image, boxes, labels, iscrowd)
         target = {
@@ -74,6 +65,29 @@ class DetectionDataset(Dataset):
         return tensor, target
 
 
+    def _read(self, idx: int, seed):
+        """(index, pixels) of the record, or in training of another one when it cannot be read.
+
+        Each unreadable file is named once; a bounded number of others is tried, in an order
+        fixed by the seed (resumable); validation images were all checked before training.
+        """
+        rng = random.Random(seed)
+        for _ in range(self.MAX_RETRIES):
+            if idx not in self.unreadable:
+                try:
+                    return idx, read_image(self.records[idx].path, self.max_pixels)
+                except ImageReadError as e:
+                    if not self.train:
+                        raise
+                    self.unreadable.add(idx)
+                    log.warning("skipping unreadable training image (%d in this worker): %s", len(self.unreadable), e)
+                    if len(self.unreadable) == len(self):
+                        break
+            idx = rng.randrange(len(self))
+        raise DataError(f"{self.info.source}: {len(self.unreadable)} unreadable training images and no readable one "
+                        f"found in {self.MAX_RETRIES} tries; check the images (python tools/data_check.py)")
+
+
 def collate(batch):
     """Images and targets stay lists: detection images differ in size."""
     return tuple(zip(*batch))
@@ -85,6 +99,7 @@ def read_split(dcfg: dict, split: str, train: bool, classes: list[str] | None = 
     fmt, root = dcfg["format"], dcfg["root"]
     classes = classes if classes is not None else dcfg["classes"]
     which = "train" if train else "val"
+    safety = dict(max_pixels=dcfg["max_pixels"], allow_outside=dcfg["allow_outside_root"], strict=not train)
     if fmt == "synthetic":
         from .synthetic import ensure_synthetic
 
@@ -92,21 +107,28 @@ def read_split(dcfg: dict, split: str, train: bool, classes: list[str] | None = 
         fmt, root = "coco", os.path.join(root, "coco")
     if fmt == "coco":
         ann, images = coco_paths(root, split, dcfg[f"{which}_ann"], dcfg[f"{which}_images"])
-        return read_coco(ann, images, classes, dcfg["ignore_unknown_classes"])
+        return read_coco(ann, images, classes, dcfg["ignore_unknown_classes"], **safety)
     if fmt == "voc":
         # difficult boxes always stay in validation records: the evaluator ignores them
         return read_voc(root, split, classes, dcfg["ignore_unknown_classes"],
-                        use_difficult=dcfg["use_difficult"] or not train)
-    raise ValueError(f"data.format must be coco, voc or synthetic, got {fmt!r}")
+                        use_difficult=dcfg["use_difficult"] or not train, **safety)
+    raise DataError(f"data.format must be coco, voc or synthetic, got {fmt!r}")
 
 
 def get_dataset(cfg: dict, train: bool, class_names: list[str] | None = None) -> DetectionDataset:
     d, m = cfg["data"], cfg["model"]
     split = d["train_split"] if train else d["val_split"]
     records, info = read_split(d, split, train, class_names)
-    if not records:
-        raise ValueError(f"{info.source}: no images")
-    return DetectionDataset(records, info, train, m["min_size"], m["max_size"], d["augment"])
+    if train and not any(len(r.boxes) for r in records):
+        raise DataError(f"{info.source}: the training split has no boxes at all (after clean-up); a detector "
+                        "cannot learn from it: check the annotations and data.classes")
+    if not train:  # found now, not after the first epoch: an image no decoder can read
+        bad = check_decodable([r.path for r in records], d["max_pixels"])
+        if bad:
+            raise DataError(f"{info.source}: {len(bad)} validation image(s) cannot be decoded: {bad[0][1]}"
+                            f"{f' (and {len(bad) - 1} more)' if len(bad) > 1 else ''}; fix or remove them from the "
+                            "split (a metric over fewer images would not be comparable)")
+    return DetectionDataset(records, info, train, m["min_size"], m["max_size"], d["augment"], d["max_pixels"])
 
 
 def build_loader(ds: DetectionDataset, batch_size: int, train: bool, workers: int, pin_memory: bool,

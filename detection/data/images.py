@@ -1,40 +1,108 @@
-"""Image decoding: whatever is on disk becomes an 8-bit, 3-channel RGB array.
+"""Image decoding: whatever is on disk becomes an 8-bit, 3-channel RGB array, safely.
 
-OpenCV's IMREAD_COLOR already expands grayscale and palette images, drops alpha,
-reduces 16-bit to 8-bit and applies the EXIF orientation, which is what annotation
-tools show the annotator; we only convert BGR to RGB and fail with the file's name.
+- Size first: the header is read before any pixel, and an image over the pixel budget
+  (`data.max_pixels`) is refused, so a small file that declares 20000 x 20000 pixels is
+  never decoded (a decompression bomb).
+- OpenCV's IMREAD_COLOR expands grayscale and palette images, drops alpha, reduces 16-bit
+  to 8-bit and applies the EXIF orientation, which is what annotation tools show.
+- A truncated file that OpenCV refuses is read by Pillow with truncated loading: the part
+  that decodes is used (the rest is grey), with a warning that names it, as Ultralytics does.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import warnings
 
 import cv2
 import numpy as np
 
+from ..errors import DataError
 
-class ImageReadError(OSError):
+log = logging.getLogger("detection.data")
+
+DEFAULT_MAX_PIXELS = 100_000_000  # admits 50-megapixel photos with room; refuses declared bombs
+_warned_truncated: set[str] = set()
+
+
+class ImageReadError(DataError, OSError):
     pass
 
 
-def read_image(path: str) -> np.ndarray:
-    """HxWx3 uint8 RGB. Raises ImageReadError naming the file when it cannot be decoded."""
+def read_image_size(path: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[int, int]:
+    """(width, height) from the header alone, after EXIF orientation; refuses images over `max_pixels`."""
+    from PIL import Image, UnidentifiedImageError
+
     if not os.path.isfile(path):
         raise ImageReadError(f"image not found: {path}")
+    if Image.MAX_IMAGE_PIXELS is not None and Image.MAX_IMAGE_PIXELS < max_pixels:
+        Image.MAX_IMAGE_PIXELS = max_pixels  # ours is the budget; PIL's own check must not fire first
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as im:  # lazy: reads the header, no pixels
+                w, h = im.size
+                orientation = im.getexif().get(0x0112, 1)
+    except Image.DecompressionBombError:
+        raise ImageReadError(f"{path}: declares more pixels than the pixel budget data.max_pixels={max_pixels} "
+                             "allows; raise it if the image is real") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        raise ImageReadError(f"cannot decode image (corrupt, truncated or not an image): {path}") from None
+    if w * h > max_pixels:
+        raise ImageReadError(f"{path}: {w}x{h} = {w * h / 1e6:.0f} megapixels is over the pixel budget "
+                             f"data.max_pixels={max_pixels} ({max_pixels / 1e6:.0f} MP); raise it if the image is real")
+    if orientation in (5, 6, 7, 8):  # rotated by 90 or 270 degrees
+        w, h = h, w
+    return w, h
+
+
+def read_image(path: str, max_pixels: int = DEFAULT_MAX_PIXELS, reduce: int = 1) -> np.ndarray:
+    """HxWx3 uint8 RGB. Raises ImageReadError naming the file when it cannot be decoded.
+
+    `reduce` (2, 4 or 8) decodes JPEGs at that fraction of their size (OpenCV's reduced modes).
+    """
+    read_image_size(path, max_pixels)
     data = np.fromfile(path, dtype=np.uint8)
-    img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    flag = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
+            8: cv2.IMREAD_REDUCED_COLOR_8}[reduce]
+    img = cv2.imdecode(data, flag) if data.size else None
     if img is None:
-        raise ImageReadError(f"cannot decode image (corrupt, truncated or not an image): {path}")
+        return _read_truncated(path, reduce)
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
-def read_image_size(path: str) -> tuple[int, int]:
-    """(width, height) from the header alone, after EXIF orientation, for readers."""
-    from PIL import Image
+def _read_truncated(path: str, reduce: int) -> np.ndarray:
+    """What Pillow can decode of a file OpenCV refused (a truncated JPEG or PNG), with a warning."""
+    from PIL import Image, ImageFile, ImageOps
 
-    with Image.open(path) as im:
-        w, h = im.size
-        orientation = im.getexif().get(0x0112, 1)
-        if orientation in (5, 6, 7, 8):  # rotated by 90 or 270 degrees
-            w, h = h, w
-    return w, h
+    previous = ImageFile.LOAD_TRUNCATED_IMAGES
+    ImageFile.LOAD_TRUNCATED_IMAGES = True
+    try:
+        with Image.open(path) as im:
+            im = ImageOps.exif_transpose(im).convert("RGB")
+            arr = np.asarray(im)
+    except Exception:  # noqa: BLE001 - any decoder failure means the same to the user
+        raise ImageReadError(f"cannot decode image (corrupt, truncated or not an image): {path}") from None
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = previous
+    if path not in _warned_truncated:
+        _warned_truncated.add(path)
+        log.warning("truncated image, using the part that decodes (%d such files so far in this process): %s",
+                    len(_warned_truncated), path)
+    if reduce > 1:
+        arr = cv2.resize(arr, (max(1, arr.shape[1] // reduce), max(1, arr.shape[0] // reduce)),
+                         interpolation=cv2.INTER_AREA)
+    return arr
+
+
+def check_decodable(paths: list[str], max_pixels: int = DEFAULT_MAX_PIXELS) -> list[tuple[str, str]]:
+    """(path, reason) of every image that cannot be decoded at all. JPEGs are decoded at 1/8
+    size, which still reads the whole stream: a quick full check before training starts."""
+    bad = []
+    for p in paths:
+        try:
+            read_image(p, max_pixels, reduce=8)
+        except ImageReadError as e:
+            bad.append((p, str(e)))
+    return bad

@@ -1,17 +1,25 @@
-"""The one record type every reader produces, and the box clean-up they share.
+"""The one record type every reader produces, and the tail all readers share.
 
 Readers (COCO json, Pascal VOC xml, the synthetic generator) differ only in how they
-parse files; after that everything downstream sees `ImageRecord`s with boxes in xyxy
-pixels and contiguous labels 1..K (0 is background, as torchvision's detectors expect).
+parse files into `RawImage`s. `build_records` does the rest for all of them: image paths
+kept inside the data set, headers read (pixel budget, real size), boxes cleaned, every
+skip counted and named, and `ImageRecord`s with boxes in xyxy pixels and contiguous
+labels 1..K (0 is background, as torchvision's detectors expect).
 """
 
 from __future__ import annotations
 
 import logging
+import math
+import os
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from ..errors import DataError
+from .images import DEFAULT_MAX_PIXELS, ImageReadError, read_image_size
 
 log = logging.getLogger("detection.data")
 
@@ -39,6 +47,21 @@ class DatasetInfo:
     skipped: dict = field(default_factory=dict)  # what was dropped and why, with counts
 
 
+@dataclass
+class RawImage:
+    """One image as a reader parsed it, before the shared checks."""
+
+    path: str
+    where: str  # the annotation that names it, for messages (xml file, or json + image id)
+    image_id: int
+    declared_size: tuple[int, int] | None  # (w, h) the annotation states, if any
+    boxes: list = field(default_factory=list)  # xyxy, possibly invalid (None, NaN...)
+    labels: list = field(default_factory=list)  # 1..K
+    iscrowd: list = field(default_factory=list)
+    difficult: list = field(default_factory=list)
+    areas: list | None = None
+
+
 class SkipCounter:
     """Counts dropped boxes/images per file so one warning line can name the worst files."""
 
@@ -57,24 +80,35 @@ class SkipCounter:
         if not self.total:
             return
         worst = ", ".join(f"{f} ({n})" for f, n in self.per_file.most_common(3))
-        log.warning(
-            "%s: dropped %d %s in %d files; worst: %s",
-            source, self.total, self.what, len(self.per_file), worst,
-        )
+        log.warning("%s: %d %s in %d files; e.g. %s", source, self.total, self.what, len(self.per_file), worst)
 
 
-def clean_boxes(boxes: np.ndarray, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
-    """Clip xyxy boxes to the image and say which survive (positive width and height)."""
-    boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4).copy()
-    boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, width)
-    boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, height)
-    keep = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
-    return boxes, keep
+def inside(image_dir: str, name: str, where: str, allow_outside: bool = False) -> str:
+    """The path of `name` under `image_dir`; a name that leads outside it (`../`, an absolute
+    path, a symlink that leaves the folder) is refused unless data.allow_outside_root is set."""
+    path = os.path.normpath(os.path.join(image_dir, name))
+    if allow_outside:
+        return path
+    base = os.path.realpath(image_dir)
+    real = os.path.realpath(path)
+    if os.path.isabs(name) or os.path.commonpath([base, real]) != base:
+        raise DataError(f"{where}: file name {name!r} leads outside the image folder {image_dir}; fix the "
+                        "annotation, or set data.allow_outside_root=true if the images really live elsewhere")
+    return path
 
 
-def resolve_classes(
-    found: Counter, wanted: list[str], ignore_unknown: bool, source: str
-) -> list[str]:
+def parse_box(values) -> list[float] | None:
+    """Four finite numbers, or None (null, wrong length, text, NaN, inf)."""
+    if not isinstance(values, (list, tuple)) or len(values) != 4:
+        return None
+    try:
+        box = [float(v) for v in values]
+    except (TypeError, ValueError):
+        return None
+    return box if all(math.isfinite(v) for v in box) else None
+
+
+def resolve_classes(found: Counter, wanted: list[str], ignore_unknown: bool, source: str) -> list[str]:
     """Class list for a data set: the config's, else every class found (sorted).
 
     Classes in the annotations but not in the config are an error unless the config says
@@ -84,15 +118,95 @@ def resolve_classes(
         return sorted(found)
     if len(set(wanted)) != len(wanted):
         dup = [c for c, n in Counter(wanted).items() if n > 1]
-        raise ValueError(f"data.classes lists {dup} more than once")
+        raise DataError(f"data.classes lists {dup} more than once")
     unknown = {c: n for c, n in found.items() if c not in wanted}
     if unknown and not ignore_unknown:
         listing = ", ".join(f"{c!r} ({n} boxes)" for c, n in sorted(unknown.items()))
-        raise ValueError(
+        raise DataError(
             f"{source}: classes not in data.classes: {listing}. "
             "Add them to data.classes, or set data.ignore_unknown_classes=true to drop those boxes."
         )
     return list(wanted)
+
+
+def _headers(raws: list[RawImage], max_pixels: int) -> list:
+    """(w, h) or the ImageReadError of every image, read in parallel (I/O bound)."""
+
+    def one(r):
+        try:
+            return read_image_size(r.path, max_pixels)
+        except ImageReadError as e:
+            return e
+
+    with ThreadPoolExecutor(8) as pool:
+        return list(pool.map(one, raws))
+
+
+def build_records(raws: list[RawImage], info: DatasetInfo, skips: dict[str, SkipCounter],
+                  max_pixels: int = DEFAULT_MAX_PIXELS, strict: bool = False,
+                  read_headers: bool = True) -> list[ImageRecord]:
+    """The shared tail of every reader: headers, sizes, box clean-up, counted skips, records.
+
+    Images that cannot be read (missing, corrupt header, over the pixel budget) are skipped,
+    counted and named; with `strict` (validation: a hole would change the metric) they are
+    an error. Boxes keep the annotation's pixels; a declared size that disagrees with the
+    file is counted and named, and the file's size is used. `read_headers=False` (scoring
+    result files without the images) trusts the declared sizes.
+    """
+    unreadable = skips.setdefault("unreadable_images", SkipCounter("images skipped (unreadable or over "
+                                                                   "the pixel budget)"))
+    wrong_size = skips.setdefault("size_mismatch", SkipCounter("images whose annotated size disagrees with the "
+                                                               "file (the file's size is used, boxes unscaled)"))
+    invalid = skips.setdefault("invalid_boxes", SkipCounter("boxes dropped: not four finite numbers"))
+    degenerate = skips.setdefault("degenerate_boxes", SkipCounter("boxes dropped: zero or negative width/height, "
+                                                                  "or outside the image"))
+    records, errors = [], []
+    sizes = _headers(raws, max_pixels) if read_headers else [r.declared_size for r in raws]
+    for r, size in zip(raws, sizes):
+        if isinstance(size, ImageReadError):
+            errors.append(str(size))
+            unreadable.add(os.path.basename(r.path))
+            continue
+        w, h = size
+        if r.declared_size and r.declared_size != (w, h):
+            wrong_size.add(os.path.basename(r.where))
+        ok = [b is not None for b in r.boxes]
+        if not all(ok):
+            invalid.add(os.path.basename(r.where), ok.count(False))
+        keep_valid = np.array(ok, bool)
+        boxes = np.array([b for b in r.boxes if b is not None], np.float32).reshape(-1, 4)
+        boxes, keep = clean_boxes(boxes, w, h)
+        if (~keep).any():
+            degenerate.add(os.path.basename(r.where), int((~keep).sum()))
+
+        def pick(values, dtype, keep_valid=keep_valid, keep=keep):
+            return np.array(values, dtype).reshape(-1)[keep_valid][keep]
+
+        records.append(ImageRecord(
+            path=os.path.abspath(r.path), width=w, height=h, boxes=boxes[keep],
+            labels=pick(r.labels, np.int64), iscrowd=pick(r.iscrowd or [False] * len(r.boxes), bool),
+            difficult=pick(r.difficult or [False] * len(r.boxes), bool), image_id=r.image_id,
+            areas=pick(r.areas, np.float64) if r.areas is not None else None))
+    if errors and strict:
+        raise DataError(f"{info.source}: {len(errors)} validation image(s) cannot be used: {errors[0]}"
+                        f"{f' (and {len(errors) - 1} more)' if len(errors) > 1 else ''}; fix or remove them from "
+                        "the split (a metric over fewer images would not be comparable)")
+    for counter in skips.values():
+        counter.warn(info.source)
+    info.skipped = {k: c.total for k, c in skips.items()}
+    if not records:
+        raise DataError(f"{info.source}: no usable images" + (f"; e.g. {errors[0]}" if errors else ""))
+    log.info(summarize(records, info))
+    return records
+
+
+def clean_boxes(boxes: np.ndarray, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+    """Clip xyxy boxes to the image and say which survive (positive width and height)."""
+    boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4).copy()
+    boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, width)
+    boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, height)
+    keep = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+    return boxes, keep
 
 
 def summarize(records: list[ImageRecord], info: DatasetInfo) -> str:

@@ -135,17 +135,22 @@ def generate(root: str, num_train: int, num_val: int, image_size: int, seed: int
 
 
 def ensure_synthetic(root: str, num_train: int, num_val: int, image_size: int, seed: int) -> None:
-    """Generate into `root` unless it already holds this exact set."""
+    """Generate into `root` unless it already holds this exact set. Concurrent callers (torchrun
+    ranks, two runs at once) wait on a lock: one generates, the others then find it ready."""
+    from ..errors import DataError
+    from ..filelock import exclusive
+
     params = dict(num_train=num_train, num_val=num_val, image_size=image_size, seed=seed)
     stamp = os.path.join(root, _STAMP)
-    if os.path.isfile(stamp):
-        with open(stamp) as f:
-            if json.load(f) == params:
-                return
-    elif os.path.isdir(root) and os.listdir(root):
-        raise FileExistsError(
-            f"data.root={root} is not empty and holds no synthetic set; refusing to overwrite it. "
-            "Point data.root at an empty or new folder for data.format=synthetic."
-        )
-    log.info("generating the synthetic data set into %s (%s)", root, params)
-    generate(root, **params)
+    with exclusive(root.rstrip("/") + ".lock"):
+        if os.path.isfile(stamp):
+            with open(stamp) as f:
+                if json.load(f) == params:
+                    return
+        elif os.path.isdir(root) and os.listdir(root):
+            raise DataError(
+                f"data.root={root} is not empty and holds no synthetic set; refusing to overwrite it. "
+                "Point data.root at an empty or new folder for data.format=synthetic."
+            )
+        log.info("generating the synthetic data set into %s (%s)", root, params)
+        generate(root, **params)

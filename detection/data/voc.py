@@ -10,13 +10,22 @@ import os
 import xml.etree.ElementTree as ET
 from collections import Counter
 
-import numpy as np
+from ..errors import DataError
+from .images import DEFAULT_MAX_PIXELS
+from .records import (
+    DatasetInfo,
+    ImageRecord,
+    RawImage,
+    SkipCounter,
+    build_records,
+    inside,
+    log,
+    parse_box,
+    resolve_classes,
+)
 
-from .images import read_image_size
-from .records import DatasetInfo, ImageRecord, SkipCounter, clean_boxes, log, resolve_classes, summarize
 
-
-class VOCFormatError(ValueError):
+class VOCFormatError(DataError):
     pass
 
 
@@ -29,114 +38,101 @@ def _text(node: ET.Element, tag: str, xml_path: str, required: bool = True) -> s
     return child.text.strip()
 
 
+def _number(text: str | None) -> float | None:
+    try:
+        return float(text) if text is not None else None
+    except ValueError:
+        return None
+
+
 def _parse_xml(xml_path: str) -> tuple[dict, list[dict]]:
     try:
         root = ET.parse(xml_path).getroot()
     except ET.ParseError as e:
         raise VOCFormatError(f"{xml_path}: not valid XML ({e})") from None
+    meta = {"filename": _text(root, "filename", xml_path, required=False), "size": None}
     size = root.find("size")
-    meta = {"filename": _text(root, "filename", xml_path, required=False)}
     if size is not None:
-        meta["width"] = int(float(_text(size, "width", xml_path, required=False) or 0))
-        meta["height"] = int(float(_text(size, "height", xml_path, required=False) or 0))
+        w = _number(_text(size, "width", xml_path, required=False))
+        h = _number(_text(size, "height", xml_path, required=False))
+        if w and h and w > 0 and h > 0:  # some tools write 0 0 or text: the file's header decides then
+            meta["size"] = (int(w), int(h))
     objects = []
     for obj in root.iter("object"):
         bb = obj.find("bndbox")
-        if bb is None:
-            raise VOCFormatError(f"{xml_path}: <object> without <bndbox>")
-        try:
-            coords = [float(_text(bb, t, xml_path)) for t in ("xmin", "ymin", "xmax", "ymax")]
-        except ValueError:
-            raise VOCFormatError(f"{xml_path}: <bndbox> coordinates must be numbers") from None
-        objects.append(
-            {
-                "name": _text(obj, "name", xml_path),
-                "bbox": coords,
-                "difficult": (_text(obj, "difficult", xml_path, required=False) or "0") == "1",
-            }
-        )
+        coords = None if bb is None else [_number(_text(bb, t, xml_path, required=False))
+                                           for t in ("xmin", "ymin", "xmax", "ymax")]
+        objects.append({
+            "name": _text(obj, "name", xml_path),
+            "bbox": parse_box(coords) if coords and None not in coords else None,
+            "difficult": (_text(obj, "difficult", xml_path, required=False) or "0") == "1",
+        })
     return meta, objects
+
+
+def _split_ids(root: str, split: str) -> tuple[str, list[str]]:
+    split_file = os.path.join(root, "ImageSets", "Main", f"{split}.txt")
+    if not os.path.isfile(split_file):
+        raise DataError(
+            f"VOC split file not found: {split_file}. Expected the layout "
+            "<root>/{Annotations,JPEGImages,ImageSets/Main}; check data.root and data.*_split."
+        )
+    with open(split_file, encoding="utf-8", errors="replace") as f:
+        listed = [line.split()[0] for line in f if line.strip()]
+    if not listed:
+        raise VOCFormatError(f"{split_file}: lists no images")
+    ids = list(dict.fromkeys(listed))
+    if len(ids) < len(listed):
+        dups = [i for i, n in Counter(listed).items() if n > 1]
+        log.warning("%s: %d ids listed more than once, each used once: %s", split_file, len(listed) - len(ids),
+                    ", ".join(dups[:5]))
+    return split_file, ids
 
 
 def read_voc(
     root: str, split: str, classes: list[str] | None = None, ignore_unknown: bool = False,
-    use_difficult: bool = True,
+    use_difficult: bool = True, max_pixels: int = DEFAULT_MAX_PIXELS, allow_outside: bool = False,
+    strict: bool = False,
 ) -> tuple[list[ImageRecord], DatasetInfo]:
     """Read one split of a VOC-layout folder into records.
 
     `use_difficult=False` drops difficult boxes entirely (training); evaluation keeps them
     flagged so they count neither as hits nor misses.
     """
-    split_file = os.path.join(root, "ImageSets", "Main", f"{split}.txt")
-    if not os.path.isfile(split_file):
-        raise FileNotFoundError(
-            f"VOC split file not found: {split_file}. Expected the layout "
-            "<root>/{Annotations,JPEGImages,ImageSets/Main}; check data.root and data.*_split."
-        )
-    with open(split_file) as f:
-        ids = [line.split()[0] for line in f if line.strip()]
-    if not ids:
-        raise VOCFormatError(f"{split_file}: lists no images")
-
+    split_file, ids = _split_ids(root, split)
     parsed = []
     found: Counter = Counter()
     for image_id in ids:
-        xml_path = os.path.join(root, "Annotations", f"{image_id}.xml")
+        xml_path = inside(os.path.join(root, "Annotations"), f"{image_id}.xml", split_file, allow_outside)
         if not os.path.isfile(xml_path):
-            raise FileNotFoundError(f"{split_file} lists {image_id!r} but {xml_path} does not exist")
+            raise DataError(f"{split_file} lists {image_id!r} but {xml_path} does not exist")
         meta, objects = _parse_xml(xml_path)
         found.update(o["name"] for o in objects)
         parsed.append((image_id, xml_path, meta, objects))
 
     class_names = resolve_classes(found, classes or [], ignore_unknown, source=f"{root} ({split})")
     index = {c: i + 1 for i, c in enumerate(class_names)}
-
-    degenerate = SkipCounter("degenerate boxes (zero or negative width/height)")
     unknown = SkipCounter("boxes of classes not in data.classes")
-    records = []
+    raws = []
     for n, (image_id, xml_path, meta, objects) in enumerate(parsed):
-        img_path = os.path.join(root, "JPEGImages", meta.get("filename") or f"{image_id}.jpg")
+        images = os.path.join(root, "JPEGImages")
+        img_path = inside(images, meta["filename"] or f"{image_id}.jpg", xml_path, allow_outside)
         if not os.path.isfile(img_path):
-            alt = os.path.join(root, "JPEGImages", f"{image_id}.jpg")
-            if not os.path.isfile(alt):
-                raise FileNotFoundError(f"{xml_path}: image {img_path} not found")
-            img_path = alt
-        w, h = meta.get("width", 0), meta.get("height", 0)
-        if w <= 0 or h <= 0:  # some tools write <size> 0 0; trust the image
-            w, h = read_image_size(img_path)
-        boxes, labels, difficult = [], [], []
+            img_path = inside(images, f"{image_id}.jpg", xml_path, allow_outside)  # <filename> often stale
+        raw = RawImage(img_path, xml_path, n, meta["size"])
         for o in objects:
-            x1, y1, x2, y2 = o["bbox"]
-            if x2 <= x1 or y2 <= y1:  # judged on the file's own numbers, before the 1-based shift
-                degenerate.add(os.path.basename(xml_path))
-                continue
             if o["name"] not in index:
                 unknown.add(os.path.basename(xml_path))
                 continue
             if o["difficult"] and not use_difficult:
                 continue
-            boxes.append([x1 - 1, y1 - 1, x2, y2])
-            labels.append(index[o["name"]])
-            difficult.append(o["difficult"])
-        boxes_arr, keep = clean_boxes(np.array(boxes, np.float32), w, h)
-        if (~keep).any():
-            degenerate.add(os.path.basename(xml_path), int((~keep).sum()))
-        records.append(
-            ImageRecord(
-                path=os.path.abspath(img_path), width=w, height=h,
-                boxes=boxes_arr[keep],
-                labels=np.array(labels, np.int64).reshape(-1)[keep],
-                iscrowd=np.zeros(int(keep.sum()), bool),
-                difficult=np.array(difficult, bool).reshape(-1)[keep],
-                image_id=n,
-            )
-        )
-    source = f"{root} [{split}]"
-    degenerate.warn(source)
-    unknown.warn(source)
-    info = DatasetInfo(
-        class_names=class_names, cat_ids=list(range(1, len(class_names) + 1)), source=source,
-        skipped={"degenerate_boxes": degenerate.total, "unknown_class_boxes": unknown.total},
-    )
-    log.info(summarize(records, info))
-    return records, info
+            b = o["bbox"]
+            # judged on the file's own numbers, before the 1-based shift: x1 == x2 is empty
+            raw.boxes.append(None if b is None else [b[0] - 1, b[1] - 1, b[2], b[3]] if b[2] > b[0] and b[3] > b[1]
+                             else [b[0], b[1], b[0], b[1]])
+            raw.labels.append(index[o["name"]])
+            raw.difficult.append(o["difficult"])
+        raws.append(raw)
+    info = DatasetInfo(class_names=class_names, cat_ids=list(range(1, len(class_names) + 1)),
+                       source=f"{root} [{split}]")
+    return build_records(raws, info, {"unknown_class_boxes": unknown}, max_pixels, strict), info

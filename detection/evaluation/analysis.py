@@ -16,7 +16,8 @@ import numpy as np
 from .voc_ap import box_iou
 
 
-def _plt():
+def pyplot():
+    """matplotlib's pyplot on the Agg backend: files only, no display needed."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -25,38 +26,44 @@ def _plt():
     return plt
 
 
-def pr_curves_figure(coco_eval, class_names: list[str]):
-    """Precision vs recall at IoU 0.5 (all areas, 100 detections), one line per class."""
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(6, 5))
+def pr_curves_figure(coco_eval, class_names: list[str], legend_max: int = 20):
+    """Precision vs recall at IoU 0.5 (all areas, 100 detections): one thin line per class and
+    the mean over classes in bold. The legend names the mean and up to `legend_max` classes
+    (the best and worst by AP50 when there are more)."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(7, 5.5))
     recall = coco_eval.params.recThrs
     prec = coco_eval.eval["precision"][0, :, :, 0, -1]  # [recall, class]
-    for k, name in enumerate(class_names):
-        p = prec[:, k]
-        if (p > -1).any():
-            ax.plot(recall, np.where(p > -1, p, np.nan), label=f"{name} (AP50 {p[p > -1].mean():.3f})")
+    valid = [k for k in range(len(class_names)) if (prec[:, k] > -1).any()]
+    ap50 = {k: float(prec[:, k][prec[:, k] > -1].mean()) for k in valid}
+    ranked = sorted(valid, key=lambda k: -ap50[k])
+    named = set(ranked if len(ranked) <= legend_max else ranked[:legend_max // 2] + ranked[-(legend_max // 2):])
+    for k in valid:
+        p = np.where(prec[:, k] > -1, prec[:, k], np.nan)
+        label = f"{class_names[k]} ({ap50[k]:.3f})" if k in named else None
+        ax.plot(recall, p, linewidth=1, alpha=0.8 if k in named else 0.3, label=label)
+    if valid:
+        mean = np.nanmean(np.where(prec[:, valid] > -1, prec[:, valid], np.nan), axis=1)
+        ax.plot(recall, mean, color="black", linewidth=3, label=f"mean (AP50 {np.mean(list(ap50.values())):.3f})")
+        handles, labels = ax.get_legend_handles_labels()
+        order = [labels.index(lab) for lab in labels if lab.startswith("mean")] + \
+                [i for i, lab in enumerate(labels) if not lab.startswith("mean")]
+        ax.legend([handles[i] for i in order], [labels[i] for i in order], fontsize=7, loc="upper left",
+                  bbox_to_anchor=(1.01, 1.0), title="AP50" + (f" (best/worst {legend_max})"
+                                                               if len(valid) > legend_max else ""))
     ax.set(xlabel="recall", ylabel="precision", xlim=(0, 1), ylim=(0, 1.02), title="PR curves at IoU 0.5")
-    if len(class_names) <= 20:
-        ax.legend(fontsize=7, loc="lower left")
     fig.tight_layout()
     return fig
 
 
-def match_image(record, boxes, scores, labels, iou_thresh: float, score_thresh: float) -> list[tuple[int, int]]:
-    """(true label, predicted label) pairs of one image; 0 stands for background on either side.
+def match_boxes(record, boxes, labels, iou_thresh: float) -> tuple[list[tuple[int, int]], list[int], list[int]]:
+    """(matched (prediction, gt) pairs, unmatched predictions, unmatched non-ignored gts) of one image.
 
     Pairs with IoU >= threshold are matched greedily, highest IoU first, whatever their
-    classes. An unmatched ground truth is a miss (predicted 0), an unmatched prediction a
-    false positive (true 0). Crowd and difficult boxes absorb predictions and count nowhere.
+    classes. Crowd and difficult boxes absorb predictions and count nowhere.
     """
-    keep = scores >= score_thresh
-    boxes, labels = boxes[keep], labels[keep]
-    gt_boxes, gt_labels = record.boxes, record.labels
+    ious = box_iou(boxes, record.boxes)
     ignore = record.iscrowd | record.difficult
-    if len(boxes) and len(gt_boxes):
-        ious = np.stack([box_iou(b.astype(np.float64), gt_boxes.astype(np.float64)) for b in boxes])
-    else:
-        ious = np.zeros((len(boxes), len(gt_boxes)))
     pairs, used_p, used_g = [], set(), set()
     for p, g in sorted(zip(*np.nonzero(ious >= iou_thresh)), key=lambda pg: -ious[pg]):
         if p in used_p or g in used_g:
@@ -64,10 +71,44 @@ def match_image(record, boxes, scores, labels, iou_thresh: float, score_thresh: 
         used_p.add(p)
         used_g.add(g)
         if not ignore[g]:
-            pairs.append((int(gt_labels[g]), int(labels[p])))
-    pairs += [(int(gt_labels[g]), 0) for g in range(len(gt_boxes)) if g not in used_g and not ignore[g]]
-    pairs += [(0, int(labels[p])) for p in range(len(boxes)) if p not in used_p]
-    return pairs
+            pairs.append((int(p), int(g)))
+    missed = [g for g in range(len(record.boxes)) if g not in used_g and not ignore[g]]
+    return pairs, [p for p in range(len(boxes)) if p not in used_p], missed
+
+
+def match_image(record, boxes, scores, labels, iou_thresh: float, score_thresh: float) -> list[tuple[int, int]]:
+    """(true label, predicted label) pairs of one image; 0 stands for background on either side."""
+    keep = scores >= score_thresh
+    boxes, labels = boxes[keep], labels[keep]
+    pairs, extra, missed = match_boxes(record, boxes, labels, iou_thresh)
+    out = [(int(record.labels[g]), int(labels[p])) for p, g in pairs]
+    out += [(int(record.labels[g]), 0) for g in missed]
+    return out + [(0, int(labels[p])) for p in extra]
+
+
+def draw_errors(image, record, prediction, names: list[str], iou_thresh: float, score_thresh: float):
+    """The worst-image view, readable when crowded: correct detections as thin green boxes
+    without labels; only errors are labelled: false positives (red, class and score), wrong
+    classes (orange, `true->predicted`) and misses (blue, `missed class`)."""
+    from ..visualize import draw_box, line_width_for
+
+    boxes, scores, labels = prediction
+    keep = scores >= score_thresh
+    boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
+    pairs, extra, missed = match_boxes(record, boxes, labels, iou_thresh)
+    out, thick = image.copy(), line_width_for(image)
+    for p, g in pairs:
+        if labels[p] == record.labels[g]:
+            draw_box(out, boxes[p], (40, 200, 40), 1)
+    for p, g in pairs:
+        if labels[p] != record.labels[g]:
+            draw_box(out, boxes[p], (255, 150, 0), thick,
+                     f"{names[record.labels[g] - 1]}->{names[labels[p] - 1]} {scores[p]:.2f}")
+    for g in missed:
+        draw_box(out, record.boxes[g], (40, 120, 255), thick, f"missed {names[record.labels[g] - 1]}")
+    for p in extra:
+        draw_box(out, boxes[p], (230, 30, 30), thick, f"{names[labels[p] - 1]} {scores[p]:.2f}")
+    return out
 
 
 def confusion_matrix(records, predictions, num_classes: int, iou_thresh: float = 0.5,
@@ -80,23 +121,43 @@ def confusion_matrix(records, predictions, num_classes: int, iou_thresh: float =
     return cm
 
 
-def confusion_figure(cm: np.ndarray, class_names: list[str]):
-    plt = _plt()
+def confusion_figure(cm: np.ndarray, class_names: list[str], max_classes: int = 30):
+    """The matrix normalised per row (what share of each true class went where), so rare and
+    frequent classes read alike. Past `max_classes` only the most-confused classes are shown
+    (the rest summed into 'other'); cell numbers only while they stay readable."""
+    plt = pyplot()
     names = list(class_names) + ["background"]
+    cm, names = _most_confused(cm, names, max_classes)
+    rows = cm.sum(axis=1, keepdims=True)
+    norm = np.divide(cm, rows, out=np.zeros(cm.shape), where=rows > 0)
     n = len(names)
-    fig, ax = plt.subplots(figsize=(max(4, 0.5 * n + 2), max(3.5, 0.5 * n + 1.5)))
-    ax.imshow(cm, cmap="Blues")
-    ax.set_xticks(range(n), names, rotation=60, ha="right", fontsize=7)
-    ax.set_yticks(range(n), names, fontsize=7)
-    ax.set(xlabel="predicted", ylabel="ground truth", title="confusion matrix")
-    if n <= 25:
-        for i in range(n):
-            for j in range(n):
-                if cm[i, j]:
-                    ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=7,
-                            color="white" if cm[i, j] > cm.max() / 2 else "black")
+    size = min(16, max(4.5, 0.32 * n + 2.5))
+    fig, ax = plt.subplots(figsize=(size + 1, size))
+    im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="share of the true class")
+    fs = 8 if n <= 15 else 6
+    ax.set_xticks(range(n), names, rotation=90, fontsize=fs)
+    ax.set_yticks(range(n), names, fontsize=fs)
+    ax.set(xlabel="predicted", ylabel="ground truth", title="confusion matrix (rows sum to 1)")
+    if n <= 20:
+        for i, j in zip(*np.nonzero(cm)):
+            ax.text(j, i, f"{norm[i, j]:.2f}", ha="center", va="center", fontsize=fs - 1,
+                    color="white" if norm[i, j] > 0.5 else "black")
     fig.tight_layout()
     return fig
+
+
+def _most_confused(cm: np.ndarray, names: list[str], max_classes: int) -> tuple[np.ndarray, list[str]]:
+    """Keep the classes with the most off-diagonal counts (and background); sum the rest into 'other'."""
+    k = len(names) - 1
+    if k <= max_classes:
+        return cm, names
+    off = cm.sum(axis=0) + cm.sum(axis=1) - 2 * np.diag(cm)
+    keep = sorted(np.argsort(-off[:k], kind="stable")[:max_classes].tolist())
+    rest = [i for i in range(k) if i not in keep]
+    groups = [[i] for i in keep] + [rest, [k]]
+    out = np.array([[cm[np.ix_(gi, gj)].sum() for gj in groups] for gi in groups])
+    return out, [names[i] for i in keep] + ["other", "background"]
 
 
 def image_errors(records, predictions, iou_thresh: float, score_thresh: float) -> list[tuple[int, int, int]]:
@@ -114,12 +175,11 @@ def write_analysis(ev, results: dict, out_dir: Path, iou_thresh: float = 0.5, sc
     import cv2
 
     from ..data.images import read_image
-    from ..visualize import draw_detections
 
     out_dir.mkdir(parents=True, exist_ok=True)
     names = ev.info.class_names
     files = {}
-    plt = _plt()
+    plt = pyplot()
     if ev.coco_eval is not None:
         fig = pr_curves_figure(ev.coco_eval, names)
         fig.savefig(out_dir / "pr_curves.png", dpi=100)
@@ -152,13 +212,7 @@ def write_analysis(ev, results: dict, out_dir: Path, iou_thresh: float = 0.5, sc
             img = read_image(r.path)
         except OSError:
             continue  # evaluation from files may have no images
-        gt = [{"box": b.tolist(), "label": 0, "class": "GT " + names[lab - 1], "score": 1.0}
-              for b, lab in zip(r.boxes, r.labels)]
-        boxes, scores, labels = ev.predictions[idx]
-        keep = scores >= score_thresh
-        dets = [{"box": b.tolist(), "label": int(lab), "class": names[lab - 1], "score": float(s)}
-                for b, s, lab in zip(boxes[keep], scores[keep], labels[keep])]
-        drawn = draw_detections(draw_detections(img, gt), dets)
+        drawn = draw_errors(img, r, ev.predictions[idx], names, iou_thresh, score_thresh)
         name = f"{Path(r.path).stem}_fp{fp}_miss{fn}.jpg"
         cv2.imwrite(str(worst_dir / name), cv2.cvtColor(drawn, cv2.COLOR_RGB2BGR))
         worst_list.append({"image": r.path, "false_positives": fp, "misses": fn, "file": f"worst/{name}"})

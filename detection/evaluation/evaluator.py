@@ -12,7 +12,9 @@ import io
 
 import numpy as np
 
+from .. import distributed as dist
 from ..data.records import DatasetInfo, ImageRecord
+from ..errors import ConfigError, DataError
 from .voc_ap import voc_class_ap
 
 COCO_METRICS = ["AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl"]
@@ -33,9 +35,9 @@ def coco_backend(name: str):
         try:
             from faster_coco_eval import COCO, COCOeval_faster
         except ImportError:
-            raise ValueError("eval.backend=faster_coco_eval needs `pip install faster-coco-eval`") from None
+            raise ConfigError("eval.backend=faster_coco_eval needs `pip install faster-coco-eval`") from None
         return COCO, COCOeval_faster
-    raise ValueError(f"eval.backend must be pycocotools or faster_coco_eval, got {name!r}")
+    raise ConfigError(f"eval.backend must be pycocotools or faster_coco_eval, got {name!r}")
 
 
 def coco_ground_truth(records: list[ImageRecord], info: DatasetInfo) -> dict:
@@ -148,13 +150,39 @@ class DetectionEvaluator:
         return out
 
     def evaluate(self) -> dict:
-        """{'coco': 12 numbers, 'coco_per_class': [...], 'voc': [...], 'voc_mAP': float}."""
+        """{'coco': 12 numbers, 'coco_per_class': [...], 'voc': [...], 'voc_mAP': float}.
+
+        Under DDP every rank holds the predictions of its share: they are gathered on
+        rank 0, which scores them all, and every rank gets the results.
+        """
+        shares = dist.gather_objects(self.predictions)
+        results = None
+        if dist.is_main():
+            for share in shares:
+                self.predictions.update(share)
+            results = self._score()
+        return dist.broadcast_object(results)
+
+    def _score(self) -> dict:
         coco, coco_cls = self._coco()
         voc = self._voc()
         aps = [c["AP"] for c in voc if not np.isnan(c["AP"])]
         return {"coco": coco, "coco_per_class": coco_cls, "voc": voc,
                 "voc_mAP": float(np.mean(aps)) if aps else 0.0, "voc_metric": self.voc_metric, "backend": self.backend,
                 "num_images": len(self.predictions)}
+
+
+def build_validation(cfg: dict, class_names: list[str] | None, device, rank: int = 0, world: int = 1):
+    """(loader, evaluator) of a config's validation split, labels in `class_names` order.
+
+    Under DDP each rank gets every world-th image; `evaluate()` gathers them."""
+    from ..data.dataset import build_loader, get_dataset
+
+    val_ds = get_dataset(cfg, train=False, class_names=class_names)
+    loader = build_loader(val_ds, cfg["train"]["batch_size"], False, cfg["data"]["num_workers"],
+                          device.type == "cuda", rank=rank, world_size=world)
+    e = cfg["eval"]
+    return loader, DetectionEvaluator(val_ds.records, val_ds.info, e["voc_metric"], e["iou_thresh"], e["backend"])
 
 
 def format_results(res: dict) -> str:
@@ -184,21 +212,21 @@ def evaluate_files(gt_json: str, pred_json: str, voc_metric: str = "voc07", iou_
     try:
         with open(pred_json, encoding="utf-8") as f:
             preds = json.load(f)
-    except (OSError, json.JSONDecodeError) as e:
-        raise ValueError(f"{pred_json}: cannot read a COCO results file ({e})") from None
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise DataError(f"{pred_json}: cannot read a COCO results file ({e})") from None
     if not isinstance(preds, list):
-        raise ValueError(f"{pred_json}: a COCO results file is a list of {{image_id, category_id, bbox, score}}")
+        raise DataError(f"{pred_json}: a COCO results file is a list of {{image_id, category_id, bbox, score}}")
     index = {r.image_id: i for i, r in enumerate(records)}
     label_of = {c: i + 1 for i, c in enumerate(info.cat_ids)}
     per_image: dict[int, list] = {i: [] for i in range(len(records))}  # every image counts, with or without hits
     for n, p in enumerate(preds):
         missing = [k for k in ("image_id", "category_id", "bbox", "score") if k not in p]
         if missing:
-            raise ValueError(f"{pred_json}: entry {n} lacks {missing}")
+            raise DataError(f"{pred_json}: entry {n} lacks {missing}")
         if p["image_id"] not in index:
-            raise ValueError(f"{pred_json}: entry {n} has image_id {p['image_id']!r}, not an image of {gt_json}")
+            raise DataError(f"{pred_json}: entry {n} has image_id {p['image_id']!r}, not an image of {gt_json}")
         if p["category_id"] not in label_of:
-            raise ValueError(
+            raise DataError(
                 f"{pred_json}: entry {n} has category_id {p['category_id']!r}, not a category of {gt_json}")
         x, y, w, h = p["bbox"]
         per_image[index[p["image_id"]]].append((x, y, x + w, y + h, p["score"], label_of[p["category_id"]]))

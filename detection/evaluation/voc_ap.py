@@ -10,6 +10,8 @@ one on x1/y1), so areas need no devkit "+1".
 from __future__ import annotations
 
 import numpy as np
+import torch
+from torchvision import ops
 
 
 def average_precision(recall: np.ndarray, precision: np.ndarray, method: str = "voc07") -> float:
@@ -29,13 +31,11 @@ def average_precision(recall: np.ndarray, precision: np.ndarray, method: str = "
     raise ValueError(f"eval.voc_metric must be voc07 or voc12, got {method!r}")
 
 
-def box_iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    ix = np.clip(np.minimum(box[2], boxes[:, 2]) - np.maximum(box[0], boxes[:, 0]), 0, None)
-    iy = np.clip(np.minimum(box[3], boxes[:, 3]) - np.maximum(box[1], boxes[:, 1]), 0, None)
-    inter = ix * iy
-    area = (box[2] - box[0]) * (box[3] - box[1])
-    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    return inter / np.maximum(area + areas - inter, np.finfo(np.float64).eps)
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU matrix of xyxy boxes (torchvision.ops.box_iou, in float64; 0 where both are empty)."""
+    iou = ops.box_iou(torch.from_numpy(np.asarray(a, np.float64).reshape(-1, 4)),
+                      torch.from_numpy(np.asarray(b, np.float64).reshape(-1, 4)))
+    return torch.nan_to_num(iou, nan=0.0).numpy()
 
 
 def voc_class_ap(
@@ -55,12 +55,13 @@ def voc_class_ap(
     used = {img: np.zeros(len(b), bool) for img, (b, _) in gts.items()}
     tp = np.zeros(len(dets))
     fp = np.zeros(len(dets))
-    for i, (img, _, box) in enumerate(dets):
+    ious_of = _ious_per_detection(gts, dets)
+    for i, (img, _, _box) in enumerate(dets):
         if img not in gts or len(gts[img][0]) == 0:
             fp[i] = 1
             continue
-        gboxes, difficult = gts[img]
-        ious = box_iou(np.asarray(box, np.float64), gboxes.astype(np.float64))
+        difficult = gts[img][1]
+        ious = ious_of[i]
         j = int(ious.argmax())
         if ious[j] <= iou_thresh:  # the devkit needs IoU strictly above the threshold
             fp[i] = 1
@@ -75,3 +76,18 @@ def voc_class_ap(
     recall = tp / npos
     precision = tp / np.maximum(tp + fp, np.finfo(np.float64).eps)
     return average_precision(recall, precision, method), npos
+
+
+def _ious_per_detection(gts: dict, dets: list) -> list:
+    """For each detection, its IoU with every ground-truth box of its image (one matrix per image)."""
+    by_image: dict = {}
+    for i, (img, _, box) in enumerate(dets):
+        by_image.setdefault(img, []).append((i, box))
+    out = [None] * len(dets)
+    for img, items in by_image.items():
+        if img not in gts or len(gts[img][0]) == 0:
+            continue
+        m = box_iou(np.array([b for _, b in items], np.float64), gts[img][0])
+        for row, (i, _) in zip(m, items):
+            out[i] = row
+    return out

@@ -15,7 +15,7 @@ from torchvision.models.detection.backbone_utils import BackboneWithFPN
 from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 
 from .freeze import StageSpec
-from .weights import load_state_dict
+from .weights import load_state_dict, load_weights_into
 
 # MobileNetV2 `features` indices per stage: stride and width at the stage's output.
 MOBILENET_V2_STAGES = OrderedDict(
@@ -36,7 +36,8 @@ RESNET_STAGES: StageSpec = [
 def imagenet_mobilenet_v2(pretrained: bool, weights_file: str = "") -> nn.Module:
     net = mobilenet_v2(weights=None)
     if pretrained:
-        net.load_state_dict(load_state_dict(MobileNet_V2_Weights.IMAGENET1K_V1, weights_file))
+        load_weights_into(net, load_state_dict(MobileNet_V2_Weights.IMAGENET1K_V1, weights_file),
+                          f"model.weights_file={weights_file}" if weights_file else "ImageNet MobileNetV2")
     return net
 
 

@@ -31,6 +31,7 @@ from torchvision.models.detection.ssdlite import SSDLiteHead
 from torchvision.ops import MultiScaleRoIAlign
 from torchvision.ops.feature_pyramid_network import LastLevelP6P7
 
+from ..errors import CheckpointError, DataError
 from .backbones import (
     MOBILENET_V2_SSDLITE_STAGES,
     RESNET_STAGES,
@@ -41,18 +42,11 @@ from .backbones import (
     ssdlite_mobilenet_v3_stage_spec,
     vgg_stage_spec,
 )
-from .freeze import count_parameters, freeze_model
+from .freeze import apply_policy, count_parameters, freeze_policy
 from .heads import replace_heads
-from .weights import load_state_dict
+from .weights import load_state_dict, load_weights_into
 
 log = logging.getLogger("detection.models")
-
-
-def _is_pretrained(mcfg: dict) -> bool:
-    w = str(mcfg["weights"]).lower()
-    if w not in ("pretrained", "none"):
-        raise ValueError(f"model.weights must be `pretrained` or `none`, got {mcfg['weights']!r}")
-    return w == "pretrained"
 
 
 def _family_kwargs(family: str, mcfg: dict) -> dict:
@@ -127,11 +121,12 @@ def _torchvision(family, builder, weights_enum, trunk, stages_of, neck):
         model = builder(weights=None, weights_backbone=None, num_classes=91, **_family_kwargs(family, mcfg))
         if load:
             sd = load_state_dict(weights_enum, mcfg["weights_file"])
-            missing, unexpected = model.load_state_dict(sd, strict=False)
+            source = f"model.weights_file={mcfg['weights_file']}" if mcfg["weights_file"] else str(weights_enum)
+            missing, unexpected = load_weights_into(model, sd, source, strict=False)
             # COCO files come from FrozenBatchNorm models: only BN's step counters may be absent
             missing = [k for k in missing if not k.endswith("num_batches_tracked")]
             if missing or unexpected:
-                raise ValueError(f"{weights_enum}: weights do not fit {builder.__name__}: "
+                raise CheckpointError(f"{mcfg['weights_file'] or weights_enum}: weights do not fit {builder.__name__}: "
                                  f"missing {missing[:5]}, unexpected {unexpected[:5]}")
         coco = list(weights_enum.meta["categories"]) if load and mcfg["carry_coco_classes"] else None
         model.carried_classes = replace_heads(model, family, num_classes, coco, mcfg.get("class_names"))
@@ -182,13 +177,6 @@ ARCHS = {
 }
 
 
-def effective_freeze(mcfg: dict, freeze_at: int, mode: str) -> dict:
-    """The freezing to apply: as asked for pretrained weights; nothing for random ones."""
-    if not _is_pretrained(mcfg):
-        return {"freeze_at": 0, "mode": "fine_tune", "freeze_bn": "frozen_stages"}
-    return {"freeze_at": freeze_at, "mode": mode, "freeze_bn": mcfg["freeze_bn"]}
-
-
 def build_model(mcfg: dict, class_names: list[str], load_pretrained: bool = True,
                 verbose: bool = True) -> nn.Module:
     """Build `mcfg["arch"]` for `class_names`, load pretrained weights, apply freezing.
@@ -198,24 +186,19 @@ def build_model(mcfg: dict, class_names: list[str], load_pretrained: bool = True
     `class_names`, so checkpoints, inference and staged unfreezing need nothing else.
     """
     arch = mcfg["arch"]
-    if arch not in ARCHS:
-        raise ValueError(f"model.arch={arch!r} is unknown; choose one of: {', '.join(ARCHS)}")
     if not class_names:
-        raise ValueError("no classes: set data.classes or give annotations with boxes")
-    pretrained = _is_pretrained(mcfg)
+        raise DataError("no classes: set data.classes or give annotations with boxes")
+    pretrained = mcfg["weights"] == "pretrained"
     model = ARCHS[arch]({**mcfg, "class_names": list(class_names)}, len(class_names), pretrained and load_pretrained)
     model.class_names = list(class_names)
     if not pretrained and (mcfg["freeze_at"] or mcfg["mode"] != "fine_tune") and verbose:
         log.info("model.weights=none: nothing is frozen (freezing random weights would only hurt)")
-    eff = effective_freeze(mcfg, mcfg["freeze_at"], mcfg["mode"])
-    bn_policy, mode = eff["freeze_bn"], eff["mode"]
-    freeze_at = freeze_model(model, eff["freeze_at"], bn_policy, mode)
-    model.freeze = {**eff, "freeze_at": freeze_at}  # what was applied; checkpoints record it
+    policy = apply_policy(model, freeze_policy(mcfg))
     if verbose:
         trainable, frozen = count_parameters(model)
-        frozen_names = [name for name, _ in model.stages[:freeze_at]] or ["nothing"]
+        frozen_names = [name for name, _ in model.stages[:policy["freeze_at"]]] or ["nothing"]
         log.info("%s: %.2fM trainable, %.2fM frozen parameters (mode %s; frozen stages: %s; BatchNorm frozen: %s)",
-                 arch, trainable / 1e6, frozen / 1e6, mode, ", ".join(frozen_names), bn_policy)
+                 arch, trainable / 1e6, frozen / 1e6, policy["mode"], ", ".join(frozen_names), policy["freeze_bn"])
         if getattr(model, "carried_classes", None):
             log.info("classes starting from their COCO-pretrained rows: %s", ", ".join(model.carried_classes))
     return model

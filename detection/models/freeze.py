@@ -15,6 +15,8 @@ import torch
 from torch import nn
 from torchvision.ops.misc import FrozenBatchNorm2d
 
+from ..errors import ConfigError
+
 
 def _swap_bn(module: nn.Module, to_frozen: bool) -> nn.Module:
     """Return `module` with every BatchNorm2d frozen (or every FrozenBatchNorm2d unfrozen)."""
@@ -64,7 +66,7 @@ def apply_freeze(trunk: nn.Module, stages: StageSpec, freeze_at: int, bn_policy:
         raise ValueError(f"model.freeze_bn must be all or frozen_stages, got {bn_policy!r}")
     if not 0 <= freeze_at <= len(stages):
         names = ", ".join(name for name, _ in stages)
-        raise ValueError(
+        raise ConfigError(
             f"model.freeze_at={freeze_at} is out of range for this backbone: 0..{len(stages)} (stages: {names})"
         )
     for i, (_, children) in enumerate(stages):
@@ -103,6 +105,28 @@ def freeze_model(model: nn.Module, freeze_at: int, bn_policy: str = "all", mode:
         _set_frozen(model, path, neck_frozen,
                     freeze_norm=neck_frozen or (bn_policy == "all" and model.neck_pretrained))
     return freeze_at
+
+
+def freeze_policy(mcfg: dict, freeze_at: int | None = None, mode: str | None = None) -> dict:
+    """The one freezing policy of a config (or of a stage that overrides freeze_at / mode).
+
+    Pretrained weights are frozen as asked; random ones never (freezing them would only hurt).
+    """
+    if mcfg["weights"] == "none":
+        return {"freeze_at": 0, "mode": "fine_tune", "freeze_bn": "frozen_stages"}
+    return {"freeze_at": mcfg["freeze_at"] if freeze_at is None else freeze_at,
+            "mode": mode or mcfg["mode"], "freeze_bn": mcfg["freeze_bn"]}
+
+
+def apply_policy(model: nn.Module, policy: dict) -> dict:
+    """Apply a policy from `freeze_policy` (or a checkpoint's `freeze`) to a built detector.
+
+    The one way freezing reaches a model: at build, at a stage's start and when restoring
+    a checkpoint. What was applied is kept as `model.freeze`, which checkpoints record.
+    """
+    used = freeze_model(model, policy["freeze_at"], policy["freeze_bn"], policy["mode"])
+    model.freeze = {"freeze_at": used, "mode": policy["mode"], "freeze_bn": policy["freeze_bn"]}
+    return model.freeze
 
 
 def count_parameters(model: nn.Module) -> tuple[int, int]:

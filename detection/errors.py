@@ -1,0 +1,31 @@
+"""The user errors: mistakes a user can fix, shown by every CLI as one line, never a traceback.
+
+Anything else (a bug, an error inside torch) keeps its traceback. Each error's message
+names the file or key and the fix; the CLI adds nothing but `error: `.
+"""
+
+from __future__ import annotations
+
+
+class DetectionError(Exception):
+    """Base of every error that is the user's to fix: bad config, data, checkpoint or device."""
+
+
+class ConfigError(DetectionError, ValueError):
+    """A config problem, with a message that names the key and the fix."""
+
+
+class DataError(DetectionError, ValueError):
+    """An annotation or image problem that makes a data set unusable; names the file and field."""
+
+
+class CheckpointError(DetectionError, ValueError):
+    """A checkpoint that cannot be used here: not ours, not safe, or of another arch or class list."""
+
+
+class DeviceError(DetectionError, RuntimeError):
+    """A device that is asked for but not present."""
+
+
+class OutputError(DetectionError, OSError):
+    """A run folder or output file that cannot be written (full disk, read-only folder)."""

@@ -1,0 +1,68 @@
+"""Progress output: a tqdm bar on a terminal, a plain line with ETA every N iterations elsewhere.
+
+Under nohup, in CI or in a log file a bar prints nothing useful until the epoch ends;
+there a line every `every` iterations says where the run is and when the epoch ends.
+Only rank 0 reports, so a DDP run shows one bar, not one per process.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+
+import torch
+from tqdm import tqdm
+
+from . import distributed as dist
+
+log = logging.getLogger("detection.progress")
+
+
+class Progress:
+    """Wraps an iterable; `update(**fields)` after each item shows them on the bar or the line."""
+
+    def __init__(self, iterable, desc: str, every: int = 20, stream=None):
+        self.iterable, self.desc, self.every = iterable, desc, every
+        stream = stream if stream is not None else sys.stderr
+        self.enabled = dist.is_main()
+        self.tty = self.enabled and hasattr(stream, "isatty") and stream.isatty()
+        self.bar = tqdm(iterable, desc=desc, leave=False, dynamic_ncols=True, file=stream) if self.tty else None
+        self.total = len(iterable) if hasattr(iterable, "__len__") else None
+        self.done, self.t0 = 0, time.perf_counter()
+
+    def __iter__(self):
+        return iter(self.bar if self.bar is not None else self.iterable)
+
+    def update(self, **fields) -> None:
+        self.done += 1
+        if self.bar is not None:
+            self.bar.set_postfix(**fields)
+        elif self.enabled and self.every and (self.done % self.every == 0 or self.done == self.total):
+            log.info(self.line(fields))
+
+    def line(self, fields: dict) -> str:
+        elapsed = time.perf_counter() - self.t0
+        where = f"{self.done}/{self.total}" if self.total else str(self.done)
+        eta = ""
+        if self.total:
+            eta = f"  ETA {format_seconds(elapsed / self.done * (self.total - self.done))}"
+        return f"{self.desc} {where}  " + "  ".join(f"{k} {v}" for k, v in fields.items()) + eta
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def format_seconds(s: float) -> str:
+    s = int(round(s))
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+
+
+def memory_in_use(device: torch.device) -> str:
+    """Peak CUDA memory, or the process's peak resident memory on the CPU."""
+    if device.type == "cuda":
+        return f"{torch.cuda.max_memory_allocated(device) / 2**30:.1f}G"
+    import resource
+
+    return f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.1f}G"  # KiB on Linux
