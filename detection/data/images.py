@@ -43,10 +43,12 @@ def read_image_size(path: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[in
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(path) as im:  # lazy: reads the header, no pixels
                 w, h = im.size
-                orientation = im.getexif().get(0x0112, 1)
+                # EXIF sits in the header of JPEG and TIFF; elsewhere (PNG) reading it decodes pixels
+                orientation = im.getexif().get(0x0112, 1) if w * h <= max_pixels and \
+                    im.format in ("JPEG", "MPO", "TIFF") else 1
     except Image.DecompressionBombError:
-        raise ImageReadError(f"{path}: declares more pixels than the pixel budget data.max_pixels={max_pixels} "
-                             "allows; raise it if the image is real") from None
+        raise ImageReadError(f"{path}: declares more than {Image.MAX_IMAGE_PIXELS * 2 / 1e6:.0f} megapixels, over "
+                             f"the pixel budget data.max_pixels={max_pixels}; raise it if the image is real") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
         raise ImageReadError(f"cannot decode image (corrupt, truncated or not an image): {path}") from None
     if w * h > max_pixels:
