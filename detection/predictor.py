@@ -40,10 +40,28 @@ class Predictor:
         # torchvision's list includes background and 'N/A' gaps at their label index
         return cls(model, list(W.COCO_V1.meta["categories"])[1:], device)
 
+    def input_scale(self, height: int, width: int) -> float:
+        """The factor the detector's own transform would resize by (at most 1: never enlarged here)."""
+        from .data.transforms import resize_scale
+
+        t = self.model.transform
+        if getattr(t, "fixed_size", None):  # SSD: stretched to a square, keep both sides >= it
+            return min(1.0, max(t.fixed_size[0] / height, t.fixed_size[1] / width))
+        return min(1.0, resize_scale(height, width, t.min_size[-1], t.max_size))
+
     @torch.no_grad()
     def __call__(self, image: np.ndarray, conf: float = 0.25) -> list[dict]:
-        """Detections above `conf` for one HxWx3 RGB uint8 image."""
+        """Detections above `conf` for one HxWx3 RGB uint8 image, in its pixels.
+
+        A large image is shrunk as uint8 first, to the size the detector would use anyway:
+        a 50-megapixel photo never becomes a 600 MB float tensor."""
+        import cv2
+
+        s = self.input_scale(*image.shape[:2])
+        if s < 1.0:
+            image = cv2.resize(image, (max(1, round(image.shape[1] * s)), max(1, round(image.shape[0] * s))),
+                               interpolation=cv2.INTER_AREA)
         t = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(255).to(self.device)
         out = self.model([t])[0]
-        return to_detections(out["boxes"].cpu().numpy(), out["scores"].cpu().numpy(), out["labels"].cpu().numpy(),
-                             self.class_names, conf, digits=2)
+        return to_detections(out["boxes"].cpu().numpy() / s, out["scores"].cpu().numpy(),
+                             out["labels"].cpu().numpy(), self.class_names, conf, digits=2)
