@@ -57,11 +57,12 @@ class Predictor:
         a 50-megapixel photo never becomes a 600 MB float tensor."""
         import cv2
 
-        s = self.input_scale(*image.shape[:2])
+        h, w = image.shape[:2]
+        s = self.input_scale(h, w)
         if s < 1.0:
-            image = cv2.resize(image, (max(1, round(image.shape[1] * s)), max(1, round(image.shape[0] * s))),
-                               interpolation=cv2.INTER_AREA)
+            image = cv2.resize(image, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+        back = np.array([w / image.shape[1], h / image.shape[0]] * 2, np.float32)  # per axis: sizes were rounded
         t = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(255).to(self.device)
         out = self.model([t])[0]
-        return to_detections(out["boxes"].cpu().numpy() / s, out["scores"].cpu().numpy(),
+        return to_detections(out["boxes"].cpu().numpy() * back, out["scores"].cpu().numpy(),
                              out["labels"].cpu().numpy(), self.class_names, conf, digits=2)
