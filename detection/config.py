@@ -358,5 +358,7 @@ def run_config_path(resume: str) -> Path:
 
 
 def save_config(cfg: dict, path: str | Path) -> None:
-    with open(path, "w", encoding="utf-8") as f:
+    from .errors import writing
+
+    with writing(path), open(path, "w", encoding="utf-8") as f:
         yaml.safe_dump(cfg, f, sort_keys=False)

@@ -6,6 +6,8 @@ names the file or key and the fix; the CLI adds nothing but `error: `.
 
 from __future__ import annotations
 
+import contextlib
+
 
 class DetectionError(Exception):
     """Base of every error that is the user's to fix: bad config, data, checkpoint or device."""
@@ -29,3 +31,12 @@ class DeviceError(DetectionError, RuntimeError):
 
 class OutputError(DetectionError, OSError):
     """A run folder or output file that cannot be written (full disk, read-only folder)."""
+
+
+@contextlib.contextmanager
+def writing(path, hint: str = "free space or choose a writable output_dir"):
+    """Turn an OSError while writing `path` (full disk, read-only folder) into one OutputError line."""
+    try:
+        yield
+    except OSError as e:
+        raise OutputError(f"cannot write {path}: {e.strerror or e}; {hint}") from None

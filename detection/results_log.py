@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import writing
+
 
 class ResultsLog:
     """results.csv. A column first seen in a later row (AP after unvalidated epochs) is added
@@ -28,11 +30,11 @@ class ResultsLog:
             self.fields += new
             self._rewrite()
             return
-        with open(self.path, "a", newline="") as f:
+        with writing(self.path), open(self.path, "a", newline="") as f:
             csv.DictWriter(f, fieldnames=self.fields).writerow(row)
 
     def _rewrite(self) -> None:
-        with open(self.path, "w", newline="") as f:
+        with writing(self.path), open(self.path, "w", newline="") as f:
             w = csv.DictWriter(f, fieldnames=self.fields)
             w.writeheader()
             w.writerows(self.rows)

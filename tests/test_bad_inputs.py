@@ -396,3 +396,14 @@ def test_inference_shrinks_large_images_before_they_become_floats(tiny_ckpt, mon
     out = pred(big, conf=0.0)
     assert seen[0][1:] == (107, 160)  # the tiny model: min_size 128, max_size 160 -> 160 / 3000 of each side
     assert all(0 <= d["box"][2] <= 3000 and 0 <= d["box"][3] <= 2000 for d in out)  # original pixels
+
+
+def test_results_and_config_writes_fail_in_one_line(tmp_path):
+    from detection.config import save_config
+    from detection.results_log import ResultsLog
+
+    gone = tmp_path / "no" / "such" / "folder"
+    with pytest.raises(OutputError, match=r"cannot write .*results.csv"):
+        ResultsLog(gone / "results.csv").append({"epoch": 1})
+    with pytest.raises(OutputError, match=r"cannot write .*config.yaml"):
+        save_config({"a": 1}, gone / "config.yaml")
