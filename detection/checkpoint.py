@@ -72,16 +72,6 @@ def model_from_checkpoint(ckpt: dict, source: str | Path = "checkpoint") -> torc
     return restore_model(model, ckpt, source)
 
 
-def check_compatible(ckpt: dict, arch: str, class_names: list[str], source: str | Path) -> None:
-    """One line when a checkpoint is of another arch or class list than the run it is used in."""
-    ck_arch = ckpt["config"].get("model", {}).get("arch")
-    if ck_arch != arch:
-        raise CheckpointError(f"{source} is a {ck_arch} checkpoint; this config builds {arch}")
-    if list(ckpt["class_names"]) != list(class_names):
-        raise CheckpointError(f"{source} was trained for {len(ckpt['class_names'])} classes {ckpt['class_names'][:6]}"
-                              f"; this data has {len(class_names)} {list(class_names)[:6]}")
-
-
 class Checkpointer:
     """Saves and restores everything a run needs to go on: the training parts' state dicts,
     the loop's `TrainState`, RNG states, and plain values (config, classes, freezing)."""
