@@ -57,7 +57,8 @@ def train_one_epoch(parts: TrainParts, loader, device: torch.device, opts: StepO
 
     A non-finite loss skips its step (nothing is applied) and is counted; `max_nonfinite`
     in a row stop the run. Under DDP a non-finite loss on any rank skips the step on all.
-    `on_step(step, loss_dict, lr)` runs after each applied step (logging, periodic checkpoints).
+    `on_step(step, losses, lr)` runs after each applied step (logging, periodic checkpoints);
+    `losses` holds each loss and their sum `loss` as floats.
     `sums` holds the epoch's running loss sums and counts, updated in place: a checkpoint
     taken mid-epoch saves it, so a resumed epoch reports the mean over all its steps.
     """
@@ -89,14 +90,14 @@ def train_one_epoch(parts: TrainParts, loader, device: torch.device, opts: StepO
         grad_norm = _backward_and_step(parts, loss, params, opts.clip_grad_norm)
         seen += len(images)
         sums["n"] = sums.get("n", 0) + 1
-        for k, v in loss_dict.items():
-            sums[k] = sums.get(k, 0.0) + v.item()
-        sums["loss"] = sums.get("loss", 0.0) + loss.item()
+        losses = {**{k: v.item() for k, v in loss_dict.items()}, "loss": loss.item()}  # one sync each
+        for k, v in losses.items():
+            sums[k] = sums.get(k, 0.0) + v
         lr = optimizer.param_groups[0]["lr"]
-        bar.update(loss=f"{loss.item():.3f}", lr=f"{lr:.4g}", img_s=f"{seen / (time.perf_counter() - t0):.1f}",
+        bar.update(loss=f"{losses['loss']:.3f}", lr=f"{lr:.4g}", img_s=f"{seen / (time.perf_counter() - t0):.1f}",
                    mem=memory_in_use(device))
         if on_step is not None:
-            on_step(step, loss_dict, lr)
+            on_step(step, losses, lr)
     bar.close()
     out = {k: v / max(sums.get("n", 0), 1) for k, v in sums.items() if k not in ("n", "skipped")}
     out["images_per_s"] = seen / max(time.perf_counter() - t0, 1e-9)  # of this process's part of the epoch

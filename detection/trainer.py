@@ -18,7 +18,7 @@ import contextlib
 import logging
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -199,27 +199,23 @@ class Trainer:
         state, epoch = self.state, self.state.epoch
         self.loader.batch_sampler.set_epoch(epoch, skip_batches=state.iter_in_epoch)
         epoch_start_step = state.step - state.iter_in_epoch
-        t0 = time.perf_counter()
 
-        def on_step(step, loss_dict, lr):
+        def on_step(step, losses, lr):
             state.step, state.iter_in_epoch = step, step - epoch_start_step
             if self.writer is not None:
-                self.writer.add_scalar("train/loss", sum(v.item() for v in loss_dict.values()), step)
                 self.writer.add_scalar("train/lr", lr, step)
-                for k, v in loss_dict.items():
-                    self.writer.add_scalar(f"train/{k}", v.item(), step)
+                for k, v in losses.items():
+                    self.writer.add_scalar(f"train/{k}", v, step)
             if self.tcfg["ckpt_every"] and step % self.tcfg["ckpt_every"] == 0:
                 self.checkpointer.save("last.pt", self.snapshot())
 
-        train_parts = TrainParts(self.train_model, *(getattr(self.parts, k) for k in
-                                                     ("optimizer", "scheduler", "scaler", "ema")))
         with oom_hint(self.tcfg["batch_size"], self.cfg["model"]):
-            stats = train_one_epoch(train_parts, self.loader, self.device, StepOptions.from_config(self.tcfg),
+            stats = train_one_epoch(replace(self.parts, model=self.train_model),  # DDP-wrapped for the steps
+                                    self.loader, self.device, StepOptions.from_config(self.tcfg),
                                     desc=f"epoch {epoch + 1}/{self.total_epochs}", start_step=state.step,
                                     sums=state.epoch_sums, on_step=on_step)
         stats = dist.mean_over_ranks({k: float(v) for k, v in stats.items()}, self.device)
         state.epoch, state.iter_in_epoch, state.epoch_sums = epoch + 1, 0, {}
-        self.epoch_t0, self.last_stats = t0, stats
         return {"epoch": epoch + 1, "stage": state.stage + 1, "lr": self.parts.optimizer.param_groups[0]["lr"],
                 **{k: round(v, 5) for k, v in stats.items() if k != "iters"}}
 
@@ -253,27 +249,28 @@ class Trainer:
                 snap["model"] = self.parts.ema.module.state_dict()  # inference uses the averaged weights
             self.checkpointer.save("best.pt", snap)
 
-    def log_epoch(self, row: dict) -> None:
-        row["epoch_s"] = round(time.perf_counter() - self.epoch_t0, 1)
+    def log_epoch(self, row: dict, t0: float) -> None:
+        """results.csv and the one-line epoch summary; `t0` is when the epoch started."""
+        row["epoch_s"] = round(time.perf_counter() - t0, 1)
         if not dist.is_main():
             return
         self.results_log.append(row)
-        stats = self.last_stats
         log.info("epoch %d/%d  loss %.3f  %.1f img/s%s%s  (%.0fs)", row["epoch"], self.total_epochs,
-                 stats.get("loss", float("nan")), stats["images_per_s"] * self.world,
+                 row.get("loss", float("nan")), row["images_per_s"] * self.world,
                  f"  AP {row['AP']:.3f}  AP50 {row['AP50']:.3f}" if "AP" in row else "",
-                 f"  ({int(stats['skipped_nonfinite'])} non-finite steps skipped)"
-                 if stats.get("skipped_nonfinite") else "", row["epoch_s"])
+                 f"  ({int(row['skipped_nonfinite'])} non-finite steps skipped)"
+                 if row.get("skipped_nonfinite") else "", row["epoch_s"])
 
     def run_epoch(self) -> None:
         """Train; save the epoch before validating (a failing validation never loses it); validate; save."""
+        t0 = time.perf_counter()
         row = self.train_epoch()
         improved = False
         if self.due_for_validation():
             self.checkpointer.save("last.pt", self.snapshot(row))
             improved = self.validate(row)
         self.save(row, improved)
-        self.log_epoch(row)
+        self.log_epoch(row, t0)
         if self.stop:
             log.info("early stopping: no better AP in %d validations (train.patience)", self.tcfg["patience"])
 
