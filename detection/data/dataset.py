@@ -12,7 +12,7 @@ from torch.utils.data import DataLoader, Dataset, SequentialSampler
 
 from ..errors import DataError
 from .coco import coco_paths, read_coco
-from .images import ImageReadError, check_decodable, read_image
+from .images import DEFAULT_MAX_PIXELS, ImageReadError, read_image
 from .records import DatasetInfo, ImageRecord
 from .sampler import GroupedBatchSampler, aspect_ratio_groups
 from .transforms import apply_transforms, build_transforms, resize
@@ -32,7 +32,7 @@ class DetectionDataset(Dataset):
     MAX_RETRIES = 10  # unreadable training images in a row before the batch gives up
 
     def __init__(self, records: list[ImageRecord], info: DatasetInfo, train: bool,
-                 min_size: int, max_size: int, augment: str = "default", max_pixels: int = 100_000_000):
+                 min_size: int, max_size: int, augment: str = "default", max_pixels: int = DEFAULT_MAX_PIXELS):
         self.records, self.info, self.train = records, info, train
         self.min_size, self.max_size, self.max_pixels = min_size, max_size, max_pixels
         self.transforms = build_transforms(augment, train)
@@ -85,7 +85,7 @@ class DetectionDataset(Dataset):
                         break
             idx = rng.randrange(len(self))
         raise DataError(f"{self.info.source}: {len(self.unreadable)} unreadable training images and no readable one "
-                        f"found in {self.MAX_RETRIES} tries; check the images (python tools/data_check.py)")
+                        f"found in {self.MAX_RETRIES} tries; check that the image files are intact")
 
 
 def collate(batch):
@@ -122,12 +122,6 @@ def get_dataset(cfg: dict, train: bool, class_names: list[str] | None = None) ->
     if train and not any(len(r.boxes) for r in records):
         raise DataError(f"{info.source}: the training split has no boxes at all (after clean-up); a detector "
                         "cannot learn from it: check the annotations and data.classes")
-    if not train:  # found now, not after the first epoch: an image no decoder can read
-        bad = check_decodable([r.path for r in records], d["max_pixels"])
-        if bad:
-            raise DataError(f"{info.source}: {len(bad)} validation image(s) cannot be decoded: {bad[0][1]}"
-                            f"{f' (and {len(bad) - 1} more)' if len(bad) > 1 else ''}; fix or remove them from the "
-                            "split (a metric over fewer images would not be comparable)")
     return DetectionDataset(records, info, train, m["min_size"], m["max_size"], d["augment"], d["max_pixels"])
 
 

@@ -96,15 +96,3 @@ def _read_truncated(path: str, reduce: int) -> np.ndarray:
         arr = cv2.resize(arr, (max(1, arr.shape[1] // reduce), max(1, arr.shape[0] // reduce)),
                          interpolation=cv2.INTER_AREA)
     return arr
-
-
-def check_decodable(paths: list[str], max_pixels: int = DEFAULT_MAX_PIXELS) -> list[tuple[str, str]]:
-    """(path, reason) of every image that cannot be decoded at all. JPEGs are decoded at 1/8
-    size, which still reads the whole stream: a quick full check before training starts."""
-    bad = []
-    for p in paths:
-        try:
-            read_image(p, max_pixels, reduce=8)
-        except ImageReadError as e:
-            bad.append((p, str(e)))
-    return bad

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import DataError
-from .images import DEFAULT_MAX_PIXELS, ImageReadError, read_image_size
+from .images import DEFAULT_MAX_PIXELS, ImageReadError, read_image, read_image_size
 
 log = logging.getLogger("detection.data")
 
@@ -129,12 +129,17 @@ def resolve_classes(found: Counter, wanted: list[str], ignore_unknown: bool, sou
     return list(wanted)
 
 
-def _headers(raws: list[RawImage], max_pixels: int) -> list:
-    """(w, h) or the ImageReadError of every image, read in parallel (I/O bound)."""
+def _headers(raws: list[RawImage], max_pixels: int, decode: bool) -> list:
+    """(w, h) or the ImageReadError of every image, read in parallel (I/O bound; OpenCV releases
+    the GIL). `decode` also decodes each image (JPEGs at 1/8 size, which still reads the whole
+    stream), so an image no decoder can read is found now, not at the first validation."""
 
     def one(r):
         try:
-            return read_image_size(r.path, max_pixels)
+            size = read_image_size(r.path, max_pixels)
+            if decode:
+                read_image(r.path, max_pixels, reduce=8)
+            return size
         except ImageReadError as e:
             return e
 
@@ -147,11 +152,11 @@ def build_records(raws: list[RawImage], info: DatasetInfo, skips: dict[str, Skip
                   read_headers: bool = True) -> list[ImageRecord]:
     """The shared tail of every reader: headers, sizes, box clean-up, counted skips, records.
 
-    Images that cannot be read (missing, corrupt header, over the pixel budget) are skipped,
-    counted and named; with `strict` (validation: a hole would change the metric) they are
-    an error. Boxes keep the annotation's pixels; a declared size that disagrees with the
-    file is counted and named, and the file's size is used. `read_headers=False` (scoring
-    result files without the images) trusts the declared sizes.
+    Images that cannot be read (missing, corrupt, over the pixel budget) are skipped,
+    counted and named; with `strict` (validation: a hole would change the metric) every image
+    is also decoded once, and one that fails is an error. Boxes keep the annotation's pixels;
+    a declared size that disagrees with the file is counted and named, and the file's size is
+    used. `read_headers=False` (scoring result files without the images) trusts the declared sizes.
     """
     unreadable = skips.setdefault("unreadable_images", SkipCounter("images skipped (unreadable or over "
                                                                    "the pixel budget)"))
@@ -161,7 +166,7 @@ def build_records(raws: list[RawImage], info: DatasetInfo, skips: dict[str, Skip
     degenerate = skips.setdefault("degenerate_boxes", SkipCounter("boxes dropped: zero or negative width/height, "
                                                                   "or outside the image"))
     records, errors = [], []
-    sizes = _headers(raws, max_pixels) if read_headers else [r.declared_size for r in raws]
+    sizes = _headers(raws, max_pixels, decode=strict) if read_headers else [r.declared_size for r in raws]
     for r, size in zip(raws, sizes):
         if isinstance(size, ImageReadError):
             errors.append(str(size))
