@@ -27,7 +27,8 @@ from .errors import ConfigError
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 DEFAULT_CONFIG = CONFIG_DIR / "_base_" / "default.yaml"
 MISSING = "???"  # a value the user must supply
-PATH_KEYS = (("data", "root"), ("model", "weights_file"))  # resolved against the file that sets them
+# resolved against the file that sets them
+PATH_KEYS = (("data", "root"), ("data", "split_file"), ("data", "cache_dir"), ("model", "weights_file"))
 
 __all__ = ["ConfigError", "load_config", "save_config", "parse_overrides", "yaml_load", "validate", "check_values"]
 
@@ -200,8 +201,9 @@ def load_config(path: str | Path | None = None, overrides: list[str] | dict | No
 # --- values: every choice and numeric range, in one place -----------------------------------
 
 CHOICES = {
-    "data.format": ("coco", "voc", "synthetic"),
+    "data.format": ("coco", "voc", "yolo", "synthetic"),
     "data.augment": ("default", "none"),
+    "data.cache": ("none", "ram", "disk"),
     "model.weights": ("pretrained", "none"),
     "model.freeze_bn": ("all", "frozen_stages"),
     "model.mode": ("fine_tune", "feature_extraction"),
@@ -217,6 +219,8 @@ RANGES = {
     "seed": (0, None, True, True),
     "data.num_workers": (0, 64, True, True),
     "data.max_pixels": (1, None, True, True),
+    "data.val_fraction": (0.0, 1.0, True, False),
+    "data.fraction": (0.0, 1.0, False, True),
     "data.synthetic.num_train": (1, None, True, True),
     "data.synthetic.num_val": (1, None, True, True),
     "data.synthetic.image_size": (32, 4096, True, True),

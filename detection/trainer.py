@@ -27,6 +27,7 @@ from . import distributed as dist
 from .checkpoint import Checkpointer, load_checkpoint, new_run_dir, restore_model
 from .config import load_config, save_config
 from .data.dataset import build_loader, get_dataset
+from .data.splits import record_names, write_split
 from .engine import StepOptions, TrainParts, evaluate, train_one_epoch
 from .errors import CheckpointError, ConfigError, DetectionError
 from .evaluation.evaluator import build_validation, format_results
@@ -131,7 +132,8 @@ class Trainer:
         else:
             self.run = Path(dist.broadcast_object(str(new_run_dir(cfg["output_dir"], cfg["name"]))
                                                   if dist.is_main() else None))
-            self.cfg = cfg = {**cfg, "data": {**cfg["data"], "classes": self.class_names}}  # pin the label order
+            self.cfg = cfg = {**cfg, "data": {**cfg["data"], "classes": self.class_names,  # pin the label order
+                                              "split_file": self._pin_split(train_ds)}}
             if dist.is_main():
                 save_config(cfg, self.run / "config.yaml")
         self.model.to(self.device)
@@ -152,6 +154,19 @@ class Trainer:
                      f", {self.world} processes" if self.world > 1 else "")
             if warning := amp_warning(self.device, tcfg["amp"]):
                 log.warning(warning)
+
+    def _pin_split(self, train_ds) -> str:
+        """A split made by hash is written to `<run>/split.json`; the saved config points at it."""
+        d = self.cfg["data"]
+        if d["split_file"] or d["val_fraction"] <= 0:
+            return d["split_file"]
+        path = self.run / "split.json"
+        if dist.is_main():
+            val = self.val_loader.dataset
+            write_split(path, record_names(train_ds.records, train_ds.info), record_names(val.records, val.info),
+                        f"val_fraction={d['val_fraction']} of {d['train_split']} by file name hash, "
+                        f"fraction={d['fraction']} seed={self.cfg['seed']}")
+        return str(path.resolve())
 
     def stage_end(self, si: int) -> int:
         """The run epoch at which stage `si` ends."""

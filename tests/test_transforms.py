@@ -5,7 +5,8 @@ import torch
 from detection.data.dataset import DetectionDataset, collate
 from detection.data.records import DatasetInfo, ImageRecord
 from detection.data.sampler import GroupedBatchSampler, aspect_ratio_groups
-from detection.data.transforms import apply_transforms, build_transforms, resize, resize_scale
+from detection.data.pixels import load_resized, target_size
+from detection.data.transforms import apply_transforms, build_transforms, resize_scale
 
 
 def test_train_transforms_keep_boxes_valid():
@@ -37,9 +38,8 @@ def test_horizontal_flip_moves_the_box():
 def test_resize_follows_the_detector_rule():
     assert resize_scale(480, 640, 416, 640) == pytest.approx(416 / 480)
     assert resize_scale(100, 1000, 416, 640) == pytest.approx(0.64)  # long side capped
-    img, boxes, s = resize(np.zeros((480, 640, 3), np.uint8), np.array([[0, 0, 640, 480]], np.float32), 240, 640)
-    assert img.shape == (240, 320, 3) and s == pytest.approx(0.5)
-    np.testing.assert_allclose(boxes, [[0, 0, 320, 240]])
+    assert target_size(640, 480, 240, 640) == (320, 240)
+    assert target_size(640, 480, 480, 640) == (640, 480)  # native: untouched
 
 
 def test_dataset_drops_crowd_in_training_and_records_scale(tmp_path):

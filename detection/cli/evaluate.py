@@ -79,12 +79,15 @@ def _evaluate_model(args):
         + ([f"eval.backend={args.backend}"] if args.backend else [])
     # the run's own config, then --cfg's, then overrides: the data and eval keys may change
     cfg = load_config(args.cfg, overrides, base=None if args.cfg else ckpt["config"])
+    run = ckpt_path.parent.parent
+    split_file = cfg["data"]["split_file"]
+    if split_file and not Path(split_file).is_file() and (run / "split.json").is_file():
+        cfg["data"]["split_file"] = str(run / "split.json")  # the run folder was moved or copied
     device = device_for(cfg["device"], 0)
     model = model_from_checkpoint(ckpt, ckpt_path).to(device)
     loader, ev = build_validation(cfg, ckpt["class_names"], device)
     log.info("evaluating %s on %s", ckpt_path, ev.info.source)
     res = evaluate(model, loader, ev, device)
-    run = ckpt_path.parent.parent
     out_dir = Path(args.out) if args.out else run / "eval"
     return res, ev, out_dir, SummaryWriter(str(run)), f"{ckpt_path} on {ev.info.source}"
 

@@ -85,12 +85,9 @@ def _declared_size(img: dict) -> tuple[int, int] | None:
     return (w, h) if w > 0 and h > 0 else None
 
 
-def read_coco(
-    ann_file: str, image_dir: str, classes: list[str] | None = None, ignore_unknown: bool = False,
-    require_images: bool = True, max_pixels: int = DEFAULT_MAX_PIXELS, allow_outside: bool = False,
-    strict: bool = False,
-) -> tuple[list[ImageRecord], DatasetInfo]:
-    """Records of a COCO json; `require_images=False` (evaluation from files) skips the disk checks."""
+def coco_raws(ann_file: str, image_dir: str, classes: list[str] | None = None, ignore_unknown: bool = False,
+              require_images: bool = True, allow_outside: bool = False) -> tuple[list[RawImage], DatasetInfo, dict]:
+    """A COCO json, parsed: (raw images, info, skip counters)."""
     data = _load(ann_file)
     cats = _categories(data, ann_file)
     images = _images(data, ann_file)
@@ -140,6 +137,16 @@ def read_coco(
             raw.areas.append(float(area) if isinstance(area, (int, float)) and area == area else
                              (b[2] * b[3] if b else 0.0))
         raws.append(raw)
-    info = DatasetInfo(class_names=class_names, cat_ids=[name_to_cat[c] for c in class_names], source=ann_file)
-    skips = {"orphan_annotations": orphans, "unknown_class_boxes": unknown}
+    info = DatasetInfo(class_names=class_names, cat_ids=[name_to_cat[c] for c in class_names], source=ann_file,
+                       root=image_dir)
+    return raws, info, {"orphan_annotations": orphans, "unknown_class_boxes": unknown}
+
+
+def read_coco(
+    ann_file: str, image_dir: str, classes: list[str] | None = None, ignore_unknown: bool = False,
+    require_images: bool = True, max_pixels: int = DEFAULT_MAX_PIXELS, allow_outside: bool = False,
+    strict: bool = False,
+) -> tuple[list[ImageRecord], DatasetInfo]:
+    """Records of a COCO json; `require_images=False` (evaluation from files) skips the disk checks."""
+    raws, info, skips = coco_raws(ann_file, image_dir, classes, ignore_unknown, require_images, allow_outside)
     return build_records(raws, info, skips, max_pixels, strict, read_headers=require_images), info

@@ -11,12 +11,15 @@ import torch
 from torch.utils.data import DataLoader, Dataset, SequentialSampler
 
 from ..errors import DataError
-from .coco import coco_paths, read_coco
-from .images import DEFAULT_MAX_PIXELS, ImageReadError, read_image
-from .records import DatasetInfo, ImageRecord
+from .coco import coco_paths, coco_raws
+from .images import DEFAULT_MAX_PIXELS, ImageReadError
+from .pixels import ImagePixels
+from .records import DatasetInfo, ImageRecord, RawImage, build_records
 from .sampler import GroupedBatchSampler, aspect_ratio_groups
-from .transforms import apply_transforms, build_transforms, resize
-from .voc import read_voc
+from .splits import read_split_file, relative_name, select
+from .transforms import apply_transforms, build_transforms
+from .voc import split_file_path, voc_raws
+from .yolo import yolo_raws
 
 log = logging.getLogger("detection.data")
 
@@ -32,10 +35,12 @@ class DetectionDataset(Dataset):
     MAX_RETRIES = 10  # unreadable training images in a row before the batch gives up
 
     def __init__(self, records: list[ImageRecord], info: DatasetInfo, train: bool,
-                 min_size: int, max_size: int, augment: str = "default", max_pixels: int = DEFAULT_MAX_PIXELS):
+                 min_size: int, max_size: int, augment: str = "default", max_pixels: int = DEFAULT_MAX_PIXELS,
+                 cache: str = "none", cache_dir: str = ""):
         self.records, self.info, self.train = records, info, train
         self.min_size, self.max_size, self.max_pixels = min_size, max_size, max_pixels
         self.transforms = build_transforms(augment, train)
+        self.pixels = ImagePixels(records, min_size, max_size, max_pixels, cache, cache_dir)
         self.unreadable: set[int] = set()  # per worker process
 
     def __len__(self) -> int:
@@ -52,7 +57,8 @@ class DetectionDataset(Dataset):
         if self.train:
             keep = ~iscrowd
             boxes, labels, iscrowd = boxes[keep], labels[keep], iscrowd[keep]
-        image, boxes, scale = resize(image, boxes, self.min_size, self.max_size)
+        sx, sy = image.shape[1] / r.width, image.shape[0] / r.height  # pixels come at the training size
+        boxes = boxes * np.array([sx, sy, sx, sy], np.float32)
         image, boxes, labels, iscrowd = apply_transforms(self.transforms, image, boxes, labels, iscrowd)
         target = {
             "boxes": torch.as_tensor(boxes, dtype=torch.float32).reshape(-1, 4),
@@ -75,7 +81,7 @@ class DetectionDataset(Dataset):
         for _ in range(self.MAX_RETRIES):
             if idx not in self.unreadable:
                 try:
-                    return idx, read_image(self.records[idx].path, self.max_pixels)
+                    return idx, self.pixels.get(idx)
                 except ImageReadError as e:
                     if not self.train:
                         raise
@@ -93,13 +99,12 @@ def collate(batch):
     return tuple(zip(*batch))
 
 
-def read_split(dcfg: dict, split: str, train: bool, classes: list[str] | None = None
-               ) -> tuple[list[ImageRecord], DatasetInfo]:
-    """Records of one split; for validation pass the training classes so labels line up."""
+def source_raws(dcfg: dict, split: str, train: bool, classes: list[str] | None
+                ) -> tuple[list[RawImage], DatasetInfo, dict]:
+    """The parsed images of one split of the configured data set, any format."""
     fmt, root = dcfg["format"], dcfg["root"]
-    classes = classes if classes is not None else dcfg["classes"]
     which = "train" if train else "val"
-    safety = dict(max_pixels=dcfg["max_pixels"], allow_outside=dcfg["allow_outside_root"], strict=not train)
+    unknown, outside = dcfg["ignore_unknown_classes"], dcfg["allow_outside_root"]
     if fmt == "synthetic":
         from .synthetic import ensure_synthetic
 
@@ -107,22 +112,49 @@ def read_split(dcfg: dict, split: str, train: bool, classes: list[str] | None = 
         fmt, root = "coco", os.path.join(root, "coco")
     if fmt == "coco":
         ann, images = coco_paths(root, split, dcfg[f"{which}_ann"], dcfg[f"{which}_images"])
-        return read_coco(ann, images, classes, dcfg["ignore_unknown_classes"], **safety)
+        return coco_raws(ann, images, classes, unknown, allow_outside=outside)
     if fmt == "voc":
+        if dcfg["val_fraction"] > 0 and not os.path.isfile(split_file_path(root, split)):
+            split = "all"  # LabelImg: no split files, the hash decides
         # difficult boxes always stay in validation records: the evaluator ignores them
-        return read_voc(root, split, classes, dcfg["ignore_unknown_classes"],
-                        use_difficult=dcfg["use_difficult"] or not train, **safety)
-    raise DataError(f"data.format must be coco, voc or synthetic, got {fmt!r}")
+        return voc_raws(root, split, classes, unknown, dcfg["use_difficult"] or not train, outside)
+    if fmt == "yolo":
+        return yolo_raws(root, split, classes, unknown, outside)
+    raise DataError(f"data.format must be coco, voc, yolo or synthetic, got {fmt!r}")
+
+
+def read_split(dcfg: dict, split: str, train: bool, classes: list[str] | None = None, seed: int = 0
+               ) -> tuple[list[ImageRecord], DatasetInfo]:
+    """Records of one split; for validation pass the training classes so labels line up.
+
+    With `data.val_fraction` both sides come from the train split's images, divided by file
+    name hash (or by `data.split_file`); `data.fraction` then subsets the training side.
+    """
+    which = "train" if train else "val"
+    carved = dcfg["val_fraction"] > 0 or dcfg["split_file"]
+    classes = classes if classes is not None else dcfg["classes"]
+    raws, info, skips = source_raws(dcfg, dcfg["train_split"] if carved else split, train, classes)
+    lists = read_split_file(dcfg["split_file"]) if dcfg["split_file"] else None
+    raws = select(raws, [relative_name(r.path, info.root) for r in raws], which, val_fraction=dcfg["val_fraction"],
+                  fraction=dcfg["fraction"], seed=seed, lists=lists)
+    if carved:
+        info.source = f"{info.source} ({which} side of the {'split file' if lists else 'hash split'})"
+    if not raws:
+        raise DataError(f"{info.source}: no images on the {which} side; raise data.val_fraction / data.fraction, "
+                        "or check data.split_file")
+    records = build_records(raws, info, skips, dcfg["max_pixels"], strict=not train)
+    return records, info
 
 
 def get_dataset(cfg: dict, train: bool, class_names: list[str] | None = None) -> DetectionDataset:
     d, m = cfg["data"], cfg["model"]
     split = d["train_split"] if train else d["val_split"]
-    records, info = read_split(d, split, train, class_names)
+    records, info = read_split(d, split, train, class_names, cfg["seed"])
     if train and not any(len(r.boxes) for r in records):
         raise DataError(f"{info.source}: the training split has no boxes at all (after clean-up); a detector "
                         "cannot learn from it: check the annotations and data.classes")
-    return DetectionDataset(records, info, train, m["min_size"], m["max_size"], d["augment"], d["max_pixels"])
+    return DetectionDataset(records, info, train, m["min_size"], m["max_size"], d["augment"], d["max_pixels"],
+                            d["cache"], d["cache_dir"])
 
 
 def build_loader(ds: DetectionDataset, batch_size: int, train: bool, workers: int, pin_memory: bool,

@@ -45,6 +45,8 @@ class DatasetInfo:
     cat_ids: list[int]  # source category id of label i+1 (COCO ids; 1..K for VOC)
     source: str  # file or folder that was read, for messages
     skipped: dict = field(default_factory=dict)  # what was dropped and why, with counts
+    root: str = ""  # the folder image names are relative to, in split lists
+    defects: dict = field(default_factory=dict)  # kind -> {file: count}, for the data doctor
 
 
 @dataclass
@@ -60,6 +62,7 @@ class RawImage:
     iscrowd: list = field(default_factory=list)
     difficult: list = field(default_factory=list)
     areas: list | None = None
+    normalized: bool = False  # boxes in [0, 1] of the image's size (YOLO), scaled once the size is known
 
 
 class SkipCounter:
@@ -180,6 +183,8 @@ def build_records(raws: list[RawImage], info: DatasetInfo, skips: dict[str, Skip
             invalid.add(os.path.basename(r.where), ok.count(False))
         keep_valid = np.array(ok, bool)
         boxes = np.array([b for b in r.boxes if b is not None], np.float32).reshape(-1, 4)
+        if r.normalized:
+            boxes *= np.array([w, h, w, h], np.float32)
         boxes, keep = clean_boxes(boxes, w, h)
         if (~keep).any():
             degenerate.add(os.path.basename(r.where), int((~keep).sum()))
@@ -199,6 +204,7 @@ def build_records(raws: list[RawImage], info: DatasetInfo, skips: dict[str, Skip
     for counter in skips.values():
         counter.warn(info.source)
     info.skipped = {k: c.total for k, c in skips.items()}
+    info.defects = {k: dict(c.per_file) for k, c in skips.items() if c.total}
     if not records:
         raise DataError(f"{info.source}: no usable images" + (f"; e.g. {errors[0]}" if errors else ""))
     log.info(summarize(records, info))

@@ -1,9 +1,10 @@
 """Box-aware augmentation presets (albumentations) and the resize the model expects.
 
-Images are resized here, in the loader workers and on uint8, with the same rule as the
-detector's own transform (shorter side to `min_size`, longer side capped at `max_size`),
-so the detector's resize becomes a no-op and augmentation runs on small images. The
-scale factor travels in the target, and evaluation maps predictions back with it.
+Images are resized before augmentation (data/pixels.py), in the loader workers and on
+uint8, with the same rule as the detector's own transform (shorter side to `min_size`,
+longer side capped at `max_size`), so the detector's resize becomes a no-op and augmentation
+runs on small images. The scale factor travels in the target, and evaluation maps
+predictions back with it.
 """
 
 from __future__ import annotations
@@ -16,19 +17,6 @@ import numpy as np
 def resize_scale(height: int, width: int, min_size: int, max_size: int) -> float:
     """torchvision's GeneralizedRCNNTransform rule."""
     return min(min_size / min(height, width), max_size / max(height, width))
-
-
-def resize(image: np.ndarray, boxes: np.ndarray, min_size: int, max_size: int) -> tuple[np.ndarray, np.ndarray, float]:
-    h, w = image.shape[:2]
-    s = resize_scale(h, w, min_size, max_size)
-    if abs(s - 1.0) < 1e-3:
-        return image, boxes, 1.0
-    new_w, new_h = max(1, round(w * s)), max(1, round(h * s))
-    interp = cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR
-    image = cv2.resize(image, (new_w, new_h), interpolation=interp)
-    sx, sy = new_w / w, new_h / h
-    boxes = boxes * np.array([sx, sy, sx, sy], np.float32)
-    return image, boxes, s
 
 
 def build_transforms(preset: str, train: bool) -> A.Compose | None:

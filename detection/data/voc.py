@@ -1,5 +1,9 @@
 """Pascal VOC reader: `Annotations/*.xml`, `JPEGImages/`, `ImageSets/Main/<split>.txt`.
 
+Also what LabelImg and CVAT write without split files: `Annotations/` + `JPEGImages/` with
+no `ImageSets`, or the xml files beside the images in one folder (subfolders too). The split
+name `all` reads every xml file; `data.val_fraction` then splits them (see splits.py).
+
 VOC pixel coordinates are 1-based and inclusive; we convert to the 0-based xyxy that
 torchvision uses (x1 - 1, y1 - 1), as Detectron2 does, so AP matches the devkit.
 """
@@ -70,12 +74,42 @@ def _parse_xml(xml_path: str) -> tuple[dict, list[dict]]:
     return meta, objects
 
 
+IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+
+
+def voc_folders(root: str) -> tuple[str, str]:
+    """(annotation folder, image folder): the VOC pair when present, else the root for both (LabelImg)."""
+    ann, images = os.path.join(root, "Annotations"), os.path.join(root, "JPEGImages")
+    return (ann if os.path.isdir(ann) else root), (images if os.path.isdir(images) else root)
+
+
+def split_file_path(root: str, split: str) -> str:
+    return os.path.join(root, "ImageSets", "Main", f"{split}.txt")
+
+
+def _all_ids(ann_dir: str) -> tuple[str, list[str]]:
+    """Every xml under the annotation folder, as ids relative to it without `.xml`."""
+    ids = []
+    for folder, dirs, files in os.walk(ann_dir):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        rel = os.path.relpath(folder, ann_dir)
+        ids += [os.path.normpath(os.path.join(rel, f[:-4])).replace(os.sep, "/")
+                for f in sorted(files) if f.lower().endswith(".xml")]
+    if not ids:
+        raise DataError(f"no .xml annotation files in {ann_dir}; expected <root>/Annotations/*.xml or xml files "
+                        "beside the images (LabelImg); check data.root")
+    return ann_dir, ids
+
+
 def _split_ids(root: str, split: str) -> tuple[str, list[str]]:
-    split_file = os.path.join(root, "ImageSets", "Main", f"{split}.txt")
+    if split == "all":
+        return _all_ids(voc_folders(root)[0])
+    split_file = split_file_path(root, split)
     if not os.path.isfile(split_file):
         raise DataError(
-            f"VOC split file not found: {split_file}. Expected the layout "
-            "<root>/{Annotations,JPEGImages,ImageSets/Main}; check data.root and data.*_split."
+            f"VOC split file not found: {split_file}. Expected <root>/{{Annotations,JPEGImages,ImageSets/Main}}; "
+            "check data.root and data.*_split. Data without split files (LabelImg): set data.val_fraction=0.2 "
+            "to split it by file name, or data.train_split=all"
         )
     with open(split_file, encoding="utf-8", errors="replace") as f:
         listed = [line.split()[0] for line in f if line.strip()]
@@ -89,23 +123,37 @@ def _split_ids(root: str, split: str) -> tuple[str, list[str]]:
     return split_file, ids
 
 
-def read_voc(
+def _image_path(image_dir: str, image_id: str, filename: str | None, xml_path: str, allow_outside: bool) -> str:
+    """The image of an xml: its <filename> (beside the id's subfolder), else the id with an image extension."""
+    sub = os.path.dirname(image_id)
+    if filename:
+        path = inside(image_dir, os.path.join(sub, filename), xml_path, allow_outside)
+        if os.path.isfile(path):
+            return path
+    for ext in IMAGE_EXTS + tuple(e.upper() for e in IMAGE_EXTS):
+        path = inside(image_dir, image_id + ext, xml_path, allow_outside)
+        if os.path.isfile(path):
+            return path
+    return inside(image_dir, os.path.join(sub, filename) if filename else image_id + ".jpg", xml_path, allow_outside)
+
+
+def voc_raws(
     root: str, split: str, classes: list[str] | None = None, ignore_unknown: bool = False,
-    use_difficult: bool = True, max_pixels: int = DEFAULT_MAX_PIXELS, allow_outside: bool = False,
-    strict: bool = False,
-) -> tuple[list[ImageRecord], DatasetInfo]:
-    """Read one split of a VOC-layout folder into records.
+    use_difficult: bool = True, allow_outside: bool = False,
+) -> tuple[list[RawImage], DatasetInfo, dict]:
+    """One split of a VOC-layout folder, parsed: (raw images, info, skip counters).
 
     `use_difficult=False` drops difficult boxes entirely (training); evaluation keeps them
     flagged so they count neither as hits nor misses.
     """
-    split_file, ids = _split_ids(root, split)
+    ann_dir, image_dir = voc_folders(root)
+    listing, ids = _split_ids(root, split)
     parsed = []
     found: Counter = Counter()
     for image_id in ids:
-        xml_path = inside(os.path.join(root, "Annotations"), f"{image_id}.xml", split_file, allow_outside)
+        xml_path = inside(ann_dir, f"{image_id}.xml", listing, allow_outside)
         if not os.path.isfile(xml_path):
-            raise DataError(f"{split_file} lists {image_id!r} but {xml_path} does not exist")
+            raise DataError(f"{listing} lists {image_id!r} but {xml_path} does not exist")
         meta, objects = _parse_xml(xml_path)
         found.update(o["name"] for o in objects)
         parsed.append((image_id, xml_path, meta, objects))
@@ -115,10 +163,7 @@ def read_voc(
     unknown = SkipCounter("boxes of classes not in data.classes")
     raws = []
     for n, (image_id, xml_path, meta, objects) in enumerate(parsed):
-        images = os.path.join(root, "JPEGImages")
-        img_path = inside(images, meta["filename"] or f"{image_id}.jpg", xml_path, allow_outside)
-        if not os.path.isfile(img_path):
-            img_path = inside(images, f"{image_id}.jpg", xml_path, allow_outside)  # <filename> often stale
+        img_path = _image_path(image_dir, image_id, meta["filename"], xml_path, allow_outside)
         raw = RawImage(img_path, xml_path, n, meta["size"])
         for o in objects:
             if o["name"] not in index:
@@ -134,5 +179,13 @@ def read_voc(
             raw.difficult.append(o["difficult"])
         raws.append(raw)
     info = DatasetInfo(class_names=class_names, cat_ids=list(range(1, len(class_names) + 1)),
-                       source=f"{root} [{split}]")
-    return build_records(raws, info, {"unknown_class_boxes": unknown}, max_pixels, strict), info
+                       source=f"{root} [{split}]", root=root)
+    return raws, info, {"unknown_class_boxes": unknown}
+
+
+def read_voc(root: str, split: str, classes: list[str] | None = None, ignore_unknown: bool = False,
+             use_difficult: bool = True, max_pixels: int = DEFAULT_MAX_PIXELS, allow_outside: bool = False,
+             strict: bool = False) -> tuple[list[ImageRecord], DatasetInfo]:
+    """Records of one split of a VOC-layout folder (see `voc_raws`)."""
+    raws, info, skips = voc_raws(root, split, classes, ignore_unknown, use_difficult, allow_outside)
+    return build_records(raws, info, skips, max_pixels, strict), info
