@@ -179,7 +179,7 @@ def voc_raws(
             raw.difficult.append(o["difficult"])
         raws.append(raw)
     info = DatasetInfo(class_names=class_names, cat_ids=list(range(1, len(class_names) + 1)),
-                       source=f"{root} [{split}]", root=root)
+                       source=f"{root} [{split}]", root=image_dir)
     return raws, info, {"unknown_class_boxes": unknown}
 
 

@@ -25,6 +25,7 @@ from ..errors import DataError
 from .images import DEFAULT_MAX_PIXELS
 from .records import DatasetInfo, ImageRecord, RawImage, SkipCounter, build_records, inside, resolve_classes
 
+META_KEYS = {"path", "names", "nc", "download", "yaml_file", "roboflow", "license", "url"}
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".mpo"}
 
 
@@ -32,7 +33,7 @@ class YOLOFormatError(DataError):
     pass
 
 
-def _find_yaml(root: str) -> str | None:
+def find_yaml(root: str) -> str | None:
     if os.path.isfile(root):
         return root
     for name in ("data.yaml", "data.yml", "dataset.yaml"):
@@ -55,7 +56,9 @@ def load_yolo_yaml(yaml_file: str) -> tuple[str, dict, list[str]]:
     base = base if os.path.isabs(base) else os.path.normpath(os.path.join(here, base))
     if not os.path.isdir(base) and data.get("path"):
         base = here  # an export moved from the machine it was made on: its `path` is stale
-    return base, {k: data[k] for k in ("train", "val", "test") if data.get(k)}, _names(data.get("names"), yaml_file)
+    entries = {k: v for k, v in data.items() if k not in META_KEYS and v and
+               (isinstance(v, str) or isinstance(v, list) and all(isinstance(e, str) for e in v))}
+    return base, entries, _names(data.get("names"), yaml_file)
 
 
 def _names(names, where: str) -> list[str]:
@@ -74,7 +77,7 @@ def _names(names, where: str) -> list[str]:
 
 def yolo_layout(root: str, split: str, classes: list[str] | None) -> tuple[str, list[str], list[str], str]:
     """(base folder, split entries, class names in id order, where they came from) of a YOLO data set."""
-    yaml_file = _find_yaml(root)
+    yaml_file = find_yaml(root)
     if yaml_file:
         base, entries, names = load_yolo_yaml(yaml_file)
         if split not in entries:
@@ -250,8 +253,10 @@ def yolo_raws(root: str, split: str, classes: list[str] | None = None, ignore_un
             raw.boxes.append(box)
             raw.labels.append(index[names[cls]])
         raws.append(raw)
+    folders = [_resolve(base, str(e)) for e in entries]
+    image_root = folders[0] if len(folders) == 1 and os.path.isdir(folders[0]) else base
     info = DatasetInfo(class_names=class_names, cat_ids=list(range(1, len(class_names) + 1)),
-                       source=f"{root} [{split}]", root=base)
+                       source=f"{root} [{split}]", root=image_root)
     return raws, info, {**counters.as_dict(), "unknown_class_boxes": unknown}
 
 
