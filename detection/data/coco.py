@@ -94,7 +94,13 @@ def coco_raws(ann_file: str, image_dir: str, classes: list[str] | None = None, i
     anns_by_image = defaultdict(list)
     found: Counter = Counter()
     orphans = SkipCounter("annotations dropped: their image_id is not in `images`")
+    repeated = SkipCounter("annotation ids used more than once (the annotations are kept)")
+    ann_ids: set = set()
     for a in data["annotations"]:
+        if a.get("id") is not None:
+            if a["id"] in ann_ids:
+                repeated.add(f"annotation id {a['id']}")
+            ann_ids.add(a["id"])
         image_id = _require(a, "image_id", "an annotation", ann_file)
         cat = _require(a, "category_id", f"annotation {a.get('id')}", ann_file)
         if cat not in cats:
@@ -139,7 +145,8 @@ def coco_raws(ann_file: str, image_dir: str, classes: list[str] | None = None, i
         raws.append(raw)
     info = DatasetInfo(class_names=class_names, cat_ids=[name_to_cat[c] for c in class_names], source=ann_file,
                        root=image_dir)
-    return raws, info, {"orphan_annotations": orphans, "unknown_class_boxes": unknown}
+    return raws, info, {"orphan_annotations": orphans, "unknown_class_boxes": unknown,
+                        "duplicate_annotation_ids": repeated}
 
 
 def read_coco(

@@ -12,6 +12,7 @@ from torch.utils.data import DataLoader, Dataset, SequentialSampler
 
 from ..errors import DataError
 from .coco import coco_paths, coco_raws
+from .doctor import short_summary
 from .images import DEFAULT_MAX_PIXELS, ImageReadError
 from .pixels import ImagePixels
 from .records import DatasetInfo, ImageRecord, RawImage, build_records
@@ -150,6 +151,7 @@ def get_dataset(cfg: dict, train: bool, class_names: list[str] | None = None) ->
     d, m = cfg["data"], cfg["model"]
     split = d["train_split"] if train else d["val_split"]
     records, info = read_split(d, split, train, class_names, cfg["seed"])
+    log.info(short_summary(records, info, m["min_size"], m["max_size"]))
     if train and not any(len(r.boxes) for r in records):
         raise DataError(f"{info.source}: the training split has no boxes at all (after clean-up); a detector "
                         "cannot learn from it: check the annotations and data.classes")

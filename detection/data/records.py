@@ -207,7 +207,6 @@ def build_records(raws: list[RawImage], info: DatasetInfo, skips: dict[str, Skip
     info.defects = {k: dict(c.per_file) for k, c in skips.items() if c.total}
     if not records:
         raise DataError(f"{info.source}: no usable images" + (f"; e.g. {errors[0]}" if errors else ""))
-    log.info(summarize(records, info))
     return records
 
 
@@ -218,12 +217,3 @@ def clean_boxes(boxes: np.ndarray, width: int, height: int) -> tuple[np.ndarray,
     boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, height)
     keep = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
     return boxes, keep
-
-
-def summarize(records: list[ImageRecord], info: DatasetInfo) -> str:
-    n_boxes = sum(len(r.boxes) for r in records)
-    negatives = sum(1 for r in records if len(r.boxes) == 0)
-    return (
-        f"{info.source}: {len(records)} images ({negatives} without boxes), {n_boxes} boxes, "
-        f"{len(info.class_names)} classes"
-    )

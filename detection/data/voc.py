@@ -115,12 +115,7 @@ def _split_ids(root: str, split: str) -> tuple[str, list[str]]:
         listed = [line.split()[0] for line in f if line.strip()]
     if not listed:
         raise VOCFormatError(f"{split_file}: lists no images")
-    ids = list(dict.fromkeys(listed))
-    if len(ids) < len(listed):
-        dups = [i for i, n in Counter(listed).items() if n > 1]
-        log.warning("%s: %d ids listed more than once, each used once: %s", split_file, len(listed) - len(ids),
-                    ", ".join(dups[:5]))
-    return split_file, ids
+    return split_file, listed
 
 
 def _image_path(image_dir: str, image_id: str, filename: str | None, xml_path: str, allow_outside: bool) -> str:
@@ -147,7 +142,12 @@ def voc_raws(
     flagged so they count neither as hits nor misses.
     """
     ann_dir, image_dir = voc_folders(root)
-    listing, ids = _split_ids(root, split)
+    listing, listed = _split_ids(root, split)
+    ids = list(dict.fromkeys(listed))
+    repeated = SkipCounter("ids listed more than once in the split file (each used once)")
+    for image_id, n in Counter(listed).items():
+        if n > 1:
+            repeated.add(image_id, n - 1)
     parsed = []
     found: Counter = Counter()
     for image_id in ids:
@@ -180,7 +180,7 @@ def voc_raws(
         raws.append(raw)
     info = DatasetInfo(class_names=class_names, cat_ids=list(range(1, len(class_names) + 1)),
                        source=f"{root} [{split}]", root=image_dir)
-    return raws, info, {"unknown_class_boxes": unknown}
+    return raws, info, {"unknown_class_boxes": unknown, "duplicate_ids": repeated}
 
 
 def read_voc(root: str, split: str, classes: list[str] | None = None, ignore_unknown: bool = False,

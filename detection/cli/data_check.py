@@ -1,0 +1,70 @@
+"""python tools/data_check.py --cfg configs/bccd_frcnn.yaml [key=value ...]
+python tools/data_check.py --data datasets/my_labelimg_folder --format voc data.val_fraction=0.2
+
+Reads the data as training would and writes `<out>/report.md` (splits, boxes per class, box
+sizes at the model's input, aspect ratios, every defect with its files, train/val leakage),
+`class_histogram.png`, `box_sizes.png` and `browse/` (images with their ground truth drawn).
+Exits with status 1 when training would fail, 0 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+from ..checkpoint import new_run_dir
+from ..config import load_config
+from ..data.doctor import check, markdown, short_summary, write_browse, write_plots
+from ..errors import ConfigError, writing
+from .common import setup_logging, user_errors_as_one_line
+
+log = logging.getLogger("detection.data_check")
+
+
+@user_errors_as_one_line
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description="Check a data set before training: counts, sizes, defects, leakage.")
+    p.add_argument("--cfg", help="a training config (its data and model sections are used)")
+    p.add_argument("--data", help="a data folder (or YOLO data.yaml), without a config")
+    p.add_argument("--format", choices=["voc", "coco", "yolo"], help="with --data")
+    p.add_argument("--out", help="output folder (default: runs/data_check/<name>, never overwritten)")
+    p.add_argument("--browse", type=int, default=16, help="images per split drawn into browse/ (0: none)")
+    p.add_argument("overrides", nargs="*", help="config overrides, e.g. data.val_fraction=0.2 model.min_size=640")
+    args = p.parse_args(argv)
+    setup_logging()
+    if bool(args.cfg) == bool(args.data):
+        raise ConfigError("give --cfg FILE, or --data PATH --format voc|coco|yolo")
+    if args.data and not args.format:
+        raise ConfigError("--data needs --format voc|coco|yolo")
+    given = [] if args.cfg else ["name=data_check", f"data.format={args.format}", f"data.root={args.data}"]
+    cfg = load_config(args.cfg, given + list(args.overrides))
+    m = cfg["model"]
+    train, val, leaks = check(cfg)
+    sides = [s for s in (train, val) if s.records]
+    for s in sides:
+        log.info(short_summary(s.records, s.info, m["min_size"], m["max_size"]))
+    out = new_run_dir(os.path.dirname(os.path.abspath(args.out)), os.path.basename(os.path.abspath(args.out))) \
+        if args.out else new_run_dir(os.path.join(cfg["output_dir"], "data_check"), cfg["name"])
+    report = markdown(train, val, leaks, m["min_size"], m["max_size"])
+    with writing(out / "report.md"):
+        (out / "report.md").write_text(report, encoding="utf-8")
+    if sides:
+        write_plots(sides, train.info.class_names if train.info else val.info.class_names, str(out),
+                    m["min_size"], m["max_size"])
+        if args.browse:
+            for s in sides:
+                write_browse(s, str(out), args.browse)
+    for s in (train, val):
+        if s.error:
+            log.error("%s: %s", s.name, s.error)
+    if leaks:
+        log.warning("%d validation images are also training images (same bytes): %s", len(leaks), leaks[0])
+    log.info("report: %s", out / "report.md")
+    if train.error or val.error:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,252 @@
+"""The dataset doctor: what training would see, before an hour of training finds it.
+
+`check(cfg)` reads both sides of the split exactly as training does (the same readers,
+clean-up and counted skips), then decodes every image once to find what the header pass
+cannot (truncated files), hashes their bytes (the same picture in train and val is leakage),
+and measures the boxes at the size the model sees them. `write_report` turns that into
+report.md, two plots and `browse/` (images with their ground truth drawn); `short_summary`
+is the few lines `train_det.py` prints at start.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import DataError
+from .images import ImageReadError, read_image
+from .pixels import target_size
+from .records import DatasetInfo, ImageRecord
+
+SMALL, MEDIUM = 32 ** 2, 96 ** 2  # COCO's area limits
+TINY = 8  # pixels: a box this thin at the model's input is hardly seen by a stride-8+ detector
+
+
+@dataclass
+class SideReport:
+    """One side of the split (train or val) as training reads it, or the error that stops it."""
+
+    name: str
+    records: list[ImageRecord] = field(default_factory=list)
+    info: DatasetInfo | None = None
+    error: str = ""
+    defects: dict = field(default_factory=dict)  # kind -> {file: count}, readers' and the doctor's own
+    hashes: dict = field(default_factory=dict)  # record index -> sha1 of the file
+
+
+def box_stats(records: list[ImageRecord], min_size: int, max_size: int) -> dict:
+    """Widths and heights of every box at the model's input, with COCO size classes and tiny ones."""
+    ws, hs = [], []
+    for r in records:
+        if not len(r.boxes):
+            continue
+        new_w, new_h = target_size(r.width, r.height, min_size, max_size)
+        sx, sy = new_w / r.width, new_h / r.height
+        ws.append((r.boxes[:, 2] - r.boxes[:, 0]) * sx)
+        hs.append((r.boxes[:, 3] - r.boxes[:, 1]) * sy)
+    w = np.concatenate(ws) if ws else np.zeros(0)
+    h = np.concatenate(hs) if hs else np.zeros(0)
+    area = w * h
+    ratio = w / np.maximum(h, 1e-6)
+    return {"w": w, "h": h, "small": int((area < SMALL).sum()), "medium": int(((area >= SMALL) & (area < MEDIUM)).sum()),
+            "large": int((area >= MEDIUM).sum()), "tiny": int((np.minimum(w, h) < TINY).sum()),
+            "ratio_quantiles": np.quantile(ratio, [0.05, 0.25, 0.5, 0.75, 0.95]).tolist() if len(ratio) else []}
+
+
+def class_counts(records: list[ImageRecord], names: list[str]) -> Counter:
+    counts: Counter = Counter({n: 0 for n in names})
+    for r in records:
+        counts.update(names[int(label) - 1] for label in r.labels)
+    return counts
+
+
+def short_summary(records: list[ImageRecord], info: DatasetInfo, min_size: int, max_size: int) -> str:
+    """The lines train_det.py prints per split: counts, classes, small boxes, defects."""
+    boxes = sum(len(r.boxes) for r in records)
+    negatives = sum(1 for r in records if not len(r.boxes))
+    s = box_stats(records, min_size, max_size)
+    per_class = ", ".join(f"{c} {n}" for c, n in class_counts(records, info.class_names).most_common())
+    lines = [f"{info.source}: {len(records)} images ({negatives} without boxes), {boxes} boxes: {per_class}",
+             f"  at the model's input: {s['small']} small / {s['medium']} medium / {s['large']} large boxes"
+             + (f", {s['tiny']} under {TINY} px (hard to detect)" if s["tiny"] else "")]
+    if any(info.skipped.values()):
+        lines.append("  defects: " + ", ".join(f"{k} {n}" for k, n in info.skipped.items() if n)
+                     + " (python tools/data_check.py names every file)")
+    return "\n".join(lines)
+
+
+def _decode_and_hash(path: str) -> tuple[str | None, str | None]:
+    """(problem, sha1): truncated or undecodable files, and the content hash for leakage."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        return f"cannot be read ({e.strerror})", None
+    digest = hashlib.sha1(data).hexdigest()
+    tail = data.rstrip(b"\0")[-12:]
+    if data[:2] == b"\xff\xd8" and not tail.endswith(b"\xff\xd9"):
+        return "truncated JPEG (no end-of-image marker)", digest
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and b"IEND" not in tail:
+        return "truncated PNG (no IEND chunk)", digest
+    try:
+        read_image(path, reduce=8)
+    except ImageReadError:
+        return "cannot be decoded", digest
+    return None, digest
+
+
+def inspect_images(side: SideReport) -> None:
+    """Decode and hash every image of a side (in parallel); problems become defects."""
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(_decode_and_hash, [r.path for r in side.records]))
+    bad: dict = {}
+    seen: dict[str, str] = {}
+    dups: dict = {}
+    for i, (r, (problem, digest)) in enumerate(zip(side.records, results)):
+        if problem:
+            bad[f"{os.path.basename(r.path)}: {problem}"] = 1
+        if digest:
+            side.hashes[i] = digest
+            if digest in seen:
+                dups[f"{os.path.basename(r.path)} = {seen[digest]}"] = 1
+            seen.setdefault(digest, os.path.basename(r.path))
+    if bad:
+        side.defects["damaged_images"] = bad
+    if dups:
+        side.defects["duplicate_images"] = dups
+
+
+def leakage(train: SideReport, val: SideReport) -> list[str]:
+    """Validation images whose bytes are also a training image's: their AP measures memory."""
+    by_hash = {h: train.records[i].path for i, h in train.hashes.items()}
+    return [f"{os.path.basename(val.records[i].path)} = train {os.path.basename(by_hash[h])}"
+            for i, h in sorted(val.hashes.items()) if h in by_hash]
+
+
+def read_side(cfg: dict, train: bool, class_names: list[str] | None = None) -> SideReport:
+    from .dataset import read_split
+
+    d = cfg["data"]
+    side = SideReport("train" if train else "val")
+    try:
+        side.records, side.info = read_split(d, d["train_split"] if train else d["val_split"], train, class_names,
+                                             cfg["seed"])
+    except DataError as e:
+        side.error = str(e)
+        return side
+    side.defects = {k: dict(v) for k, v in side.info.defects.items()}
+    if train and not any(len(r.boxes) for r in side.records):
+        side.error = f"{side.info.source}: the training split has no boxes at all"
+    return side
+
+
+def check(cfg: dict) -> tuple[SideReport, SideReport, list[str]]:
+    """(train side, val side, leakage): everything report.md says."""
+    train = read_side(cfg, True)
+    val = read_side(cfg, False, train.info.class_names if train.info else None)
+    for side in (train, val):
+        if side.records:
+            inspect_images(side)
+    return train, val, leakage(train, val) if train.records and val.records else []
+
+
+# --- the report -----------------------------------------------------------------------------
+
+
+def _table(header: list[str], rows: list[list]) -> list[str]:
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + \
+        ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+
+
+def markdown(train: SideReport, val: SideReport, leaks: list[str], min_size: int, max_size: int) -> str:
+    sides = [s for s in (train, val) if s.records]
+    names = train.info.class_names if train.info else []
+    lines = [f"# Data check: {train.info.source if train.info else 'data set'}", ""]
+    errors = [s.error for s in (train, val) if s.error]
+    lines += [f"**Training would fail:** {e}" for e in errors] or ["**Training can start.**"]
+    lines += ["", "## Splits", ""] + _table(
+        ["split", "images", "boxes", "images without boxes", "source"],
+        [[s.name, len(s.records), sum(len(r.boxes) for r in s.records), sum(1 for r in s.records if not len(r.boxes)),
+          s.info.source] for s in sides])
+    counts = {s.name: class_counts(s.records, names) for s in sides}
+    lines += ["", "## Boxes per class", ""] + _table(["class"] + [s.name for s in sides],
+                                                    [[c] + [counts[s.name][c] for s in sides] for c in names])
+    stats = {s.name: box_stats(s.records, min_size, max_size) for s in sides}
+    lines += ["", f"## Box sizes at the model's input (min_size {min_size}, max_size {max_size})", ""] + _table(
+        ["split", "small (< 32²)", "medium", "large (≥ 96²)", f"thinner than {TINY} px"],
+        [[n, st["small"], st["medium"], st["large"], st["tiny"]] for n, st in stats.items()])
+    lines += ["", "## Aspect ratios (width / height)", ""] + _table(
+        ["split", "5%", "25%", "median", "75%", "95%"],
+        [[n] + [f"{q:.2f}" for q in st["ratio_quantiles"]] for n, st in stats.items() if st["ratio_quantiles"]])
+    lines += ["", "## Defects", ""]
+    found = False
+    for s in (train, val):
+        for kind, files in sorted(s.defects.items()):
+            found = True
+            lines.append(f"### {s.name}: {kind} ({sum(files.values())})")
+            lines += [f"- {f}" + (f" ({n})" if n > 1 else "") for f, n in sorted(files.items())] + [""]
+    if not found:
+        lines += ["None found.", ""]
+    lines += ["## Leakage (validation images that are also training images, by content hash)", ""]
+    lines += [f"- {x}" for x in leaks] if leaks else \
+        [f"None among {len(val.hashes)} validation and {len(train.hashes)} training images."]
+    return "\n".join(lines) + "\n"
+
+
+def write_plots(sides: list[SideReport], names: list[str], out_dir, min_size: int, max_size: int) -> None:
+    from ..evaluation.analysis import pyplot
+
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(max(5, 0.4 * len(names) + 2), 4))
+    width = 0.8 / max(1, len(sides))
+    for k, s in enumerate(sides):
+        c = class_counts(s.records, names)
+        ax.bar(np.arange(len(names)) + k * width, [c[n] for n in names], width, label=s.name)
+    ax.set_xticks(np.arange(len(names)) + 0.4 - width / 2, names, rotation=45 if len(names) > 6 else 0, ha="right")
+    ax.set_ylabel("boxes")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(os.path.join(out_dir, "class_histogram.png"), dpi=100)
+    plt.close(fig)
+    fig, ax = plt.subplots(figsize=(5, 5))
+    for s in sides:
+        st = box_stats(s.records, min_size, max_size)
+        ax.scatter(st["w"], st["h"], s=4, alpha=0.4, label=s.name)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("box width at the model's input (px)")
+    ax.set_ylabel("box height (px)")
+    ax.axvline(TINY, color="grey", lw=0.8)
+    ax.axhline(TINY, color="grey", lw=0.8)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(os.path.join(out_dir, "box_sizes.png"), dpi=100)
+    plt.close(fig)
+
+
+def write_browse(side: SideReport, out_dir, n: int) -> int:
+    """`n` images of a side (spread over it) with their ground truth drawn; returns how many."""
+    import cv2
+
+    from ..visualize import class_color, draw_box, line_width_for
+
+    folder = os.path.join(out_dir, "browse", side.name)
+    os.makedirs(folder, exist_ok=True)
+    picks = np.unique(np.linspace(0, len(side.records) - 1, min(n, len(side.records))).astype(int))
+    written = 0
+    for i in picks:
+        r = side.records[i]
+        try:
+            img = read_image(r.path).copy()
+        except ImageReadError:
+            continue
+        for box, label in zip(r.boxes.tolist(), r.labels.tolist()):
+            draw_box(img, box, class_color(label), line_width_for(img), side.info.class_names[label - 1])
+        cv2.imwrite(os.path.join(folder, f"{i:05d}_{os.path.splitext(os.path.basename(r.path))[0]}.jpg"), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+        written += 1
+    return written

@@ -1,0 +1,79 @@
+"""tools/data_check.py: every defect named in report.md, leakage found, non-zero exit when training would fail."""
+
+import shutil
+
+import cv2
+import numpy as np
+import pytest
+
+from detection.cli.data_check import main
+
+
+def _voc(root):
+    for d in ("Annotations", "JPEGImages", "ImageSets/Main"):
+        (root / d).mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(6):
+        cv2.imwrite(str(root / "JPEGImages" / f"im{i}.jpg"), rng.integers(0, 255, (60, 80, 3), np.uint8))
+        declared = "<size><width>99</width><height>60</height></size>" if i == 1 else ""
+        degenerate = "<object><name>cat</name><bndbox><xmin>9</xmin><ymin>9</ymin><xmax>9</xmax><ymax>30</ymax>" \
+                     "</bndbox></object>" if i == 2 else ""
+        (root / "Annotations" / f"im{i}.xml").write_text(
+            f"<annotation><filename>im{i}.jpg</filename>{declared}<object><name>{'cat' if i % 2 else 'dog'}</name>"
+            f"<bndbox><xmin>5</xmin><ymin>5</ymin><xmax>{10 + 5 * i}</xmax><ymax>40</ymax></bndbox></object>"
+            f"{degenerate}</annotation>")
+    (root / "ImageSets/Main/train.txt").write_text("im0\nim1\nim2\nim3\nim2\n")
+    (root / "ImageSets/Main/val.txt").write_text("im4\nim5\n")
+    data = (root / "JPEGImages/im3.jpg").read_bytes()
+    (root / "JPEGImages/im3.jpg").write_bytes(data[: len(data) // 2])  # truncated: usable, but named
+    shutil.copy(root / "JPEGImages/im0.jpg", root / "JPEGImages/im5.jpg")  # the same picture in train and val
+
+
+def _run(args):
+    try:
+        main(args)
+    except SystemExit as e:
+        return e.code
+    return 0
+
+
+def test_report_names_every_defect_and_the_leak(tmp_path):
+    _voc(tmp_path / "voc")
+    code = _run(["--data", str(tmp_path / "voc"), "--format", "voc", "--out", str(tmp_path / "out"),
+                 "model.min_size=32", "model.max_size=48"])
+    assert code == 0
+    report = (tmp_path / "out/report.md").read_text()
+    assert "**Training can start.**" in report
+    assert "train: degenerate_boxes (1)\n- im2.xml" in report
+    assert "train: size_mismatch (1)\n- im1.xml" in report
+    assert "train: duplicate_ids (1)\n- im2" in report
+    assert "im3.jpg: truncated JPEG" in report
+    assert "- im5.jpg = train im0.jpg" in report
+    assert "thinner than 8 px" in report and "| train | 4 | 4 | 0 |" in report  # 4 images, 4 boxes, 0 negatives
+    assert (tmp_path / "out/class_histogram.png").stat().st_size > 0 and (tmp_path / "out/box_sizes.png").is_file()
+    assert len(list((tmp_path / "out/browse/train").glob("*.jpg"))) == 4
+    # a second check never overwrites the first
+    assert _run(["--data", str(tmp_path / "voc"), "--format", "voc", "--out", str(tmp_path / "out")]) == 0
+    assert (tmp_path / "out-2/report.md").is_file()
+
+
+@pytest.mark.parametrize("breakage", ["val_image", "no_boxes"])
+def test_exit_status_says_training_would_fail(tmp_path, breakage):
+    _voc(tmp_path / "voc")
+    if breakage == "val_image":
+        (tmp_path / "voc/JPEGImages/im4.jpg").write_bytes(b"not an image")
+    else:
+        for i in range(4):
+            (tmp_path / f"voc/Annotations/im{i}.xml").write_text(f"<annotation><filename>im{i}.jpg</filename>"
+                                                                   "</annotation>")
+    code = _run(["--data", str(tmp_path / "voc"), "--format", "voc", "--out", str(tmp_path / "out"),
+                 "data.classes=[cat,dog]"])
+    assert code == 1
+    report = (tmp_path / "out/report.md").read_text()
+    assert "**Training would fail:**" in report
+    assert ("im4.jpg" in report) if breakage == "val_image" else ("no boxes" in report)
+
+
+def test_needs_cfg_or_data(tmp_path, capsys):
+    with pytest.raises(SystemExit, match="config error: give --cfg"):
+        main([])
