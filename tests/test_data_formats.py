@@ -229,3 +229,45 @@ def test_ram_cache_refuses_what_would_not_fit(tmp_path, monkeypatch):
     monkeypatch.setattr(pixels, "_available_memory", lambda: 1_000_000)
     with pytest.raises(DataError, match="data.cache=ram needs .* data.cache=disk"):
         ImagePixels(_records(tmp_path), 480, 640, cache="ram")
+
+
+# --- end to end: the README's commands on a LabelImg folder and a YOLO copy -----------------
+
+
+def _tiny(run_name):
+    return [f"name={run_name}", "data.num_workers=0", "model.weights=none", "model.min_size=64", "model.max_size=96",
+            "model.fpn_channels=32", "model.rpn_pre_nms_top_n_train=100", "model.rpn_post_nms_top_n_train=50",
+            "model.rpn_pre_nms_top_n_test=50", "model.rpn_post_nms_top_n_test=20", "train.epochs=1",
+            "train.batch_size=4", "train.warmup_iters=1"]
+
+
+def test_labelimg_folder_trains_from_the_readme_command_and_eval_reuses_its_split(tmp_path, monkeypatch):
+    from detection.cli import evaluate as eval_cli
+    from detection.cli import train as train_cli
+    from detection.config import CONFIG_DIR
+
+    monkeypatch.chdir(tmp_path)
+    _labelimg_folder(tmp_path / "photos", 16)
+    train_cli.main(["--cfg", str(CONFIG_DIR / "labelimg_frcnn.yaml"), "data.root=photos"] + _tiny("li"))
+    run = tmp_path / "runs" / "li"
+    split = json.loads((run / "split.json").read_text())
+    assert len(split["train"]) + len(split["val"]) == 16 and split["val"] and not set(split["train"]) & set(split["val"])
+    saved = load_config(run / "config.yaml")
+    assert saved["data"]["split_file"] == str(run / "split.json")
+    _labelimg_folder(tmp_path / "photos", 40)  # the folder grows after training
+    eval_cli.main(["--ckpt", str(run / "weights" / "best.pt")])
+    assert json.loads((run / "eval" / "results.json").read_text())["num_images"] == len(split["val"])
+
+
+def test_a_yolo_copy_trains(tmp_path, monkeypatch):
+    from detection.cli import train as train_cli
+    from detection.config import CONFIG_DIR
+    from detection.data.convert import convert
+
+    monkeypatch.chdir(tmp_path)
+    _labelimg_folder(tmp_path / "photos", 12)
+    convert("voc", "yolo", str(tmp_path / "photos"), str(tmp_path / "yolo"))
+    train_cli.main(["--cfg", str(CONFIG_DIR / "yolo_frcnn.yaml"), "data.root=yolo/data.yaml", "data.train_split=all",
+                    "data.val_fraction=0.25"] + _tiny("y"))
+    assert (tmp_path / "runs/y/weights/best.pt").is_file()
+    assert load_config(tmp_path / "runs/y/config.yaml")["data"]["classes"] == ["cat", "dog"]
