@@ -85,23 +85,19 @@ def _declared_size(img: dict) -> tuple[int, int] | None:
     return (w, h) if w > 0 and h > 0 else None
 
 
-def coco_raws(ann_file: str, image_dir: str, classes: list[str] | None = None, ignore_unknown: bool = False,
-              require_images: bool = True, allow_outside: bool = False) -> tuple[list[RawImage], DatasetInfo, dict]:
-    """A COCO json, parsed: (raw images, info, skip counters)."""
-    data = _load(ann_file)
-    cats = _categories(data, ann_file)
-    images = _images(data, ann_file)
+def _group_annotations(data: dict, cats: dict, images: dict, ann_file: str):
+    """Annotations by image id, boxes per class name, and the counted oddities (orphans, repeated ids)."""
     anns_by_image = defaultdict(list)
     found: Counter = Counter()
     orphans = SkipCounter("annotations dropped: their image_id is not in `images`")
     repeated = SkipCounter("annotation ids used more than once (the annotations are kept)")
     ann_ids: set = set()
     for a in data["annotations"]:
+        image_id = _require(a, "image_id", "an annotation", ann_file)  # also: `a` is an object
         if a.get("id") is not None:
             if a["id"] in ann_ids:
                 repeated.add(f"annotation id {a['id']}")
             ann_ids.add(a["id"])
-        image_id = _require(a, "image_id", "an annotation", ann_file)
         cat = _require(a, "category_id", f"annotation {a.get('id')}", ann_file)
         if cat not in cats:
             raise COCOFormatError(f"{ann_file}: annotation {a.get('id')} has category_id {cat}, not in `categories`")
@@ -110,7 +106,16 @@ def coco_raws(ann_file: str, image_dir: str, classes: list[str] | None = None, i
             continue
         anns_by_image[image_id].append(a)
         found[cats[cat]] += 1
+    return anns_by_image, found, orphans, repeated
 
+
+def coco_raws(ann_file: str, image_dir: str, classes: list[str] | None = None, ignore_unknown: bool = False,
+              require_images: bool = True, allow_outside: bool = False) -> tuple[list[RawImage], DatasetInfo, dict]:
+    """A COCO json, parsed: (raw images, info, skip counters)."""
+    data = _load(ann_file)
+    cats = _categories(data, ann_file)
+    images = _images(data, ann_file)
+    anns_by_image, found, orphans, repeated = _group_annotations(data, cats, images, ann_file)
     wanted = classes or [cats[k] for k in sorted(cats)]  # default: the file's order of ids
     class_names = resolve_classes(found, wanted, ignore_unknown, source=ann_file)
     name_to_cat = {v: k for k, v in cats.items()}
