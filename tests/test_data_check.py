@@ -17,7 +17,9 @@ def _voc(root):
         cv2.imwrite(str(root / "JPEGImages" / f"im{i}.jpg"), rng.integers(0, 255, (60, 80, 3), np.uint8))
         declared = "<size><width>99</width><height>60</height></size>" if i == 1 else ""
         degenerate = "<object><name>cat</name><bndbox><xmin>9</xmin><ymin>9</ymin><xmax>9</xmax><ymax>30</ymax>" \
-                     "</bndbox></object>" if i == 2 else ""
+                     "</bndbox></object>" if i == 2 else \
+            "<object><name>cat</name><bndbox><xmin>50</xmin><ymin>9</ymin><xmax>120</xmax><ymax>30</ymax>" \
+            "</bndbox></object>" if i == 0 else ""  # partly outside: clipped, kept, listed
         (root / "Annotations" / f"im{i}.xml").write_text(
             f"<annotation><filename>im{i}.jpg</filename>{declared}<object><name>{'cat' if i % 2 else 'dog'}</name>"
             f"<bndbox><xmin>5</xmin><ymin>5</ymin><xmax>{10 + 5 * i}</xmax><ymax>40</ymax></bndbox></object>"
@@ -46,10 +48,11 @@ def test_report_names_every_defect_and_the_leak(tmp_path):
     assert "**Training can start.**" in report
     assert "train: degenerate_boxes (1)\n- im2.xml" in report
     assert "train: size_mismatch (1)\n- im1.xml" in report
+    assert "train: clipped_boxes (1)\n- im0.xml" in report
     assert "train: duplicate_ids (1)\n- im2" in report
     assert "im3.jpg: truncated JPEG" in report
     assert "- im5.jpg = train im0.jpg" in report
-    assert "thinner than 8 px" in report and "| train | 4 | 4 | 0 |" in report  # 4 images, 4 boxes, 0 negatives
+    assert "thinner than 8 px" in report and "| train | 4 | 5 | 0 |" in report  # 4 images, 5 boxes, 0 negatives
     assert (tmp_path / "out/class_histogram.png").stat().st_size > 0 and (tmp_path / "out/box_sizes.png").is_file()
     assert len(list((tmp_path / "out/browse/train").glob("*.jpg"))) == 4
     # a second check never overwrites the first

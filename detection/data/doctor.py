@@ -24,6 +24,7 @@ from .pixels import target_size
 from .records import DatasetInfo, ImageRecord
 
 SMALL, MEDIUM = 32 ** 2, 96 ** 2  # COCO's area limits
+SHOWN = 10  # classes named in a summary line
 TINY = 8  # pixels: a box this thin at the model's input is hardly seen by a stride-8+ detector
 
 
@@ -70,12 +71,17 @@ def short_summary(records: list[ImageRecord], info: DatasetInfo, min_size: int, 
     boxes = sum(len(r.boxes) for r in records)
     negatives = sum(1 for r in records if not len(r.boxes))
     s = box_stats(records, min_size, max_size)
-    per_class = ", ".join(f"{c} {n}" for c, n in class_counts(records, info.class_names).most_common())
+    counts = class_counts(records, info.class_names).most_common()
+    per_class = ", ".join(f"{c} {n}" for c, n in counts[:SHOWN] if n) + (", ..." if len(counts) > SHOWN else "")
     lines = [f"{info.source}: {len(records)} images ({negatives} without boxes), {boxes} boxes: {per_class}",
              f"  at the model's input: {s['small']} small / {s['medium']} medium / {s['large']} large boxes"
              + (f", {s['tiny']} under {TINY} px (hard to detect)" if s["tiny"] else "")]
+    empty = [c for c, n in counts if n == 0]
+    if empty:
+        lines.append(f"  {len(empty)} classes without a box here: {', '.join(empty[:SHOWN])}"
+                     + (", ..." if len(empty) > SHOWN else ""))
     if any(info.skipped.values()):
-        lines.append("  defects: " + ", ".join(f"{k} {n}" for k, n in info.skipped.items() if n)
+        lines.append("  notes: " + ", ".join(f"{k} {n}" for k, n in info.skipped.items() if n)
                      + " (python tools/data_check.py names every file)")
     return "\n".join(lines)
 

@@ -68,8 +68,8 @@ class RawImage:
 class SkipCounter:
     """Counts dropped boxes/images per file so one warning line can name the worst files."""
 
-    def __init__(self, what: str):
-        self.what = what
+    def __init__(self, what: str, quiet: bool = False):
+        self.what, self.quiet = what, quiet  # quiet: listed by the data doctor, not warned at every run
         self.per_file: Counter = Counter()
 
     def add(self, file: str, n: int = 1) -> None:
@@ -80,7 +80,7 @@ class SkipCounter:
         return sum(self.per_file.values())
 
     def warn(self, source: str) -> None:
-        if not self.total:
+        if not self.total or self.quiet:
             return
         worst = ", ".join(f"{f} ({n})" for f, n in self.per_file.most_common(3))
         log.warning("%s: %d %s in %d files; e.g. %s", source, self.total, self.what, len(self.per_file), worst)
@@ -168,6 +168,8 @@ def build_records(raws: list[RawImage], info: DatasetInfo, skips: dict[str, Skip
     invalid = skips.setdefault("invalid_boxes", SkipCounter("boxes dropped: not four finite numbers"))
     degenerate = skips.setdefault("degenerate_boxes", SkipCounter("boxes dropped: zero or negative width/height, "
                                                                   "or outside the image"))
+    clipped = skips.setdefault("clipped_boxes", SkipCounter("boxes partly outside the image (clipped, kept)",
+                                                            quiet=True))
     records, errors = [], []
     sizes = _headers(raws, max_pixels, decode=strict) if read_headers else [r.declared_size for r in raws]
     for r, size in zip(raws, sizes):
@@ -185,7 +187,10 @@ def build_records(raws: list[RawImage], info: DatasetInfo, skips: dict[str, Skip
         boxes = np.array([b for b in r.boxes if b is not None], np.float32).reshape(-1, 4)
         if r.normalized:
             boxes *= np.array([w, h, w, h], np.float32)
+        crossing = (boxes[:, :2] < -0.5).any(1) | (boxes[:, 2] > w + 0.5) | (boxes[:, 3] > h + 0.5)
         boxes, keep = clean_boxes(boxes, w, h)
+        if (crossing & keep).any():
+            clipped.add(os.path.basename(r.where), int((crossing & keep).sum()))
         if (~keep).any():
             degenerate.add(os.path.basename(r.where), int((~keep).sum()))
 
