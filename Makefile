@@ -23,7 +23,7 @@ weights: $(BIN)/activate
 demo: weights
 	$(BIN)/python tools/train_det.py --cfg configs/demo.yaml
 	$(BIN)/python tools/eval_det.py
-	$(BIN)/python tools/infer.py --image datasets/synthetic/coco/val/val_00000.jpg --out runs/demo_infer
+	$(BIN)/python tools/infer.py --source datasets/synthetic/coco/val/val_00000.jpg
 
 test: $(BIN)/activate
 	$(BIN)/python -m pytest -q

@@ -1,68 +1,238 @@
-"""A trained checkpoint (or torchvision's COCO detector) applied to images.
+"""A detector applied to images: PyTorch, TorchScript or ONNX Runtime, one preprocessing for all.
 
-The detector's own transform resizes the image and maps boxes back, so predictions are
-in the pixels of the file as given.
+Every image is resized as uint8, before it becomes a float tensor, to the size training and
+evaluation use (`data/pixels.target_size`: shorter side to min_size, longer side capped at
+max_size), so the same picture gives the same detections here as in `eval_det.py`, and a
+50-megapixel photo never becomes a 600 MB float tensor. Boxes come back in the original
+image's pixels. A model exported with a fixed input size gets the image fitted inside that
+size and padded at the right and bottom (boxes are unaffected).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
 import numpy as np
 import torch
 
-from .checkpoint import load_checkpoint, model_from_checkpoint
+from .data.pixels import target_size
 from .detections import to_detections
+from .errors import CheckpointError
+
+EXPORT_SUFFIXES = {".onnx": "onnx", ".torchscript": "torchscript"}
+
+
+@dataclass
+class Result:
+    """Detections of one image, best first, in its own pixels."""
+
+    boxes: np.ndarray  # (N, 4) float xyxy
+    scores: np.ndarray  # (N,)
+    labels: np.ndarray  # (N,) int: index into class_names (0-based)
+    class_names: list[str] = field(repr=False, default_factory=list)  # the model's classes
+    path: str | None = None  # the file or frame it came from
+    shape: tuple[int, int] = (0, 0)  # (height, width) of the original image
+    extra: dict = field(default_factory=dict)  # e.g. the frame index of a video
+
+    @property
+    def names(self) -> list[str]:
+        """The class name of each detection."""
+        return [self.class_names[int(i)] for i in self.labels]
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+    def detections(self, digits: int | None = 2) -> list[dict]:
+        """As `{box, label (1-based), class, score}` dicts, the form drawing and JSON use."""
+        return to_detections(self.boxes, self.scores, self.labels + 1, self.class_names, digits=digits)
+
+
+# --- backends: a batch of float CHW tensors in [0, 1] -> [(boxes, scores, labels 1..K)] ---------
+
+
+class TorchBackend:
+    name = "pytorch"
+
+    def __init__(self, model: torch.nn.Module, device: torch.device, amp: str = "none"):
+        self.model, self.device, self.amp = model.to(device).eval(), device, amp
+
+    @torch.no_grad()
+    def __call__(self, batch: list[torch.Tensor]) -> list[tuple]:
+        from .precision import autocast
+
+        with autocast(self.device, self.amp):
+            out = self.model([t.to(self.device) for t in batch])
+        return [(o["boxes"].float().cpu().numpy(), o["scores"].float().cpu().numpy(), o["labels"].cpu().numpy())
+                for o in out]
+
+
+class TorchScriptBackend(TorchBackend):
+    name = "torchscript"
+
+    @torch.no_grad()
+    def __call__(self, batch):
+        _, out = self.model([t.to(self.device) for t in batch])  # scripted detectors return (losses, detections)
+        return [(o["boxes"].cpu().numpy(), o["scores"].cpu().numpy(), o["labels"].cpu().numpy()) for o in out]
+
+
+class ONNXBackend:
+    """ONNX Runtime on one image at a time (the exported graph takes a single image)."""
+
+    name = "onnxruntime"
+
+    def __init__(self, path: str, device: torch.device):
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise CheckpointError(f"{path}: running an .onnx file needs ONNX Runtime: pip install onnxruntime "
+                                  "(or pip install 'detection[export]')") from None
+        providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if device.type == "cuda" else \
+            ["CPUExecutionProvider"]
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        try:
+            self.session = ort.InferenceSession(path, opts, providers=providers)
+        except Exception as e:  # noqa: BLE001 - ORT raises its own exception types
+            raise CheckpointError(f"{path}: ONNX Runtime cannot load it ({str(e).splitlines()[0][:200]})") from None
+        self.input = self.session.get_inputs()[0].name
+        self.outputs = [o.name for o in self.session.get_outputs()]
+
+    def __call__(self, batch):
+        results = []
+        for t in batch:
+            out = dict(zip(self.outputs, self.session.run(None, {self.input: t.numpy()})))
+            results.append((out["boxes"], out["scores"], out["labels"]))
+        return results
+
+
+# --- the predictor ----------------------------------------------------------------------------
 
 
 class Predictor:
-    def __init__(self, model: torch.nn.Module, class_names: list[str], device: torch.device):
-        self.model = model.to(device).eval()
-        self.class_names, self.device = class_names, device
+    """Preprocess, run a backend in batches, filter, map boxes back: `predict(images) -> [Result]`."""
+
+    def __init__(self, backend, class_names: list[str], min_size: int, max_size: int,
+                 fixed_size: tuple[int, int] | None = None, source: str = ""):
+        self.backend, self.class_names = backend, list(class_names)
+        self.min_size, self.max_size, self.fixed_size, self.source = min_size, max_size, fixed_size, source
+
+    # construction ---------------------------------------------------------------------------
 
     @classmethod
-    def from_checkpoint(cls, path, device: torch.device) -> Predictor:
+    def load(cls, path, device: torch.device | str = "cpu", amp: str = "none") -> Predictor:
+        """A checkpoint (.pt), a run folder (its best.pt), or an exported .onnx / .torchscript file."""
+        from .checkpoint import run_checkpoint
+
+        device = torch.device(device)
+        path = Path(path)
+        if path.is_dir():
+            path = run_checkpoint(path)
+        if not path.is_file():
+            raise CheckpointError(f"model file not found: {path}")
+        kind = EXPORT_SUFFIXES.get(path.suffix)
+        if kind is None:
+            return cls.from_checkpoint(path, device, amp)
+        from .export import read_metadata
+
+        meta = read_metadata(path, kind)
+        backend = ONNXBackend(str(path), device) if kind == "onnx" else TorchScriptBackend(
+            torch.jit.load(str(path), map_location=device), device)
+        return cls(backend, meta["class_names"], meta["min_size"], meta["max_size"],
+                   tuple(meta["fixed_size"]) if meta.get("fixed_size") else None, str(path))
+
+    @classmethod
+    def from_checkpoint(cls, path, device: torch.device | str = "cpu", amp: str = "none") -> Predictor:
+        from .checkpoint import load_checkpoint, model_from_checkpoint
+        from .config import load_config
+
         ckpt = load_checkpoint(path)
-        return cls(model_from_checkpoint(ckpt, path), ckpt["class_names"], device)
+        model = model_from_checkpoint(ckpt, path)
+        m = load_config(base=ckpt["config"])["model"]
+        return cls(TorchBackend(model, torch.device(device), amp), ckpt["class_names"], m["min_size"], m["max_size"],
+                   source=str(path))
 
     @classmethod
-    def coco_pretrained(cls, device: torch.device) -> Predictor:
+    def coco_pretrained(cls, device: torch.device | str = "cpu") -> Predictor:
         """torchvision's COCO Faster R-CNN (MobileNetV3), through the offline-aware weight loader."""
-        from torchvision.models.detection import (
-            FasterRCNN_MobileNet_V3_Large_FPN_Weights as W,
-        )
-        from torchvision.models.detection import (
-            fasterrcnn_mobilenet_v3_large_fpn,
-        )
+        from torchvision.models.detection import FasterRCNN_MobileNet_V3_Large_FPN_Weights as W
+        from torchvision.models.detection import fasterrcnn_mobilenet_v3_large_fpn
 
         from .models.weights import load_state_dict, load_weights_into
 
         model = fasterrcnn_mobilenet_v3_large_fpn(weights=None, weights_backbone=None, num_classes=91)
         load_weights_into(model, load_state_dict(W.COCO_V1), str(W.COCO_V1))
         # torchvision's list includes background and 'N/A' gaps at their label index
-        return cls(model, list(W.COCO_V1.meta["categories"])[1:], device)
+        return cls(TorchBackend(model, torch.device(device)), list(W.COCO_V1.meta["categories"])[1:],
+                   model.transform.min_size[-1], model.transform.max_size, source="torchvision COCO_V1")
 
-    def input_scale(self, height: int, width: int) -> float:
-        """The factor the detector's own transform would resize by (at most 1: never enlarged here)."""
-        from .data.transforms import resize_scale
+    @property
+    def model(self) -> torch.nn.Module | None:
+        return getattr(self.backend, "model", None)
 
-        t = self.model.transform
-        if getattr(t, "fixed_size", None):  # SSD: stretched to a square, keep both sides >= it
-            return min(1.0, max(t.fixed_size[0] / height, t.fixed_size[1] / width))
-        return min(1.0, resize_scale(height, width, t.min_size[-1], t.max_size))
+    def set_size(self, size: int) -> None:
+        """Another input size (shorter side; the longer side's cap scales with it). PyTorch only:
+        an exported graph has its resize baked in."""
+        if not isinstance(self.backend, TorchBackend) or isinstance(self.backend, TorchScriptBackend):
+            raise CheckpointError(f"--size cannot change an exported model ({self.source}); export again with --size")
+        self.max_size = round(self.max_size * size / self.min_size)
+        self.min_size = size
+        t = self.backend.model.transform
+        t.min_size, t.max_size = (size,), self.max_size
 
-    @torch.no_grad()
-    def __call__(self, image: np.ndarray, conf: float = 0.25) -> list[dict]:
-        """Detections above `conf` for one HxWx3 RGB uint8 image, in its pixels.
+    # prediction -----------------------------------------------------------------------------
 
-        A large image is shrunk as uint8 first, to the size the detector would use anyway:
-        a 50-megapixel photo never becomes a 600 MB float tensor."""
-        import cv2
-
+    def preprocess(self, image: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
+        """(CHW float tensor at the model's input size, per-axis factors back to the image's pixels)."""
         h, w = image.shape[:2]
-        s = self.input_scale(h, w)
-        if s < 1.0:
-            image = cv2.resize(image, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
-        back = np.array([w / image.shape[1], h / image.shape[0]] * 2, np.float32)  # per axis: sizes were rounded
-        t = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(255).to(self.device)
-        out = self.model([t])[0]
-        return to_detections(out["boxes"].cpu().numpy() * back, out["scores"].cpu().numpy(),
-                             out["labels"].cpu().numpy(), self.class_names, conf, digits=2)
+        if self.fixed_size:
+            fh, fw = self.fixed_size
+            s = min(fh / h, fw / w)
+            new_w, new_h = max(1, min(fw, round(w * s))), max(1, min(fh, round(h * s)))
+        else:
+            new_w, new_h = target_size(w, h, self.min_size, self.max_size)
+        if (new_w, new_h) != (w, h):
+            image = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_AREA if new_w < w else cv2.INTER_LINEAR)
+        if self.fixed_size:
+            padded = np.zeros((*self.fixed_size, 3), np.uint8)
+            padded[:new_h, :new_w] = image
+            image = padded
+        tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(255)
+        return tensor, np.array([w / new_w, h / new_h] * 2, np.float32)
+
+    def predict(self, images: list[np.ndarray], paths: list | None = None, score: float = 0.25,
+                classes: list[int] | None = None, max_det: int | None = None, batch: int = 1,
+                extras: list[dict] | None = None) -> list[Result]:
+        """Results of RGB uint8 HxWx3 images (the pixels of `load_resized` when read from files)."""
+        results = []
+        for start in range(0, len(images), max(1, batch)):
+            chunk = images[start:start + max(1, batch)]
+            prepared = [self.preprocess(im) for im in chunk]
+            outputs = self.backend([t for t, _ in prepared])
+            for k, ((boxes, scores, labels), (_, back)) in enumerate(zip(outputs, prepared)):
+                i = start + k
+                results.append(self._result(boxes * back, scores, labels, chunk[k].shape[:2], score, classes, max_det,
+                                            paths[i] if paths else None, extras[i] if extras else {}))
+        return results
+
+    def _result(self, boxes, scores, labels, shape, score, classes, max_det, path, extra) -> Result:
+        labels = np.asarray(labels, np.int64).reshape(-1) - 1
+        scores = np.asarray(scores, np.float32).reshape(-1)
+        keep = scores >= score
+        if classes is not None:
+            keep &= np.isin(labels, classes)
+        order = np.argsort(-scores[keep], kind="stable")[:max_det]
+        idx = np.flatnonzero(keep)[order]
+        boxes = np.asarray(boxes, np.float32).reshape(-1, 4)[idx]
+        h, w = shape
+        boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, w)
+        boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, h)
+        return Result(boxes, scores[idx], labels[idx], self.class_names, path, (h, w), dict(extra))
+
+    def __call__(self, image: np.ndarray, conf: float = 0.25) -> list[dict]:
+        """Detection dicts of one image above `conf` (the form drawing and JSON use)."""
+        return self.predict([image], score=conf)[0].detections()
+
+    def describe(self) -> str:
+        return f"{self.source} ({self.backend.name}, {len(self.class_names)} classes)"

@@ -89,7 +89,8 @@ def test_decompression_bomb_is_refused_without_decoding(size, tmp_path, monkeypa
     monkeypatch.setattr(cv2, "imdecode", lambda *a: pytest.fail("the bomb was decoded"))
     with pytest.raises(ImageReadError, match=r"bomb.png: .*over the pixel budget data.max_pixels=100000000"):
         read_image(str(bomb))
-    msg = cli_error(infer_cli.main, ["--image", str(bomb), "--ckpt", str(tiny_ckpt), "--device", "cpu"], capsys)
+    msg = cli_error(infer_cli.main, ["--image", str(bomb), "--ckpt", str(tiny_ckpt), "--device", "cpu",
+                                       "--out", str(tmp_path / "pred")], capsys)
     assert "bomb.png" in msg and "data.max_pixels" in msg
 
 

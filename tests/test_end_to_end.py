@@ -57,10 +57,12 @@ def test_train_eval_infer(tmp_path, monkeypatch, capsys):
     assert [c["class"] for c in report["voc"]] == saved["data"]["classes"]
 
     img = tmp_path / "data" / "synthetic" / "coco" / "val" / "val_00000.jpg"
-    infer_cli.main(["--image", str(img), "--out", "pred", "--conf", "0.0"])
-    det = json.loads((tmp_path / "pred" / "val_00000_det.json").read_text())
-    assert (tmp_path / "pred" / "val_00000_det.jpg").is_file()
-    assert det["width"] == 128 and all(d["class"] in saved["data"]["classes"] for d in det["detections"])
+    infer_cli.main(["--image", str(img), "--conf", "0.0", "--save-json"])
+    pred = tmp_path / "runs" / "predict" / "e2e"  # named after the model's run, never beside the input
+    assert (pred / "val_00000.jpg").is_file() and not (img.parent / "val_00000_det.jpg").exists()
+    dets = json.loads((pred / "predictions.json").read_text())
+    assert json.loads((pred / "images.json").read_text())["images"][0]["width"] == 128
+    assert all(d["category_name"] in saved["data"]["classes"] and d["file_name"] == "val_00000.jpg" for d in dets)
 
 
 @pytest.mark.slow

@@ -1,5 +1,6 @@
 """python tools/eval_det.py [--ckpt best.pt] [--cfg FILE] [key.sub=value ...]
 python tools/eval_det.py --pred results.json --gt instances_val.json
+python tools/eval_det.py --pred runs/predict/x/predictions.json --cfg configs/bccd_frcnn.yaml
 
 With no arguments: the newest run's best checkpoint on that run's validation split. Prints
 the COCO (pycocotools) and VOC tables and writes, into `<run>/eval/` (or --out), the
@@ -29,7 +30,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--ckpt", help="checkpoint (default: newest run's best.pt)")
     p.add_argument("--runs", default="runs", help="where to look for the newest run")
     p.add_argument("--out", help="output folder (default: <run>/eval, or ./eval for --pred)")
-    p.add_argument("--pred", help="a COCO results json to score instead of running a model (needs --gt)")
+    p.add_argument("--pred", help="a COCO results json to score instead of running a model (with --gt, or with "
+                                  "--cfg: against that config's validation split, matched by file_name)")
     p.add_argument("--gt", help="COCO annotation json that --pred refers to")
     p.add_argument("--save-pred", action="store_true", help="also write the model's COCO results json")
     p.add_argument("--score", type=float, default=0.25, help="score threshold of the confusion matrix and worst images")
@@ -42,9 +44,15 @@ def main(argv: list[str] | None = None) -> None:
     from ..evaluation.evaluator import format_results
 
     t0 = time.perf_counter()
-    if args.pred or args.gt:
+    if args.pred and args.cfg:  # a results file (infer.py --save-json) against a config's validation split
+        from ..evaluation.evaluator import evaluate_results_on_split
+
+        res, ev = evaluate_results_on_split(_pred_config(args), args.pred)
+        out_dir, writer = Path(args.out or "eval"), None
+        source = f"{args.pred} against {ev.info.source}"
+    elif args.pred or args.gt:
         if not (args.pred and args.gt):
-            raise ConfigError("--pred and --gt go together")
+            raise ConfigError("--pred needs --gt (a COCO json) or --cfg (a config's validation split)")
         from ..evaluation.evaluator import evaluate_files
 
         res, ev = evaluate_files(args.gt, args.pred, args.voc_metric or "voc07",
@@ -64,6 +72,12 @@ def main(argv: list[str] | None = None) -> None:
     if writer is not None:
         writer.close()
     log.info("report, curves and confusion matrix written to %s/", out_dir)
+
+
+def _pred_config(args) -> dict:
+    extra = ([f"eval.voc_metric={args.voc_metric}"] if args.voc_metric else []) + \
+        ([f"eval.backend={args.backend}"] if args.backend else [])
+    return load_config(args.cfg, list(args.overrides) + extra)
 
 
 def _evaluate_model(args):

@@ -1,8 +1,13 @@
-"""python tools/infer.py --image street.jpg [--ckpt best.pt] [--conf 0.25] [--out DIR]
+"""python tools/infer.py --source PATH|GLOB|LIST.txt|VIDEO|0|rtsp://... [--ckpt best.pt|run/|best.onnx] [options]
 
-Writes `<stem>_det.jpg` (boxes drawn) and `<stem>_det.json` next to the image, or into
---out. Without --ckpt: the newest run's best checkpoint; with no run at all,
-torchvision's COCO-pretrained detector.
+Runs a detector on images, folders (--recursive), globs, .txt lists of paths, video files,
+webcams and streams, and writes into `runs/predict/<name>` (`-2`, `-3`... when taken; never
+next to the inputs): the images with their boxes drawn (under their paths relative to the
+source, so same-named files from different folders stay apart) or a drawn video at the
+source's frame rate; `--save-json` a COCO results file (with file and class names; every
+detection the model returns, for scoring), `--save-txt` YOLO label lines, `--save-crops`.
+A file that cannot be read is skipped, named and counted. Without --ckpt: the newest run's
+best checkpoint; with no run at all, torchvision's COCO-pretrained detector.
 """
 
 from __future__ import annotations
@@ -10,56 +15,219 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
+import time
+from collections import Counter
 from pathlib import Path
 
 import cv2
 
-from ..checkpoint import newest_run, run_checkpoint
-from ..data.images import read_image
-from ..errors import CheckpointError
+from ..checkpoint import new_run_dir, newest_run, run_checkpoint
+from ..errors import CheckpointError, DataError
 from ..visualize import draw_detections
 from .common import setup_logging, user_errors_as_one_line
 
 log = logging.getLogger("detection.infer")
 
 
-@user_errors_as_one_line
-def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description="Detect objects in an image and draw them.")
-    p.add_argument("--image", required=True, nargs="+", help="image file(s)")
-    p.add_argument("--ckpt", help="checkpoint (default: newest run's best.pt, else COCO-pretrained)")
+def parse_args(argv):
+    p = argparse.ArgumentParser(description="Detect objects in images, folders, videos and streams.")
+    p.add_argument("--source", "--image", dest="source", nargs="+", required=True,
+                   help="image(s), folder, glob, .txt list, video, webcam index or rtsp/http URL")
+    p.add_argument("--ckpt", help="a .pt checkpoint, a run folder, or an exported .onnx / .torchscript file "
+                                  "(default: newest run's best.pt, else COCO-pretrained)")
     p.add_argument("--runs", default="runs", help="where to look for the newest run")
-    p.add_argument("--conf", type=float, default=0.25, help="score threshold")
-    p.add_argument("--out", help="output folder (default: next to each image)")
+    p.add_argument("--score", "--conf", dest="score", type=float, default=0.25, help="score threshold")
+    p.add_argument("--classes", help="comma-separated class names or 0-based ids to keep")
+    p.add_argument("--max-det", type=int, default=300, help="at most this many detections per image")
+    p.add_argument("--size", type=int, help="input size (shorter side) instead of the model's own (PyTorch models)")
+    p.add_argument("--batch", type=int, default=1, help="images per forward pass")
+    p.add_argument("--vid-stride", type=int, default=1, help="video: use every N-th frame")
+    p.add_argument("--recursive", action="store_true", help="folders: include subfolders")
+    p.add_argument("--out", help="output folder (default: runs/predict/<model run name>; never overwritten)")
+    p.add_argument("--name", help="name of the folder under runs/predict/")
+    p.add_argument("--save-json", action="store_true", help="write predictions.json (COCO results)")
+    p.add_argument("--save-txt", action="store_true", help="write labels/<image>.txt (YOLO: class cx cy w h)")
+    p.add_argument("--save-conf", action="store_true", help="--save-txt: append the score to each line")
+    p.add_argument("--save-crops", action="store_true", help="write crops/<class>/<image>_<k>.jpg")
+    p.add_argument("--no-save", action="store_true", help="write no drawn images or video (speed runs)")
+    p.add_argument("--line-width", type=int, help="box line width in pixels (default: from the image size)")
+    p.add_argument("--hide-labels", action="store_true")
+    p.add_argument("--hide-conf", action="store_true")
     p.add_argument("--device", default="auto")
-    args = p.parse_args(argv)
-    setup_logging()
-    from ..distributed import device_for
+    p.add_argument("--amp", choices=["none", "bf16", "fp16"], default="none", help="PyTorch autocast")
+    return p.parse_args(argv)
+
+
+def load_predictor(args, device):
     from ..predictor import Predictor
 
-    device = device_for(args.device, 0)
     ckpt = Path(args.ckpt) if args.ckpt else None
     if ckpt is None:
         try:
             ckpt = run_checkpoint(newest_run(args.runs))
         except CheckpointError:
             log.info("no trained run under %s/: using torchvision's COCO-pretrained detector", args.runs)
-    predictor = Predictor.from_checkpoint(ckpt, device) if ckpt else Predictor.coco_pretrained(device)
-    if ckpt:
-        log.info("model: %s (%d classes)", ckpt, len(predictor.class_names))
-    for path in args.image:
-        image = read_image(path)
-        dets = predictor(image, args.conf)
-        out_dir = Path(args.out) if args.out else Path(path).parent
-        out_dir.mkdir(parents=True, exist_ok=True)
-        stem = Path(path).stem
-        drawn = draw_detections(image, dets)
-        cv2.imwrite(str(out_dir / f"{stem}_det.jpg"), cv2.cvtColor(drawn, cv2.COLOR_RGB2BGR))
-        (out_dir / f"{stem}_det.json").write_text(json.dumps(
-            {"image": str(path), "width": image.shape[1], "height": image.shape[0],
-             "checkpoint": str(ckpt) if ckpt else "torchvision COCO_V1", "detections": dets}, indent=1))
-        summary = ", ".join(f"{d['class']} {d['score']:.2f}" for d in dets[:8]) or "nothing"
-        log.info("%s: %d detections (%s) -> %s", path, len(dets), summary, out_dir / f"{stem}_det.jpg")
+    predictor = Predictor.load(ckpt, device, args.amp) if ckpt else Predictor.coco_pretrained(device)
+    if args.size:
+        predictor.set_size(args.size)
+    run_name = (ckpt.parent.parent.name if ckpt.suffix in (".pt", ".onnx", ".torchscript") else ckpt.name) \
+        if ckpt else "coco_pretrained"
+    return predictor, run_name
+
+
+def class_filter(spec: str | None, names: list[str]) -> list[int] | None:
+    if not spec:
+        return None
+    out = []
+    for token in (t.strip() for t in spec.split(",") if t.strip()):
+        if token.isdigit() and int(token) < len(names):
+            out.append(int(token))
+        elif token in names:
+            out.append(names.index(token))
+        else:
+            raise DataError(f"--classes: {token!r} is not a class of this model ({', '.join(names[:20])})")
+    return out
+
+
+class Outputs:
+    """Everything written for one run of infer.py."""
+
+    def __init__(self, out: Path, args, class_names: list[str]):
+        self.out, self.args, self.names = out, args, class_names
+        self.json: list[dict] = []
+        self.images: list[dict] = []
+        self.videos: dict = {}
+
+    def add(self, item, result, source) -> list[dict]:
+        """Write one image's (or frame's) outputs; returns its detections above --score."""
+        a = self.args
+        dets = [d for d in result.detections() if d["score"] >= a.score]
+        if a.save_json:
+            self._json(item, result)
+        rel = Path(item.rel)
+        if not a.no_save:
+            drawn = draw_detections(item.image, dets, a.line_width, a.hide_labels, a.hide_conf)
+            if source.kind == "video":
+                self._frame(source, drawn)
+            else:
+                path = self.out / (rel if rel.suffix.lower() in (".jpg", ".jpeg", ".png", ".bmp") else
+                                   rel.with_suffix(".jpg"))
+                path.parent.mkdir(parents=True, exist_ok=True)
+                cv2.imwrite(str(path), cv2.cvtColor(drawn, cv2.COLOR_RGB2BGR))
+        if a.save_txt:
+            self._txt(rel, item.image.shape, dets)
+        if a.save_crops:
+            self._crops(rel, item.image, dets)
+        return dets
+
+    def _json(self, item, result) -> None:
+        dets = result.detections(digits=None)  # all the model returns: a scored file needs them
+        image_id = len(self.images) + 1
+        h, w = item.image.shape[:2]
+        self.images.append({"id": image_id, "file_name": item.rel, "width": w, "height": h})
+        for d in dets:  # unrounded scores: a tie made by rounding would reorder the matching of a scored file
+            x1, y1, x2, y2 = d["box"]
+            self.json.append({"image_id": image_id, "file_name": item.rel, "category_id": d["label"],
+                              "category_name": d["class"], "bbox": [round(v, 3) for v in (x1, y1, x2 - x1, y2 - y1)],
+                              "score": round(d["score"], 6), **({"frame": item.frame} if item.frame is not None else {})})
+
+    def _txt(self, rel: Path, shape, dets) -> None:
+        h, w = shape[:2]
+        path = self.out / "labels" / rel.with_suffix(".txt")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lines = []
+        for d in dets:
+            x1, y1, x2, y2 = d["box"]
+            line = f"{d['label'] - 1} {(x1 + x2) / 2 / w:.6f} {(y1 + y2) / 2 / h:.6f} {(x2 - x1) / w:.6f} {(y2 - y1) / h:.6f}"
+            lines.append(line + (f" {d['score']:.4f}" if self.args.save_conf else ""))
+        path.write_text("".join(x + "\n" for x in lines))
+
+    def _crops(self, rel: Path, image, dets) -> None:
+        for k, d in enumerate(dets):
+            x1, y1, x2, y2 = (int(round(v)) for v in d["box"])
+            if x2 <= x1 or y2 <= y1:
+                continue
+            path = self.out / "crops" / d["class"] / f"{rel.with_suffix('').as_posix().replace('/', '_')}_{k}.jpg"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            cv2.imwrite(str(path), cv2.cvtColor(image[y1:y2, x1:x2], cv2.COLOR_RGB2BGR))
+
+    def _frame(self, source, drawn) -> None:
+        writer = self.videos.get(id(source))
+        if writer is None:
+            stem = os.path.splitext(os.path.basename(source.name))[0] or "stream"
+            h, w = drawn.shape[:2]
+            fps = source.fps / max(1, self.args.vid_stride)
+            writer = cv2.VideoWriter(str(self.out / f"{stem}.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+            self.videos[id(source)] = writer
+        writer.write(cv2.cvtColor(drawn, cv2.COLOR_RGB2BGR))
+
+    def close(self) -> None:
+        for writer in self.videos.values():
+            writer.release()
+        if self.args.save_json:
+            categories = [{"id": i + 1, "name": n} for i, n in enumerate(self.names)]
+            (self.out / "predictions.json").write_text(json.dumps(self.json))
+            (self.out / "images.json").write_text(json.dumps({"images": self.images, "categories": categories}))
+
+
+def _batches(source, size: int):
+    """Lists of readable items, and the unreadable ones as they come (one-element lists with an error)."""
+    batch = []
+    for item in source:
+        if item.error:
+            yield [item]
+            continue
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+@user_errors_as_one_line
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    setup_logging()
+    from ..distributed import device_for
+    from ..sources import open_sources
+
+    predictor, run_name = load_predictor(args, device_for(args.device, 0))
+    classes = class_filter(args.classes, predictor.class_names)
+    sources = open_sources(args.source, recursive=args.recursive, vid_stride=args.vid_stride)
+    out = new_run_dir(os.path.dirname(os.path.abspath(args.out)), os.path.basename(os.path.abspath(args.out))) \
+        if args.out else new_run_dir(os.path.join(args.runs, "predict"), args.name or run_name)
+    log.info("model: %s -> %s", predictor.describe(), out)
+    outputs = Outputs(out, args, predictor.class_names)
+    done, skipped, per_class, t0 = 0, [], Counter(), time.perf_counter()
+    try:
+        for source in sources:
+            for batch in _batches(source, args.batch):
+                if batch[0].error:
+                    skipped.append(batch[0].error)
+                    log.warning("skipped (%d so far): %s", len(skipped), batch[0].error)
+                    continue
+                results = predictor.predict([it.image for it in batch], [it.name for it in batch], score=0.0,
+                                            classes=classes, max_det=args.max_det, batch=args.batch)
+                for item, result in zip(batch, results):
+                    per_class.update(d["class"] for d in outputs.add(item, result, source))
+                done += len(batch)
+    finally:
+        for source in sources:
+            source.close()
+        outputs.close()
+    _summary(done, skipped, per_class, time.perf_counter() - t0, out)
+
+
+def _summary(done: int, skipped: list[str], per_class: Counter, seconds: float, out: Path) -> None:
+    if not done:
+        raise DataError(f"no image could be read ({len(skipped)} skipped): {skipped[0] if skipped else 'no input'}")
+    counts = ", ".join(f"{c} {n}" for c, n in per_class.most_common()) or "none"
+    log.info("%d images/frames in %.1fs (%.2f/s); detections: %s", done, seconds, done / seconds, counts)
+    if skipped:
+        log.warning("%d skipped: %s", len(skipped), "; ".join(skipped[:5]) + (" ..." if len(skipped) > 5 else ""))
+    log.info("results in %s", out)
 
 
 if __name__ == "__main__":

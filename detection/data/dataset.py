@@ -41,7 +41,7 @@ class DetectionDataset(Dataset):
         self.records, self.info, self.train = records, info, train
         self.min_size, self.max_size, self.max_pixels = min_size, max_size, max_pixels
         self.transforms = build_transforms(augment, train)
-        self.pixels = ImagePixels(records, min_size, max_size, max_pixels, cache, cache_dir)
+        self.pixels = ImagePixels(records, min_size, max_size, max_pixels, cache, cache_dir, reduced=train)
         self.unreadable: set[int] = set()  # per worker process
 
     def __len__(self) -> int:

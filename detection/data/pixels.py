@@ -3,9 +3,10 @@
 Every epoch used to decode every full-size photo and then shrink it: a 12-megapixel JPEG
 costs ~100 ms on one core, the shrunk 640 px image ~5 ms. Three levers, each optional:
 
-- reduced decode (always on): a JPEG at least twice the training size is decoded by libjpeg
+- reduced decode (training): a JPEG at least twice the training size is decoded by libjpeg
   at 1/2, 1/4 or 1/8 scale (OpenCV's IMREAD_REDUCED modes), never below the training size,
   then resized to exactly the size a full decode would give, so boxes scale the same.
+  Validation decodes at full size, as inference does: the same model, the same detections.
 - `data.cache: ram`: every image decoded once, up front, kept as uint8 at the training size
   (the size is estimated first and a cache that would not fit is refused).
 - `data.cache: disk`: the same pixels as .npy files under `data.cache_dir`, keyed by the
@@ -51,10 +52,13 @@ def reduce_factor(width: int, height: int, new_w: int, new_h: int) -> int:
 
 
 def load_resized(path: str, width: int, height: int, min_size: int, max_size: int,
-                 max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """HxWx3 uint8 at the training size of an image whose file is `width` x `height`."""
+                 max_pixels: int = DEFAULT_MAX_PIXELS, reduced: bool = True) -> np.ndarray:
+    """HxWx3 uint8 at the training size of an image whose file is `width` x `height`.
+
+    `reduced=False` (validation) decodes at full size, as inference does, so that a model
+    gives the same detections in eval_det.py as in infer.py."""
     new_w, new_h = target_size(width, height, min_size, max_size)
-    image = read_image(path, max_pixels, reduce=reduce_factor(width, height, new_w, new_h))
+    image = read_image(path, max_pixels, reduce=reduce_factor(width, height, new_w, new_h) if reduced else 1)
     if image.shape[:2] == (new_h, new_w):
         return image
     interp = cv2.INTER_AREA if new_w < image.shape[1] else cv2.INTER_LINEAR
@@ -84,8 +88,9 @@ class ImagePixels:
     """`get(i)`: the training-size pixels of record i, through the configured cache."""
 
     def __init__(self, records, min_size: int, max_size: int, max_pixels: int = DEFAULT_MAX_PIXELS,
-                 cache: str = "none", cache_dir: str = ""):
+                 cache: str = "none", cache_dir: str = "", reduced: bool = True):
         self.records, self.min_size, self.max_size, self.max_pixels = records, min_size, max_size, max_pixels
+        self.reduced = reduced
         self.cache = cache
         self.cache_dir = cache_dir or default_cache_dir()
         self.ram: list[np.ndarray | None] = []
@@ -125,7 +130,7 @@ class ImagePixels:
 
     def _decode(self, i: int) -> np.ndarray:
         r = self.records[i]
-        return load_resized(r.path, r.width, r.height, self.min_size, self.max_size, self.max_pixels)
+        return load_resized(r.path, r.width, r.height, self.min_size, self.max_size, self.max_pixels, self.reduced)
 
     def get(self, i: int) -> np.ndarray:
         if self.cache == "ram" and self.ram[i] is not None:
@@ -141,7 +146,7 @@ class ImagePixels:
                 for block in iter(lambda: f.read(1 << 20), b""):
                     h.update(block)
             w, hh = self._size(i)
-            self.keys[i] = f"{h.hexdigest()[:24]}_{w}x{hh}"
+            self.keys[i] = f"{h.hexdigest()[:24]}_{w}x{hh}" + ("" if self.reduced else "_full")
         key = self.keys[i]
         return os.path.join(self.cache_dir, key[:2], key + ".npy")
 

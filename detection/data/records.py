@@ -161,15 +161,9 @@ def build_records(raws: list[RawImage], info: DatasetInfo, skips: dict[str, Skip
     a declared size that disagrees with the file is counted and named, and the file's size is
     used. `read_headers=False` (scoring result files without the images) trusts the declared sizes.
     """
+    counters = _box_counters(skips)
     unreadable = skips.setdefault("unreadable_images", SkipCounter("images skipped (unreadable or over "
                                                                    "the pixel budget)"))
-    wrong_size = skips.setdefault("size_mismatch", SkipCounter("images whose annotated size disagrees with the "
-                                                               "file (the file's size is used, boxes unscaled)"))
-    invalid = skips.setdefault("invalid_boxes", SkipCounter("boxes dropped: not four finite numbers"))
-    degenerate = skips.setdefault("degenerate_boxes", SkipCounter("boxes dropped: zero or negative width/height, "
-                                                                  "or outside the image"))
-    clipped = skips.setdefault("clipped_boxes", SkipCounter("boxes partly outside the image (clipped, kept)",
-                                                            quiet=True))
     records, errors = [], []
     sizes = _headers(raws, max_pixels, decode=strict) if read_headers else [r.declared_size for r in raws]
     for r, size in zip(raws, sizes):
@@ -177,31 +171,7 @@ def build_records(raws: list[RawImage], info: DatasetInfo, skips: dict[str, Skip
             errors.append(str(size))
             unreadable.add(os.path.basename(r.path))
             continue
-        w, h = size
-        if r.declared_size and r.declared_size != (w, h):
-            wrong_size.add(os.path.basename(r.where))
-        ok = [b is not None for b in r.boxes]
-        if not all(ok):
-            invalid.add(os.path.basename(r.where), ok.count(False))
-        keep_valid = np.array(ok, bool)
-        boxes = np.array([b for b in r.boxes if b is not None], np.float32).reshape(-1, 4)
-        if r.normalized:
-            boxes *= np.array([w, h, w, h], np.float32)
-        crossing = (boxes[:, :2] < -0.5).any(1) | (boxes[:, 2] > w + 0.5) | (boxes[:, 3] > h + 0.5)
-        boxes, keep = clean_boxes(boxes, w, h)
-        if (crossing & keep).any():
-            clipped.add(os.path.basename(r.where), int((crossing & keep).sum()))
-        if (~keep).any():
-            degenerate.add(os.path.basename(r.where), int((~keep).sum()))
-
-        def pick(values, dtype, keep_valid=keep_valid, keep=keep):
-            return np.array(values, dtype).reshape(-1)[keep_valid][keep]
-
-        records.append(ImageRecord(
-            path=os.path.abspath(r.path), width=w, height=h, boxes=boxes[keep],
-            labels=pick(r.labels, np.int64), iscrowd=pick(r.iscrowd or [False] * len(r.boxes), bool),
-            difficult=pick(r.difficult or [False] * len(r.boxes), bool), image_id=r.image_id,
-            areas=pick(r.areas, np.float64) if r.areas is not None else None))
+        records.append(_record(r, *size, counters))
     if errors and strict:
         raise DataError(f"{info.source}: {len(errors)} validation image(s) cannot be used: {errors[0]}"
                         f"{f' (and {len(errors) - 1} more)' if len(errors) > 1 else ''}; fix or remove them from "
@@ -213,6 +183,44 @@ def build_records(raws: list[RawImage], info: DatasetInfo, skips: dict[str, Skip
     if not records:
         raise DataError(f"{info.source}: no usable images" + (f"; e.g. {errors[0]}" if errors else ""))
     return records
+
+
+def _box_counters(skips: dict[str, SkipCounter]) -> dict[str, SkipCounter]:
+    kinds = {"size_mismatch": ("images whose annotated size disagrees with the file (the file's size is used, "
+                               "boxes unscaled)", False),
+             "invalid_boxes": ("boxes dropped: not four finite numbers", False),
+             "degenerate_boxes": ("boxes dropped: zero or negative width/height, or outside the image", False),
+             "clipped_boxes": ("boxes partly outside the image (clipped, kept)", True)}
+    return {k: skips.setdefault(k, SkipCounter(what, quiet=quiet)) for k, (what, quiet) in kinds.items()}
+
+
+def _record(r: RawImage, w: int, h: int, counters: dict[str, SkipCounter]) -> ImageRecord:
+    """One image's record: boxes to pixels, clipped, the invalid and empty ones dropped and counted."""
+    where = os.path.basename(r.where)
+    if r.declared_size and r.declared_size != (w, h):
+        counters["size_mismatch"].add(where)
+    ok = [b is not None for b in r.boxes]
+    if not all(ok):
+        counters["invalid_boxes"].add(where, ok.count(False))
+    keep_valid = np.array(ok, bool)
+    boxes = np.array([b for b in r.boxes if b is not None], np.float32).reshape(-1, 4)
+    if r.normalized:
+        boxes *= np.array([w, h, w, h], np.float32)
+    crossing = (boxes[:, :2] < -0.5).any(1) | (boxes[:, 2] > w + 0.5) | (boxes[:, 3] > h + 0.5)
+    boxes, keep = clean_boxes(boxes, w, h)
+    if (crossing & keep).any():
+        counters["clipped_boxes"].add(where, int((crossing & keep).sum()))
+    if (~keep).any():
+        counters["degenerate_boxes"].add(where, int((~keep).sum()))
+
+    def pick(values, dtype):
+        return np.array(values, dtype).reshape(-1)[keep_valid][keep]
+
+    return ImageRecord(
+        path=os.path.abspath(r.path), width=w, height=h, boxes=boxes[keep],
+        labels=pick(r.labels, np.int64), iscrowd=pick(r.iscrowd or [False] * len(r.boxes), bool),
+        difficult=pick(r.difficult or [False] * len(r.boxes), bool), image_id=r.image_id,
+        areas=pick(r.areas, np.float64) if r.areas is not None else None)
 
 
 def clean_boxes(boxes: np.ndarray, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
+import os
 
 import numpy as np
 
@@ -16,6 +18,8 @@ from .. import distributed as dist
 from ..data.records import DatasetInfo, ImageRecord
 from ..errors import ConfigError, DataError
 from .voc_ap import voc_class_ap
+
+log = logging.getLogger("detection.eval")
 
 COCO_METRICS = ["AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl"]
 
@@ -200,15 +204,9 @@ def format_results(res: dict) -> str:
     return "\n".join(lines)
 
 
-def evaluate_files(gt_json: str, pred_json: str, voc_metric: str = "voc07", iou_thresh: float = 0.5,
-                   backend: str = "pycocotools") -> tuple[dict, DetectionEvaluator]:
-    """Score a COCO results file against COCO annotations, without a model or images."""
+def read_results_file(pred_json: str) -> list[dict]:
     import json
 
-    from ..data.coco import read_coco
-
-    records, info = read_coco(gt_json, "", require_images=False)
-    ev = DetectionEvaluator(records, info, voc_metric, iou_thresh, backend)
     try:
         with open(pred_json, encoding="utf-8") as f:
             preds = json.load(f)
@@ -216,21 +214,99 @@ def evaluate_files(gt_json: str, pred_json: str, voc_metric: str = "voc07", iou_
         raise DataError(f"{pred_json}: cannot read a COCO results file ({e})") from None
     if not isinstance(preds, list):
         raise DataError(f"{pred_json}: a COCO results file is a list of {{image_id, category_id, bbox, score}}")
-    index = {r.image_id: i for i, r in enumerate(records)}
-    label_of = {c: i + 1 for i, c in enumerate(info.cat_ids)}
-    per_image: dict[int, list] = {i: [] for i in range(len(records))}  # every image counts, with or without hits
     for n, p in enumerate(preds):
-        missing = [k for k in ("image_id", "category_id", "bbox", "score") if k not in p]
+        missing = [k for k in ("category_id", "bbox", "score") if not isinstance(p, dict) or k not in p]
         if missing:
             raise DataError(f"{pred_json}: entry {n} lacks {missing}")
-        if p["image_id"] not in index:
-            raise DataError(f"{pred_json}: entry {n} has image_id {p['image_id']!r}, not an image of {gt_json}")
-        if p["category_id"] not in label_of:
-            raise DataError(
-                f"{pred_json}: entry {n} has category_id {p['category_id']!r}, not a category of {gt_json}")
+    return preds
+
+
+def score_results(ev: DetectionEvaluator, preds: list[dict], image_of, label_of, pred_json: str) -> dict:
+    """Feed a results list into `ev` (every record counts, with or without detections) and evaluate.
+    `image_of(p)` / `label_of(p)` give an entry's record index and label, or raise DataError."""
+    per_image: dict[int, list] = {i: [] for i in range(len(ev.records))}
+    outside: set = set()
+    for p in preds:
+        idx = image_of(p)
+        if idx is None:  # an image outside the split (inference ran on a whole folder)
+            outside.add(p.get("file_name"))
+            continue
         x, y, w, h = p["bbox"]
-        per_image[index[p["image_id"]]].append((x, y, x + w, y + h, p["score"], label_of[p["category_id"]]))
+        per_image[idx].append((x, y, x + w, y + h, p["score"], label_of(p)))
+    if outside:
+        if len(outside) == len({p.get("file_name") for p in preds}):
+            raise DataError(f"{pred_json}: none of its images is in {ev.info.source} (e.g. {sorted(outside)[0]!r}); "
+                            "entries are matched by file_name")
+        log.warning("%s: detections on %d images outside %s were ignored (e.g. %s)", pred_json, len(outside),
+                    ev.info.source, sorted(outside)[0])
     for idx, dets in per_image.items():
         a = np.array(dets, np.float64).reshape(-1, 6)
         ev.add(idx, a[:, :4], a[:, 4], a[:, 5].astype(np.int64))
-    return ev.evaluate(), ev
+    return ev.evaluate()
+
+
+def evaluate_files(gt_json: str, pred_json: str, voc_metric: str = "voc07", iou_thresh: float = 0.5,
+                   backend: str = "pycocotools") -> tuple[dict, DetectionEvaluator]:
+    """Score a COCO results file against COCO annotations, without a model or images."""
+    from ..data.coco import read_coco
+
+    records, info = read_coco(gt_json, "", require_images=False)
+    ev = DetectionEvaluator(records, info, voc_metric, iou_thresh, backend)
+    preds = read_results_file(pred_json)
+    index = {r.image_id: i for i, r in enumerate(records)}
+    labels = {c: i + 1 for i, c in enumerate(info.cat_ids)}
+
+    def image_of(p):
+        if p.get("image_id") not in index:
+            raise DataError(f"{pred_json}: an entry has image_id {p.get('image_id')!r}, not an image of {gt_json}")
+        return index[p["image_id"]]
+
+    def label_of(p):
+        if p["category_id"] not in labels:
+            raise DataError(f"{pred_json}: an entry has category_id {p['category_id']!r}, not a category of {gt_json}")
+        return labels[p["category_id"]]
+
+    return score_results(ev, preds, image_of, label_of, pred_json), ev
+
+
+def evaluate_results_on_split(cfg: dict, pred_json: str) -> tuple[dict, DetectionEvaluator]:
+    """Score a results file (infer.py --save-json) against a config's validation split, any format.
+
+    Entries are matched to images by `file_name` (its path relative to the image folder, or
+    its base name when that is unique) and to classes by `category_name`, else `category_id`."""
+    from ..data.dataset import get_dataset
+    from ..data.splits import relative_name
+
+    d = cfg["data"]
+    classes = d["classes"] or get_dataset(cfg, train=True).info.class_names
+    val = get_dataset(cfg, train=False, class_names=classes)
+    records, info = val.records, val.info
+    e = cfg["eval"]
+    ev = DetectionEvaluator(records, info, e["voc_metric"], e["iou_thresh"], e["backend"])
+    by_rel = {relative_name(r.path, info.root): i for i, r in enumerate(records)}
+    by_base: dict = {}
+    for i, r in enumerate(records):
+        by_base.setdefault(os.path.basename(r.path), []).append(i)
+    names = {c: i + 1 for i, c in enumerate(info.class_names)}
+    ids = {c: i + 1 for i, c in enumerate(info.cat_ids)}
+
+    def image_of(p):
+        name = str(p.get("file_name", "")).replace(os.sep, "/")
+        if name in by_rel:
+            return by_rel[name]
+        if "file_name" not in p:
+            raise DataError(f"{pred_json}: entries need the `file_name` that infer.py --save-json writes")
+        same_name = by_base.get(os.path.basename(name), [])
+        return same_name[0] if len(same_name) == 1 else None
+
+    def label_of(p):
+        if "category_name" in p:
+            if p["category_name"] not in names:
+                raise DataError(f"{pred_json}: category_name {p['category_name']!r} is not a class of the config "
+                                f"({', '.join(info.class_names[:20])})")
+            return names[p["category_name"]]
+        if p["category_id"] not in ids:
+            raise DataError(f"{pred_json}: category_id {p['category_id']!r} is not a category of {info.source}")
+        return ids[p["category_id"]]
+
+    return score_results(ev, read_results_file(pred_json), image_of, label_of, pred_json), ev

@@ -1,0 +1,43 @@
+"""python tools/export.py [--ckpt best.pt | run folder] --format onnx|torchscript [--opset 17] [--dynamic] [--size N]
+
+Writes `weights/best.onnx` or `weights/best.torchscript` beside the checkpoint, with the class
+names, input size and preprocessing inside, after checking its detections against PyTorch's.
+`tools/infer.py --ckpt weights/best.onnx` and `Detector.from_checkpoint(...)` then run it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from ..checkpoint import newest_run, run_checkpoint
+from .common import setup_logging, user_errors_as_one_line
+
+log = logging.getLogger("detection.export")
+
+
+@user_errors_as_one_line
+def main(argv: list[str] | None = None) -> None:
+    from ..export import FORMATS, export
+
+    p = argparse.ArgumentParser(description="Export a trained detector to ONNX or TorchScript.")
+    p.add_argument("--ckpt", help="a .pt checkpoint or a run folder (default: the newest run's best.pt)")
+    p.add_argument("--runs", default="runs", help="where to look for the newest run")
+    p.add_argument("--format", required=True, choices=list(FORMATS))
+    p.add_argument("--opset", type=int, default=17, help="ONNX opset (11 or newer)")
+    p.add_argument("--dynamic", action="store_true",
+                   help="ONNX: any input height and width (default: fixed at the model's min_size x max_size; "
+                        "images are fitted inside and padded)")
+    p.add_argument("--size", type=int, help="input size (shorter side) to export at, instead of the model's own")
+    p.add_argument("--out", help="output file (default: beside the checkpoint)")
+    args = p.parse_args(argv)
+    setup_logging()
+    ckpt = Path(args.ckpt) if args.ckpt else run_checkpoint(newest_run(args.runs))
+    path = export(ckpt, args.format, opset=args.opset, dynamic=args.dynamic, size=args.size, out=args.out)
+    log.info("written %s (%.1f MB); run it with: python tools/infer.py --ckpt %s --source IMAGES", path,
+             path.stat().st_size / 1e6, path)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,195 @@
+"""Export a trained detector to ONNX or TorchScript, with what it needs to run stored inside.
+
+The whole torchvision detector goes into the file: normalisation, its resize, the network,
+box decoding and NMS, so the file takes one RGB float image in [0, 1] (CHW) and returns
+boxes, scores and labels. Class names, the input size and the preprocessing are stored in
+the file (ONNX `metadata_props`, TorchScript extra files), so `infer.py --ckpt best.onnx`
+and `Detector.from_checkpoint("best.onnx")` need nothing else. After writing, the file is
+run once on a test image and its detections compared with PyTorch's; a mismatch is an error.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .errors import CheckpointError, DetectionError
+
+log = logging.getLogger("detection.export")
+
+FORMATS = {"onnx": ".onnx", "torchscript": ".torchscript"}
+META_KEY = "detection"  # ONNX metadata_props key / TorchScript extra file name (json)
+MIN_OPSET = 11  # torchvision's detectors need RoiAlign and NMS from opset 11 on
+
+
+class ExportError(DetectionError):
+    pass
+
+
+def metadata(class_names: list[str], min_size: int, max_size: int, arch: str, fixed_size=None,
+             source: str = "") -> dict:
+    return {"class_names": list(class_names), "min_size": int(min_size), "max_size": int(max_size), "arch": arch,
+            "fixed_size": list(fixed_size) if fixed_size else None, "source": source,
+            "preprocessing": "RGB, float32 in [0, 1], CHW, one image; resized so the shorter side is min_size and "
+                             "the longer at most max_size (with fixed_size: fitted inside it and padded right and "
+                             "bottom with 0); the mean/std normalisation is inside the graph",
+            "outputs": "boxes (N, 4) xyxy in the input's pixels, scores (N,), labels (N,) in 1..K naming "
+                       "class_names[label - 1]"}
+
+
+def read_metadata(path: Path, kind: str) -> dict:
+    """The metadata an exported file carries (CheckpointError when it has none)."""
+    if kind == "onnx":
+        try:
+            import onnx
+        except ImportError:
+            raise CheckpointError(f"{path}: reading an .onnx file needs the onnx package: pip install onnx "
+                                  "onnxruntime") from None
+        try:
+            props = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+        except Exception as e:  # noqa: BLE001 - protobuf errors have no common base
+            raise CheckpointError(f"{path}: not a readable ONNX file ({str(e)[:200]})") from None
+    else:
+        props = {META_KEY: ""}
+        try:
+            torch.jit.load(str(path), map_location="cpu", _extra_files=props)
+        except (RuntimeError, ValueError) as e:
+            raise CheckpointError(f"{path}: not a readable TorchScript file ({str(e).splitlines()[0][:200]})") from None
+    if not props.get(META_KEY):
+        raise CheckpointError(f"{path}: has no '{META_KEY}' metadata (class names, input size); export it with "
+                              "tools/export.py")
+    return json.loads(props[META_KEY])
+
+
+def _example(min_size: int, max_size: int, fixed_size) -> torch.Tensor:
+    h, w = fixed_size if fixed_size else (min_size, max_size)
+    g = torch.Generator().manual_seed(0)
+    return torch.rand(3, h, w, generator=g)
+
+
+def _write_onnx(model, example, path: str, opset: int, dynamic: bool, outputs: list[str], meta: dict) -> None:
+    try:
+        import onnx
+    except ImportError:
+        raise ExportError("ONNX export needs the onnx package: pip install onnx onnxruntime "
+                          "(or pip install 'detection[export]')") from None
+    axes = {k: {0: "detections"} for k in outputs}
+    if dynamic:
+        axes["image"] = {1: "height", 2: "width"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer warnings about python values: the parity check below decides
+        torch.onnx.export(model, ([example],), path, opset_version=opset, input_names=["image"],
+                          output_names=outputs, dynamic_axes=axes, dynamo=False)
+    proto = onnx.load(path)
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = META_KEY, json.dumps(meta)
+    onnx.save(proto, path)
+
+
+def _write_torchscript(model, path: str, meta: dict) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.jit's deprecation notice and the (losses, detections) note
+        scripted = torch.jit.script(model)
+    torch.jit.save(scripted, path, _extra_files={META_KEY: json.dumps(meta)})
+
+
+def export(ckpt_path, fmt: str, opset: int = 17, dynamic: bool = False, size: int | None = None,
+           out: str | None = None, check: bool = True) -> Path:
+    """Write `<checkpoint stem>.onnx|.torchscript` beside the checkpoint (or `out`); returns its path."""
+    from .checkpoint import load_checkpoint, model_from_checkpoint, run_checkpoint
+    from .config import load_config
+
+    if fmt not in FORMATS:
+        raise ExportError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    if fmt == "onnx" and opset < MIN_OPSET:
+        raise ExportError(f"--opset {opset}: torchvision's detectors need opset {MIN_OPSET} or newer")
+    ckpt_path = Path(ckpt_path)
+    if ckpt_path.is_dir():
+        ckpt_path = run_checkpoint(ckpt_path)
+    ckpt = load_checkpoint(ckpt_path)
+    model = model_from_checkpoint(ckpt, ckpt_path).eval()
+    m = load_config(base=ckpt["config"])["model"]
+    min_size, max_size = m["min_size"], m["max_size"]
+    if size:
+        min_size, max_size = size, round(max_size * size / min_size)
+        model.transform.min_size, model.transform.max_size = (min_size,), max_size
+    fixed = None if dynamic or fmt == "torchscript" else (min_size, max_size)
+    meta = metadata(ckpt["class_names"], min_size, max_size, m["arch"], fixed, str(ckpt_path))
+    target = Path(out) if out else ckpt_path.with_suffix(FORMATS[fmt])
+    example = _example(min_size, max_size, fixed)
+    with torch.no_grad():
+        outputs = list(model([example])[0].keys())
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=str(target.parent))
+    os.close(fd)
+    try:
+        try:
+            if fmt == "onnx":
+                _write_onnx(model, example, tmp, opset, dynamic, outputs, meta)
+            else:
+                _write_torchscript(model, tmp, meta)
+        except (RuntimeError, TypeError, ValueError, NotImplementedError, torch.jit.Error) as e:
+            raise ExportError(f"{m['arch']} cannot be exported to {fmt} with torch {torch.__version__} / "
+                              f"torchvision {_tv_version()}: {str(e).splitlines()[0][:300]}") from None
+        if check:
+            check_parity(model, tmp, fmt, example)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; the export is an ordinary file
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return target
+
+
+def _tv_version() -> str:
+    import torchvision
+
+    return torchvision.__version__
+
+
+def match(ref: tuple, other: tuple, iou: float = 0.99, score_tol: float = 1e-3, top: int | None = None) -> float:
+    """Share of the reference detections (the `top` best) that `other` has: same label, IoU > `iou`,
+    score within `score_tol`. Both are (boxes, scores, labels) arrays."""
+    from torchvision.ops import box_iou
+
+    rb, rs, rl = (np.asarray(a) for a in ref)
+    ob, os_, ol = (np.asarray(a) for a in other)
+    order = np.argsort(-rs, kind="stable")[:top]
+    if not len(order):
+        return 1.0 if not len(os_) else 0.0
+    if not len(os_):
+        return 0.0
+    ious = box_iou(torch.as_tensor(rb[order], dtype=torch.float32), torch.as_tensor(ob, dtype=torch.float32)).numpy()
+    ok = (ious > iou) & (rl[order][:, None] == ol[None, :]) & (np.abs(rs[order][:, None] - os_[None, :]) <= score_tol)
+    return float(ok.any(1).mean())
+
+
+def check_parity(model, path: str, fmt: str, example: torch.Tensor, need: float = 0.95) -> None:
+    """The exported file's detections on `example` against the model's: an error when they differ."""
+    from .predictor import ONNXBackend, TorchScriptBackend
+
+    if fmt == "onnx":
+        try:
+            import onnxruntime  # noqa: F401
+        except ImportError:
+            log.warning("onnxruntime is not installed: the export was not checked (pip install onnxruntime)")
+            return
+    with torch.no_grad():
+        o = model([example])[0]
+    ref = (o["boxes"].numpy(), o["scores"].numpy(), o["labels"].numpy())
+    backend = ONNXBackend(path, torch.device("cpu")) if fmt == "onnx" else \
+        TorchScriptBackend(torch.jit.load(path, map_location="cpu"), torch.device("cpu"))
+    got = backend([example])[0]
+    share = match(ref, got, top=50)
+    if share < need:
+        raise ExportError(f"the exported {fmt} file disagrees with PyTorch: {share:.0%} of the 50 best detections "
+                          "match on a test image; the export is not kept")
+    log.info("%s export checked against PyTorch: %.0f%% of the 50 best detections match", fmt, share * 100)

@@ -1,0 +1,181 @@
+"""What inference reads: files, folders, globs, lists, videos, webcams and streams, as one iterator.
+
+`open_source(spec)` returns a `Source` whose iteration yields `Item`s: an RGB uint8 image
+(or the error that kept it from being read), a display name, the path to write its outputs
+under (relative, so two `img.jpg` from different folders stay apart), and for video the
+frame index. Images that cannot be read come out as items with an error: the caller skips,
+names and counts them, and goes on. Video frames are decoded on a background thread.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import queue
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+
+from .data.images import DEFAULT_MAX_PIXELS, ImageReadError, read_image
+from .errors import DataError
+
+IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".mpo"}
+VIDEO_EXTS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"}
+STREAM_PREFIXES = ("rtsp://", "rtmp://", "http://", "https://", "udp://", "tcp://")
+
+
+@dataclass
+class Item:
+    image: np.ndarray | None  # HxWx3 RGB uint8, or None when it could not be read
+    name: str  # the file (or "video.mp4 frame 12") for messages
+    rel: str  # where its outputs go, relative to the output folder
+    error: str = ""
+    frame: int | None = None  # video and streams: the frame index
+
+
+class Source:
+    kind = "images"
+    fps: float = 0.0
+
+    def __iter__(self):
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+class ImageFiles(Source):
+    """A list of image files, read one by one; `rels` keeps their paths relative to a common root."""
+
+    def __init__(self, paths: list[str], root: str, max_pixels: int = DEFAULT_MAX_PIXELS):
+        self.paths, self.root, self.max_pixels = paths, root, max_pixels
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __iter__(self):
+        for p in self.paths:
+            rel = os.path.relpath(p, self.root) if self.root else os.path.basename(p)
+            try:
+                yield Item(read_image(p, self.max_pixels), p, rel)
+            except ImageReadError as e:
+                yield Item(None, p, rel, str(e))
+
+
+class VideoSource(Source):
+    """A video file, webcam or stream through OpenCV, decoded on a thread into a small queue."""
+
+    kind = "video"
+
+    def __init__(self, spec, name: str, vid_stride: int = 1, live: bool = False):
+        import cv2
+
+        self.cap = cv2.VideoCapture(spec)
+        if not self.cap.isOpened():
+            raise DataError(f"cannot open video source {name!r}: not a video OpenCV can read, or the camera/stream "
+                            "is not reachable")
+        self.name, self.stride, self.live = name, max(1, vid_stride), live
+        self.fps = self.cap.get(cv2.CAP_PROP_FPS) or 30.0
+        self.frames = int(self.cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        self.queue: queue.Queue = queue.Queue(maxsize=8)
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self) -> None:
+        import cv2
+
+        index = 0
+        while not self.stop.is_set():
+            ok = self.cap.grab()
+            if not ok:
+                break
+            if index % self.stride == 0:
+                ok, frame = self.cap.retrieve()
+                if ok:
+                    self._put((index, cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)))
+            index += 1
+        self._put(None)
+
+    def _put(self, value) -> None:
+        while not self.stop.is_set():
+            try:
+                self.queue.put(value, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def __iter__(self):
+        stem = os.path.splitext(os.path.basename(self.name))[0] or "stream"
+        while True:
+            value = self.queue.get()
+            if value is None:
+                return
+            index, frame = value
+            yield Item(frame, f"{self.name} frame {index}", f"{stem}_{index:06d}.jpg", frame=index)
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(timeout=5)
+        self.cap.release()
+
+
+def _images_in(folder: str, recursive: bool) -> list[str]:
+    found = []
+    for here, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".")) if recursive else []
+        found += [os.path.join(here, f) for f in sorted(files) if os.path.splitext(f)[1].lower() in IMAGE_EXTS]
+    return found
+
+
+def _from_list(txt: str) -> list[str]:
+    here = os.path.dirname(os.path.abspath(txt))
+    with open(txt, encoding="utf-8", errors="replace") as f:
+        lines = [line.strip() for line in f if line.strip() and not line.startswith("#")]
+    return [p if os.path.isabs(p) else os.path.normpath(os.path.join(here, p)) for p in lines]
+
+
+def _common_root(paths: list[str]) -> str:
+    if not paths:
+        return ""
+    dirs = [os.path.dirname(os.path.abspath(p)) for p in paths]
+    return os.path.commonpath(dirs)
+
+
+def open_source(spec: str, recursive: bool = False, vid_stride: int = 1,
+                max_pixels: int = DEFAULT_MAX_PIXELS) -> Source:
+    """The source a `--source` value names (see the module docstring for the kinds)."""
+    spec = str(spec)
+    if spec.isdigit():
+        return VideoSource(int(spec), f"webcam{spec}", vid_stride, live=True)
+    if spec.lower().startswith(STREAM_PREFIXES):
+        return VideoSource(spec, spec, vid_stride, live=True)
+    ext = os.path.splitext(spec)[1].lower()
+    if os.path.isfile(spec) and ext in VIDEO_EXTS:
+        return VideoSource(spec, spec, vid_stride)
+    if os.path.isdir(spec):
+        paths = _images_in(spec, recursive)
+        root = spec
+    elif os.path.isfile(spec) and ext == ".txt":
+        paths = _from_list(spec)
+        root = _common_root(paths)
+    elif os.path.isfile(spec):
+        paths, root = [spec], os.path.dirname(os.path.abspath(spec))
+    elif any(c in spec for c in "*?["):
+        paths = sorted(p for p in glob.glob(spec, recursive=True) if os.path.splitext(p)[1].lower() in IMAGE_EXTS)
+        root = _common_root(paths)
+    else:
+        raise DataError(f"--source {spec!r}: no such file or folder (give an image, a folder, a glob, a .txt list, a "
+                        "video file, a webcam index or an rtsp/http URL)")
+    if not paths:
+        raise DataError(f"--source {spec!r}: no images found" + ("" if recursive else " (subfolders: --recursive)"))
+    return ImageFiles(paths, root, max_pixels)
+
+
+def open_sources(specs: list[str], **kw) -> list[Source]:
+    """Several `--source` values; image files given one by one are read as one list."""
+    files = [s for s in specs if os.path.isfile(s) and os.path.splitext(s)[1].lower() in IMAGE_EXTS]
+    others = [s for s in specs if s not in files]
+    out = [ImageFiles(files, _common_root(files), kw.get("max_pixels", DEFAULT_MAX_PIXELS))] if files else []
+    return out + [open_source(s, **kw) for s in others]
