@@ -24,7 +24,9 @@ import yaml
 
 from .errors import ConfigError
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+# an installed wheel carries the configs inside the package; a checkout has them at its top
+_PACKAGED = Path(__file__).resolve().parent / "configs"
+CONFIG_DIR = _PACKAGED if _PACKAGED.is_dir() else Path(__file__).resolve().parent.parent / "configs"
 DEFAULT_CONFIG = CONFIG_DIR / "_base_" / "default.yaml"
 MISSING = "???"  # a value the user must supply
 # resolved against the file that sets them
@@ -177,6 +179,18 @@ def validate(cfg: dict, schema: dict, values: bool = True, prefix: str = "", roo
             )
 
 
+def resolve_config_file(path: str | Path) -> Path:
+    """`path` as given when it exists; else the shipped config of that name (`voc_frcnn.yaml`,
+    `configs/voc_frcnn.yaml`), so an installed package finds its configs from any folder."""
+    path = Path(path)
+    if path.exists():
+        return path
+    for candidate in (CONFIG_DIR / path, CONFIG_DIR / Path(*path.parts[1:]) if path.parts[:1] == ("configs",) else None):
+        if candidate is not None and candidate.is_file():
+            return candidate
+    return path  # not found anywhere: the loader says so, naming the path as given
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] | dict | None = None,
                 base: dict | None = None) -> dict:
     """Defaults <- `base` (e.g. a checkpoint's config) <- file (with its `_base_` chain) <- overrides.
@@ -188,6 +202,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | dict | No
     if base is not None:  # a checkpoint's config: keys of another version must not lock it out
         cfg = merge(cfg, _known_keys(base, schema, "checkpoint config"))
     if path is not None:
+        path = resolve_config_file(path)
         cfg = _merge_checked(cfg, load_yaml_with_bases(path), schema, source=str(path))
     if overrides:
         ov = parse_overrides(overrides) if isinstance(overrides, list) else copy.deepcopy(overrides)

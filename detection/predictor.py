@@ -73,7 +73,11 @@ class TorchScriptBackend(TorchBackend):
 
     @torch.no_grad()
     def __call__(self, batch):
-        _, out = self.model([t.to(self.device) for t in batch])  # scripted detectors return (losses, detections)
+        import warnings
+
+        with warnings.catch_warnings():  # "always returns a (Losses, Detections) tuple in scripting"
+            warnings.simplefilter("ignore", UserWarning)
+            _, out = self.model([t.to(self.device) for t in batch])
         return [(o["boxes"].cpu().numpy(), o["scores"].cpu().numpy(), o["labels"].cpu().numpy()) for o in out]
 
 
@@ -134,11 +138,11 @@ class Predictor:
         kind = EXPORT_SUFFIXES.get(path.suffix)
         if kind is None:
             return cls.from_checkpoint(path, device, amp)
-        from .export import read_metadata
+        from .export import load_torchscript, read_metadata
 
         meta = read_metadata(path, kind)
         backend = ONNXBackend(str(path), device) if kind == "onnx" else TorchScriptBackend(
-            torch.jit.load(str(path), map_location=device), device)
+            load_torchscript(path, device), device)
         return cls(backend, meta["class_names"], meta["min_size"], meta["max_size"],
                    tuple(meta["fixed_size"]) if meta.get("fixed_size") else None, str(path))
 

@@ -1,0 +1,178 @@
+"""The Python API: the same work as the commands, callable from a notebook or a service.
+
+    from detection import Detector
+    det = Detector.from_checkpoint("runs/bccd_frcnn")     # a run folder, a .pt, or an exported .onnx/.torchscript
+    for r in det.predict("folder/", score=0.3):
+        r.boxes, r.scores, r.labels, r.names, r.path      # boxes in the original image's pixels
+    det.predict(rgb_array); det.predict(pil_image); det.predict(["a.jpg", "b.jpg"])
+
+    import detection
+    run, metrics = detection.train("configs/bccd_frcnn.yaml", epochs=3, **{"data.root": "..."})
+    metrics = detection.evaluate("runs/bccd_frcnn")
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from .errors import ConfigError, DataError
+from .predictor import Predictor, Result
+
+log = logging.getLogger("detection")
+
+
+class Detector:
+    """A trained detector: `predict` on paths, folders, videos, arrays or PIL images."""
+
+    def __init__(self, predictor: Predictor):
+        self.predictor = predictor
+
+    @classmethod
+    def from_checkpoint(cls, path, device: str = "auto", amp: str = "none") -> Detector:
+        from .distributed import device_for
+
+        return cls(Predictor.load(path, device_for(device, 0), amp))
+
+    @property
+    def class_names(self) -> list[str]:
+        return self.predictor.class_names
+
+    def predict(self, source, score: float = 0.25, classes=None, max_det: int = 300, batch: int = 1,
+                recursive: bool = False, vid_stride: int = 1, stream: bool = False) -> list[Result] | Iterator[Result]:
+        """Results of `source`, one per image or video frame, in order.
+
+        `source`: a path (image, folder, glob, .txt list, video), a stream URL, a webcam index,
+        an RGB uint8 array (HxWx3, or HxW grayscale), a PIL image, or a list of these.
+        `classes`: names or 0-based indices to keep. Unreadable files are skipped with a
+        warning that names them. `stream=True` returns a generator (for videos and streams).
+        """
+        keep = self._class_indices(classes)
+        results = self._iterate(source, score, keep, max_det, batch, recursive, vid_stride)
+        return results if stream else list(results)
+
+    def _class_indices(self, classes) -> list[int] | None:
+        if classes is None:
+            return None
+        out = []
+        for c in [classes] if isinstance(classes, (str, int)) else classes:
+            if isinstance(c, str) and c in self.class_names:
+                out.append(self.class_names.index(c))
+            elif isinstance(c, (int, np.integer)) and 0 <= c < len(self.class_names):
+                out.append(int(c))
+            else:
+                raise DataError(f"classes: {c!r} is not a class of this model ({', '.join(self.class_names[:20])})")
+        return out
+
+    def _iterate(self, source, score, classes, max_det, batch, recursive, vid_stride) -> Iterator[Result]:
+        from .sources import Item, open_source
+
+        items = source if isinstance(source, (list, tuple)) else [source]
+        pending: list[Item] = []
+        opts = dict(score=score, classes=classes, max_det=max_det, batch=batch)
+        for k, src in enumerate(items):
+            if isinstance(src, (str, Path, int)):
+                opened = open_source(str(src), recursive=recursive, vid_stride=vid_stride)
+                try:
+                    for item in opened:
+                        if item.error:
+                            log.warning("skipped: %s", item.error)
+                            continue
+                        pending.append(item)
+                        if len(pending) >= max(1, batch):
+                            yield from self._run(pending, opts)
+                            pending = []
+                finally:
+                    opened.close()
+            else:
+                pending.append(Item(as_rgb(src), f"<image {k}>", f"image_{k}.jpg"))
+                if len(pending) >= max(1, batch):
+                    yield from self._run(pending, opts)
+                    pending = []
+        if pending:
+            yield from self._run(pending, opts)
+
+    def _run(self, items, opts) -> list[Result]:
+        extras = [{"frame": it.frame} if it.frame is not None else {} for it in items]
+        paths = [it.name if not it.name.startswith("<") else None for it in items]
+        return self.predictor.predict([it.image for it in items], paths, extras=extras, **opts)
+
+
+def as_rgb(image) -> np.ndarray:
+    """An RGB uint8 HxWx3 array from a numpy array or a PIL image."""
+    try:
+        from PIL import Image
+
+        if isinstance(image, Image.Image):
+            return np.asarray(image.convert("RGB"))
+    except ImportError:  # pragma: no cover - Pillow is a dependency
+        pass
+    arr = np.asarray(image)
+    if arr.dtype != np.uint8:
+        raise DataError(f"images must be uint8 RGB arrays (0-255), got dtype {arr.dtype}")
+    if arr.ndim == 2:
+        arr = np.repeat(arr[:, :, None], 3, axis=2)
+    if arr.ndim != 3 or arr.shape[2] not in (3, 4):
+        raise DataError(f"images must be HxWx3 RGB arrays, got shape {arr.shape}")
+    return np.ascontiguousarray(arr[:, :, :3])
+
+
+# --- training and evaluation, as the commands do them -------------------------------------------
+
+
+def get_config(cfg=None, **overrides) -> dict:
+    """A full config from a YAML path (or a dict of keys) and overrides: dotted keys
+    (`**{"train.epochs": 3}`) or bare names found in one section only (`epochs=3`, `root=...`)."""
+    from .config import load_config, load_yaml_with_bases, resolve_config_file
+    from .config import DEFAULT_CONFIG
+
+    schema = load_yaml_with_bases(DEFAULT_CONFIG)
+    dotted = {}
+    for key, value in overrides.items():
+        dotted[key if "." in key or key in schema else _qualify(key, schema)] = value
+    items = [f"{k}={_yaml_value(v)}" for k, v in dotted.items()]
+    if isinstance(cfg, dict):
+        return load_config(None, items, base=cfg)
+    return load_config(resolve_config_file(cfg) if cfg else None, items)
+
+
+def _qualify(key: str, schema: dict) -> str:
+    found = [f"{section}.{key}" for section, values in schema.items() if isinstance(values, dict) and key in values]
+    if len(found) != 1:
+        raise ConfigError(f"{key!r} is " + ("in several sections: " + ", ".join(found) if found else
+                                            "not a config key") + "; pass it dotted, e.g. **{'train.epochs': 3}")
+    return found[0]
+
+
+def _yaml_value(v) -> str:
+    import json
+
+    return json.dumps(v) if not isinstance(v, str) else v
+
+
+def train(cfg=None, **overrides) -> tuple[Path, dict]:
+    """Train as `tools/train_det.py` does; returns the run folder and the last validation results."""
+    from .trainer import train as run_training
+
+    return run_training(get_config(cfg, **overrides))
+
+
+def evaluate(ckpt, cfg=None, **overrides) -> dict:
+    """Evaluate a run folder or checkpoint on its validation split (or `cfg`'s); the metrics dict
+    `tools/eval_det.py` prints (COCO, per class, VOC)."""
+    from .checkpoint import load_checkpoint, model_from_checkpoint, run_checkpoint
+    from .distributed import device_for
+    from .engine import evaluate as run_evaluation
+    from .evaluation.evaluator import build_validation
+
+    path = Path(ckpt)
+    path = run_checkpoint(path) if path.is_dir() else path
+    saved = load_checkpoint(path)
+    full = get_config(cfg, **overrides) if cfg else get_config(saved["config"], **overrides)
+    device = device_for(full["device"], 0)
+    model = model_from_checkpoint(saved, path).to(device)
+    loader, ev = build_validation(full, saved["class_names"], device)
+    return run_evaluation(model, loader, ev, device)

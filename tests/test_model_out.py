@@ -1,0 +1,260 @@
+"""Model out: infer.py on real sources, the Python API, ONNX / TorchScript export with parity."""
+
+import json
+import os
+import re
+import threading
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from detection.checkpoint import save_checkpoint
+from detection.cli import evaluate as eval_cli
+from detection.cli import export as export_cli
+from detection.cli import infer as infer_cli
+from detection.config import load_config
+from detection.export import ExportError, export, match
+from detection.models.builders import build_model
+
+REPO = Path(__file__).resolve().parents[1]
+BCCD = REPO.parent / "shared" / "datasets" / "bccd_voc" / "BCCD" / "JPEGImages"
+
+
+def _checkpoint(path: Path, arch="fasterrcnn_mobilenet_v2_fpn", classes=("cell", "blob"), size=(224, 288)) -> Path:
+    """A checkpoint with random weights scaled so scores spread out (torchvision's heads start at
+    std 0.01: every score would tie, and no comparison could tell a good export from a bad one)."""
+    cfg = load_config(None, {"data": {"format": "voc", "root": "x"},
+                             "model": {"arch": arch, "weights": "none", "min_size": size[0], "max_size": size[1],
+                                       "fpn_channels": 32}})
+    torch.manual_seed(0)
+    model = build_model(cfg["model"], list(classes), verbose=False)
+    for m in model.modules():
+        if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)):
+            torch.nn.init.kaiming_normal_(m.weight, nonlinearity="linear")
+    save_checkpoint(path, model=model.state_dict(), config=cfg, class_names=list(classes), freeze=model.freeze)
+    return path
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory):
+    return _checkpoint(tmp_path_factory.mktemp("run") / "tiny" / "weights" / "best.pt")
+
+
+def _images(folder: Path, n=3, size=(120, 160)):
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(len(str(folder)))
+    for i in range(n):
+        img = np.full((*size, 3), 90, np.uint8)
+        cv2.circle(img, (40 + 20 * i, 60), 25, (230, 40, 40), -1)
+        cv2.imwrite(str(folder / f"img{i}.jpg"), img + rng.integers(0, 20, img.shape, np.uint8))
+    return folder
+
+
+def _real_images(tmp_path, n=4):
+    """BCCD images when ../shared is there (real photos), else generated ones."""
+    if BCCD.is_dir():
+        return [str(p) for p in sorted(BCCD.glob("*.jpg"))[:n]]
+    return [str(p) for p in sorted(_images(tmp_path / "gen", n).glob("*.jpg"))]
+
+
+# --- infer.py on sources ------------------------------------------------------------------------
+
+
+def test_folders_keep_relative_paths_skip_bad_files_and_never_overwrite(tmp_path, ckpt, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    _images(tmp_path / "data" / "a", 2)
+    _images(tmp_path / "data" / "b", 2)  # the same file names in another folder
+    (tmp_path / "data" / "b" / "broken.jpg").write_bytes(b"not a jpeg")
+    args = ["--source", "data", "--recursive", "--ckpt", str(ckpt), "--score", "0", "--save-json", "--save-txt",
+            "--save-conf", "--save-crops", "--max-det", "3"]
+    infer_cli.main(args)
+    out = tmp_path / "runs" / "predict" / "tiny"
+    assert sorted(p.relative_to(out).as_posix() for p in out.glob("*/*.jpg")) == [
+        "a/img0.jpg", "a/img1.jpg", "b/img0.jpg", "b/img1.jpg"]
+    assert not list((tmp_path / "data").rglob("*_det*"))  # nothing written beside the inputs
+    log = capsys.readouterr().err
+    assert "broken.jpg" in log and "1 skipped" in log and "4 images/frames" in log
+    preds = json.loads((out / "predictions.json").read_text())
+    assert {p["file_name"] for p in preds} <= {"a/img0.jpg", "a/img1.jpg", "b/img0.jpg", "b/img1.jpg"}
+    assert all(p["category_name"] in ("cell", "blob") and len(p["bbox"]) == 4 for p in preds)
+    lines = (out / "labels" / "a" / "img0.txt").read_text().splitlines()
+    assert 0 < len(lines) <= 3 and all(len(line.split()) == 6 for line in lines)  # class cx cy w h score
+    assert all(0 <= float(v) <= 1 for line in lines for v in line.split()[1:5])
+    assert list((out / "crops").rglob("*.jpg"))
+    infer_cli.main(args)  # a second run gets its own folder
+    assert (tmp_path / "runs" / "predict" / "tiny-2" / "a" / "img0.jpg").is_file()
+
+
+def test_globs_lists_class_filter_and_no_save(tmp_path, ckpt, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    _images(tmp_path / "x", 3)
+    (tmp_path / "list.txt").write_text("x/img0.jpg\nx/img2.jpg\n")
+    infer_cli.main(["--source", "list.txt", "--ckpt", str(ckpt), "--name", "lst", "--score", "0", "--save-json",
+                    "--classes", "blob", "--no-save"])
+    out = tmp_path / "runs" / "predict" / "lst"
+    preds = json.loads((out / "predictions.json").read_text())
+    assert {p["file_name"] for p in preds} == {"img0.jpg", "img2.jpg"} and {p["category_name"] for p in preds} == {"blob"}
+    assert not list(out.glob("*.jpg"))
+    infer_cli.main(["--source", str(tmp_path / "x" / "img*.jpg"), "--ckpt", str(ckpt), "--name", "glob"])
+    assert len(list((tmp_path / "runs" / "predict" / "glob").glob("*.jpg"))) == 3
+
+
+def _video(path: Path, frames=9, fps=12.0, size=(96, 128)):
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (size[1], size[0]))
+    for i in range(frames):
+        img = np.full((*size, 3), 60, np.uint8)
+        cv2.circle(img, (20 + 8 * i, 48), 15, (40, 200, 40), -1)
+        writer.write(img)
+    writer.release()
+    return path
+
+
+def _frames(path: Path) -> tuple[int, float]:
+    cap = cv2.VideoCapture(str(path))
+    n = 0
+    while cap.grab():
+        n += 1
+    fps = cap.get(cv2.CAP_PROP_FPS)
+    cap.release()
+    return n, fps
+
+
+def test_video_file_and_http_stream(tmp_path, ckpt, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    video = _video(tmp_path / "clip.mp4")
+    infer_cli.main(["--source", str(video), "--ckpt", str(ckpt), "--name", "vid", "--vid-stride", "2", "--save-json"])
+    n, fps = _frames(tmp_path / "runs" / "predict" / "vid" / "clip.mp4")
+    assert n == 5 and fps == pytest.approx(6.0, abs=0.1)  # every 2nd of 9 frames, at half the source's rate
+    frames = {p["frame"] for p in json.loads((tmp_path / "runs/predict/vid/predictions.json").read_text())}
+    assert frames <= {0, 2, 4, 6, 8}
+    # the same clip served over HTTP by a local server: the stream path, without the internet
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(SimpleHTTPRequestHandler, directory=str(tmp_path)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/clip.mp4"
+        infer_cli.main(["--source", url, "--ckpt", str(ckpt), "--name", "stream"])
+    finally:
+        server.shutdown()
+    assert _frames(tmp_path / "runs" / "predict" / "stream" / "clip.mp4")[0] == 9
+
+
+def test_nothing_readable_is_one_line(tmp_path, ckpt, capsys):
+    (tmp_path / "bad.jpg").write_bytes(b"x")
+    with pytest.raises(SystemExit) as e:
+        infer_cli.main(["--source", str(tmp_path / "bad.jpg"), "--ckpt", str(ckpt), "--out", str(tmp_path / "o")])
+    assert str(e.value).startswith("error: no image could be read") and "bad.jpg" in str(e.value)
+    with pytest.raises(SystemExit) as e:
+        infer_cli.main(["--source", str(tmp_path / "nowhere"), "--ckpt", str(ckpt), "--out", str(tmp_path / "o")])
+    assert "no such file or folder" in str(e.value)
+
+
+# --- the Python API ------------------------------------------------------------------------------
+
+
+def test_readme_api_example_runs(tmp_path, ckpt, monkeypatch):
+    """The README's Python block, run as written (with this test's run folder and images)."""
+    from PIL import Image
+
+    readme = (REPO / "README.md").read_text()
+    block = re.search(r"```python\n(from detection import Detector.*?)```", readme, re.S).group(1)
+    monkeypatch.chdir(tmp_path)
+    _images(tmp_path / "folder", 2)
+    (tmp_path / "runs").mkdir()
+    os.symlink(ckpt.parent.parent, tmp_path / "runs" / "bccd_frcnn")
+    cv2.imwrite("a.jpg", np.zeros((50, 60, 3), np.uint8))
+    cv2.imwrite("b.jpg", np.zeros((70, 40, 3), np.uint8))
+    scope = {"numpy_rgb_array": np.zeros((80, 100, 3), np.uint8), "pil_image": Image.new("RGB", (90, 60))}
+    exec(compile(block, "README.md", "exec"), scope)  # noqa: S102 - our own README
+    assert scope["det"].class_names == ["cell", "blob"]
+
+
+def test_detector_results_are_in_the_images_pixels(ckpt):
+    from PIL import Image
+
+    from detection import Detector
+
+    det = Detector.from_checkpoint(ckpt.parent.parent, device="cpu")  # a run folder
+    img = np.random.default_rng(0).integers(0, 255, (600, 900, 3), np.uint8)
+    a = det.predict(img, score=0.0)[0]
+    b = det.predict(Image.fromarray(img), score=0.0)[0]
+    assert a.shape == (600, 900) and len(a) > 0 and np.array_equal(a.boxes, b.boxes)
+    assert a.boxes[:, [0, 2]].max() <= 900 and a.boxes[:, [1, 3]].max() <= 600
+    assert a.names == [det.class_names[i] for i in a.labels] and np.all(np.diff(a.scores) <= 0)
+    two = det.predict([img, img[:300]], score=0.0, batch=2)
+    assert len(two) == 2 and two[1].shape == (300, 900)
+    assert set(det.predict(img, score=0.0, classes=["blob"])[0].names) <= {"blob"}
+    with pytest.raises(Exception, match="not a class"):
+        det.predict(img, classes=["dog"])
+
+
+# --- export ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("arch", ["fasterrcnn_mobilenet_v2_fpn", "retinanet_mobilenet_v2_fpn", "ssdlite_mobilenet_v2"])
+def test_onnx_and_torchscript_give_pytorchs_detections_on_real_images(tmp_path, arch):
+    from detection.predictor import Predictor
+
+    pytest.importorskip("onnxruntime")
+    size = (320, 320) if arch.startswith("ssd") else (224, 288)
+    ckpt = _checkpoint(tmp_path / "run" / "weights" / "best.pt", arch, size=size)
+    onnx_file = export(ckpt, "onnx", dynamic=True)
+    ts_file = export(ckpt, "torchscript")
+    assert onnx_file == ckpt.with_suffix(".onnx") and ts_file == ckpt.with_suffix(".torchscript")
+    images = [cv2.cvtColor(cv2.imread(p), cv2.COLOR_BGR2RGB) for p in _real_images(tmp_path)]
+    ref = Predictor.load(ckpt).predict(images, score=0.0)
+    for path in (onnx_file, ts_file):
+        got = Predictor.load(path)
+        assert got.class_names == ["cell", "blob"] and (got.min_size, got.max_size) == size
+        for r, g in zip(ref, got.predict(images, score=0.0)):
+            assert len(r) > 10
+            assert match((r.boxes, r.scores, r.labels), (g.boxes, g.scores, g.labels), iou=0.99, score_tol=1e-3) == 1.0
+
+
+def test_static_onnx_pads_and_infer_uses_exported_files(tmp_path, ckpt, monkeypatch):
+    pytest.importorskip("onnxruntime")
+    monkeypatch.chdir(tmp_path)
+    _images(tmp_path / "imgs", 2, size=(200, 150))  # portrait: fitted inside the fixed landscape input
+    export_cli.main(["--ckpt", str(ckpt.parent.parent), "--format", "onnx", "--out", str(tmp_path / "m.onnx")])
+    infer_cli.main(["--source", "imgs", "--ckpt", "m.onnx", "--name", "o", "--score", "0", "--save-json"])
+    preds = json.loads((tmp_path / "runs/predict/o/predictions.json").read_text())
+    assert preds and all(p["bbox"][0] + p["bbox"][2] <= 150.01 and p["bbox"][1] + p["bbox"][3] <= 200.01 for p in preds)
+    with pytest.raises(SystemExit, match="--size cannot change an exported model"):
+        infer_cli.main(["--source", "imgs", "--ckpt", "m.onnx", "--size", "320"])
+
+
+def test_an_export_that_fails_names_the_arch_and_why(tmp_path, ckpt, monkeypatch):
+    def broken(*a, **k):
+        raise RuntimeError("Unsupported: ONNX export of operator foo")
+
+    monkeypatch.setattr(torch.onnx, "export", broken)
+    with pytest.raises(ExportError, match=r"fasterrcnn_mobilenet_v2_fpn cannot be exported to onnx with torch .*foo"):
+        export(ckpt, "onnx", out=str(tmp_path / "x.onnx"))
+    assert not list(tmp_path.glob("*.onnx*")) and not list(ckpt.parent.glob(".*"))  # nothing half-written kept
+
+
+# --- a results file scored against a config's validation split --------------------------------
+
+
+def test_results_file_scores_like_the_checkpoint(tmp_path, monkeypatch):
+    from detection.cli import train as train_cli
+    from detection.config import CONFIG_DIR
+
+    monkeypatch.chdir(tmp_path)
+    small = ["data.root=data", "data.synthetic.num_train=8", "data.synthetic.num_val=6", "data.synthetic.image_size=96",
+             "data.num_workers=0", "model.weights=none", "model.min_size=96", "model.max_size=96",
+             "model.fpn_channels=32", "train.epochs=1", "train.warmup_iters=1", "name=r"]
+    train_cli.main(["--cfg", str(CONFIG_DIR / "demo.yaml")] + small)
+    eval_cli.main(["--ckpt", "runs/r/weights/best.pt"])
+    direct = json.loads(Path("runs/r/eval/results.json").read_text())
+    infer_cli.main(["--source", "data/coco/val", "--ckpt", "runs/r", "--save-json", "--no-save", "--name", "v"])
+    eval_cli.main(["--pred", "runs/predict/v/predictions.json", "--cfg", str(CONFIG_DIR / "demo.yaml"), "--out", "ev"]
+                  + small)
+    scored = json.loads(Path("ev/results.json").read_text())
+    assert scored["num_images"] == direct["num_images"] == 6
+    for k in ("AP", "AP50", "AP75"):
+        assert round(scored["coco"][k], 3) == round(direct["coco"][k], 3)
