@@ -258,3 +258,8 @@ def test_results_file_scores_like_the_checkpoint(tmp_path, monkeypatch):
     assert scored["num_images"] == direct["num_images"] == 6
     for k in ("AP", "AP50", "AP75"):
         assert round(scored["coco"][k], 3) == round(direct["coco"][k], 3)
+    bad = Path("bad.json")
+    bad.write_text(json.dumps([{**json.loads(Path("runs/predict/v/predictions.json").read_text())[0],
+                                "category_name": "dog"}]))
+    with pytest.raises(SystemExit, match="entry 0 has category_name 'dog', not a class"):
+        eval_cli.main(["--pred", str(bad), "--cfg", str(CONFIG_DIR / "demo.yaml"), "--out", "ev2"] + small)

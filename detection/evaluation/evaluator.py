@@ -226,13 +226,16 @@ def score_results(ev: DetectionEvaluator, preds: list[dict], image_of, label_of,
     `image_of(p)` / `label_of(p)` give an entry's record index and label, or raise DataError."""
     per_image: dict[int, list] = {i: [] for i in range(len(ev.records))}
     outside: set = set()
-    for p in preds:
-        idx = image_of(p)
-        if idx is None:  # an image outside the split (inference ran on a whole folder)
-            outside.add(p.get("file_name"))
-            continue
-        x, y, w, h = p["bbox"]
-        per_image[idx].append((x, y, x + w, y + h, p["score"], label_of(p)))
+    for n, p in enumerate(preds):
+        try:
+            idx = image_of(p)
+            if idx is None:  # an image outside the split (inference ran on a whole folder)
+                outside.add(p.get("file_name"))
+                continue
+            x, y, w, h = p["bbox"]
+            per_image[idx].append((x, y, x + w, y + h, p["score"], label_of(p)))
+        except DataError as e:
+            raise DataError(f"{pred_json}: entry {n} {e}") from None
     if outside:
         if len(outside) == len({p.get("file_name") for p in preds}):
             raise DataError(f"{pred_json}: none of its images is in {ev.info.source} (e.g. {sorted(outside)[0]!r}); "
@@ -258,12 +261,12 @@ def evaluate_files(gt_json: str, pred_json: str, voc_metric: str = "voc07", iou_
 
     def image_of(p):
         if p.get("image_id") not in index:
-            raise DataError(f"{pred_json}: an entry has image_id {p.get('image_id')!r}, not an image of {gt_json}")
+            raise DataError(f"has image_id {p.get('image_id')!r}, not an image of {gt_json}")
         return index[p["image_id"]]
 
     def label_of(p):
         if p["category_id"] not in labels:
-            raise DataError(f"{pred_json}: an entry has category_id {p['category_id']!r}, not a category of {gt_json}")
+            raise DataError(f"has category_id {p['category_id']!r}, not a category of {gt_json}")
         return labels[p["category_id"]]
 
     return score_results(ev, preds, image_of, label_of, pred_json), ev
@@ -295,18 +298,18 @@ def evaluate_results_on_split(cfg: dict, pred_json: str) -> tuple[dict, Detectio
         if name in by_rel:
             return by_rel[name]
         if "file_name" not in p:
-            raise DataError(f"{pred_json}: entries need the `file_name` that infer.py --save-json writes")
+            raise DataError("has no `file_name` (as infer.py --save-json writes): it cannot be matched to an image")
         same_name = by_base.get(os.path.basename(name), [])
         return same_name[0] if len(same_name) == 1 else None
 
     def label_of(p):
         if "category_name" in p:
             if p["category_name"] not in names:
-                raise DataError(f"{pred_json}: category_name {p['category_name']!r} is not a class of the config "
+                raise DataError(f"has category_name {p['category_name']!r}, not a class of the config "
                                 f"({', '.join(info.class_names[:20])})")
             return names[p["category_name"]]
         if p["category_id"] not in ids:
-            raise DataError(f"{pred_json}: category_id {p['category_id']!r} is not a category of {info.source}")
+            raise DataError(f"has category_id {p['category_id']!r}, not a category of {info.source}")
         return ids[p["category_id"]]
 
     return score_results(ev, read_results_file(pred_json), image_of, label_of, pred_json), ev
