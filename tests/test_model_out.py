@@ -263,3 +263,18 @@ def test_results_file_scores_like_the_checkpoint(tmp_path, monkeypatch):
                                 "category_name": "dog"}]))
     with pytest.raises(SystemExit, match="entry 0 has category_name 'dog', not a class"):
         eval_cli.main(["--pred", str(bad), "--cfg", str(CONFIG_DIR / "demo.yaml"), "--out", "ev2"] + small)
+
+
+def test_python_train_and_evaluate_are_the_commands(tmp_path, monkeypatch):
+    import detection
+
+    monkeypatch.chdir(tmp_path)
+    run, last = detection.train("demo.yaml", name="api", epochs=1, warmup_iters=1, num_workers=0, weights="none",
+                                min_size=96, max_size=96, fpn_channels=32, root="data",
+                                **{"data.synthetic.num_train": 8, "data.synthetic.num_val": 4,
+                                   "data.synthetic.image_size": 96})
+    assert run == Path("runs/api") and (run / "weights" / "best.pt").is_file()
+    metrics = detection.evaluate(run)
+    assert metrics["num_images"] == 4 and metrics["coco"]["AP"] == pytest.approx(last["coco"]["AP"], abs=1e-9)
+    with pytest.raises(Exception, match="in several sections|not a config key"):
+        detection.get_config("demo.yaml", nonsense=1)
