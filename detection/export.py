@@ -108,7 +108,7 @@ def _write_torchscript(model, path: str, meta: dict) -> None:
         torch.jit.save(scripted, path, _extra_files={META_KEY: json.dumps(meta)})
 
 
-def export(ckpt_path, fmt: str, opset: int = 17, dynamic: bool = False, size: int | None = None,
+def export(ckpt_path, fmt: str, opset: int = 17, dynamic: bool = True, size: int | None = None,
            out: str | None = None, check: bool = True) -> Path:
     """Write `<checkpoint stem>.onnx|.torchscript` beside the checkpoint (or `out`); returns its path."""
     from .checkpoint import load_checkpoint, model_from_checkpoint, run_checkpoint

@@ -202,7 +202,7 @@ def test_onnx_and_torchscript_give_pytorchs_detections_on_real_images(tmp_path, 
     pytest.importorskip("onnxruntime")
     size = (320, 320) if arch.startswith("ssd") else (224, 288)
     ckpt = _checkpoint(tmp_path / "run" / "weights" / "best.pt", arch, size=size)
-    onnx_file = export(ckpt, "onnx", dynamic=True)
+    onnx_file = export(ckpt, "onnx")  # dynamic input: the default
     ts_file = export(ckpt, "torchscript")
     assert onnx_file == ckpt.with_suffix(".onnx") and ts_file == ckpt.with_suffix(".torchscript")
     images = [cv2.cvtColor(cv2.imread(p), cv2.COLOR_BGR2RGB) for p in _real_images(tmp_path)]
@@ -219,7 +219,10 @@ def test_static_onnx_pads_and_infer_uses_exported_files(tmp_path, ckpt, monkeypa
     pytest.importorskip("onnxruntime")
     monkeypatch.chdir(tmp_path)
     _images(tmp_path / "imgs", 2, size=(200, 150))  # portrait: fitted inside the fixed landscape input
-    export_cli.main(["--ckpt", str(ckpt.parent.parent), "--format", "onnx", "--out", str(tmp_path / "m.onnx")])
+    export_cli.main(["--ckpt", str(ckpt.parent.parent), "--format", "onnx", "--static", "--out", str(tmp_path / "m.onnx")])
+    from detection.export import read_metadata
+
+    assert read_metadata(tmp_path / "m.onnx", "onnx")["fixed_size"] == [224, 288]
     infer_cli.main(["--source", "imgs", "--ckpt", "m.onnx", "--name", "o", "--score", "0", "--save-json"])
     preds = json.loads((tmp_path / "runs/predict/o/predictions.json").read_text())
     assert preds and all(p["bbox"][0] + p["bbox"][2] <= 150.01 and p["bbox"][1] + p["bbox"][3] <= 200.01 for p in preds)

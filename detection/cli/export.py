@@ -1,4 +1,4 @@
-"""python tools/export.py [--ckpt best.pt | run folder] --format onnx|torchscript [--opset 17] [--dynamic] [--size N]
+"""python tools/export.py [--ckpt best.pt | run folder] --format onnx|torchscript [--opset 17] [--static] [--size N]
 
 Writes `weights/best.onnx` or `weights/best.torchscript` beside the checkpoint, with the class
 names, input size and preprocessing inside, after checking its detections against PyTorch's.
@@ -26,9 +26,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--runs", default="runs", help="where to look for the newest run")
     p.add_argument("--format", required=True, choices=list(FORMATS))
     p.add_argument("--opset", type=int, default=17, help="ONNX opset (11 or newer)")
-    p.add_argument("--dynamic", action="store_true",
-                   help="ONNX: any input height and width (default: fixed at the model's min_size x max_size; "
-                        "images are fitted inside and padded)")
+    p.add_argument("--dynamic", action="store_true", default=True,
+                   help="ONNX: any input height and width (the default: every image is fed at the size PyTorch "
+                        "would use, so the detections are PyTorch's)")
+    p.add_argument("--static", dest="dynamic", action="store_false",
+                   help="ONNX: a fixed min_size x max_size input, for runtimes that need one (images are fitted "
+                        "inside and padded: detections near PyTorch's, not equal, for other aspect ratios)")
     p.add_argument("--size", type=int, help="input size (shorter side) to export at, instead of the model's own")
     p.add_argument("--out", help="output file (default: beside the checkpoint)")
     args = p.parse_args(argv)
