@@ -257,6 +257,8 @@ RANGES = {
     "train.weight_decay": (0.0, None, True, True),
     "train.warmup_iters": (0, None, True, True),
     "train.warmup_factor": (0.0, 1.0, False, True),
+    "train.warmup_fraction": (0.0, 1.0, True, False),
+    "train.min_lr_ratio": (0.0, 1.0, True, True),
     "train.gamma": (0.0, 1.0, False, True),
     "train.backbone_lr_mult": (0.0, None, True, True),
     "train.norm_weight_decay": (0.0, None, True, True),
@@ -317,8 +319,11 @@ def check_values(cfg: dict) -> None:
     if not isinstance(cfg["device"], str) or not DEVICE_PATTERN.match(cfg["device"]):
         raise ConfigError(f"config key `device` must be auto, cpu, cuda or cuda:N, got {cfg['device']!r}")
     for i, ms in enumerate(t["milestones"]):
-        if not isinstance(ms, int) or isinstance(ms, bool) or ms < 1:
-            raise ConfigError(f"config key `train.milestones[{i}]` must be an epoch number >= 1, got {ms!r}")
+        whole = isinstance(ms, int) and not isinstance(ms, bool) and ms >= 1
+        fraction = isinstance(ms, float) and 0 < ms < 1
+        if not (whole or fraction):
+            raise ConfigError(f"config key `train.milestones[{i}]` must be an epoch number >= 1 or a fraction of the "
+                              f"run between 0 and 1, got {ms!r}")
     if not all(isinstance(c, str) and c for c in cfg["data"]["classes"]):
         raise ConfigError(f"config key `data.classes` must list non-empty class names, got {cfg['data']['classes']}")
     _check_stages(t["stages"])

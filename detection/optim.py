@@ -48,19 +48,40 @@ def build_optimizer(model: nn.Module, tcfg: dict, lr: float, backbone_lr_mult: f
     return torch.optim.SGD(groups, lr=lr, momentum=tcfg["momentum"])  # the choice is checked in config
 
 
-def lr_lambda(tcfg: dict, iters_per_epoch: int, epochs: int, warmup_iters: int, start_epoch: int = 0):
+def warmup_length(tcfg: dict, stage_warmup_iters: int, total: int) -> int:
+    """Warmup iterations of a stage of `total` iterations: `train.warmup_fraction` of it (capped at
+    the stage's warmup_iters) when set, else warmup_iters; never the whole stage."""
+    frac = tcfg["warmup_fraction"]
+    n = min(stage_warmup_iters, round(frac * total)) if frac > 0 else stage_warmup_iters
+    return min(n, total - 1) if total > 1 else 0
+
+
+def milestone_iters(tcfg: dict, iters_per_epoch: int, start_epoch: int, run_epochs: int) -> list[int]:
+    """Milestones as iterations from the stage's start: whole numbers are run epochs, numbers
+    below 1 fractions of the whole run (so a schedule fits any run length)."""
+    out = []
+    for m in tcfg["milestones"]:
+        epoch = m * run_epochs if m < 1 else m
+        if epoch > start_epoch:
+            out.append(round((epoch - start_epoch) * iters_per_epoch))
+    return out
+
+
+def lr_lambda(tcfg: dict, iters_per_epoch: int, epochs: int, warmup_iters: int, start_epoch: int = 0,
+              run_epochs: int | None = None):
     """Multiplier of the base lr at iteration `it` of a stage that starts at `start_epoch`.
 
-    Linear warmup over `warmup_iters`, then multistep (train.milestones are run epochs)
-    or cosine over the stage's `epochs`.
+    Linear warmup (see `warmup_length`), then multistep (train.milestones) or cosine over the
+    stage's `epochs`, ending at train.min_lr_ratio of the base lr.
     """
     total = max(1, epochs * iters_per_epoch)
-    warmup = min(warmup_iters, total)
-    milestones = [(m - start_epoch) * iters_per_epoch for m in tcfg["milestones"] if m > start_epoch]
+    warmup = warmup_length(tcfg, warmup_iters, total)
+    milestones = milestone_iters(tcfg, iters_per_epoch, start_epoch, run_epochs or start_epoch + epochs)
+    floor = tcfg["min_lr_ratio"]
 
     def f(it: int) -> float:
         if tcfg["scheduler"] == "cosine":
-            decay = 0.5 * (1 + math.cos(math.pi * min(it, total) / total))
+            decay = floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(it, total) / total))
         else:
             decay = tcfg["gamma"] ** sum(it >= m for m in milestones)
         if it < warmup:
@@ -71,10 +92,11 @@ def lr_lambda(tcfg: dict, iters_per_epoch: int, epochs: int, warmup_iters: int, 
     return f
 
 
-def build_scheduler(optimizer, tcfg: dict, stage: dict, iters_per_epoch: int, start_epoch: int):
+def build_scheduler(optimizer, tcfg: dict, stage: dict, iters_per_epoch: int, start_epoch: int,
+                    run_epochs: int | None = None):
     """The stage's schedule as torch's LambdaLR, stepped once per iteration."""
     return torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lr_lambda(tcfg, iters_per_epoch, stage["epochs"], stage["warmup_iters"], start_epoch))
+        optimizer, lr_lambda(tcfg, iters_per_epoch, stage["epochs"], stage["warmup_iters"], start_epoch, run_epochs))
 
 
 def plan_stages(cfg: dict) -> list[dict]:

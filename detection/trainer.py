@@ -188,7 +188,7 @@ class Trainer:
         self.parts = TrainParts(
             self.model, optimizer,
             build_scheduler(optimizer, tcfg, st, self.loader.batch_sampler.batches_per_epoch(),
-                            self.stage_end(si) - st["epochs"]),
+                            self.stage_end(si) - st["epochs"], self.total_epochs),
             torch.amp.GradScaler("cuda") if tcfg["amp"] == "fp16" else None,
             make_ema(self.model, tcfg["ema_decay"], tcfg["ema_tau"]) if tcfg["ema"] else None)
         if resuming:

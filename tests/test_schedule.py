@@ -1,0 +1,52 @@
+"""Learning-rate schedules that fit runs of any length: warmup as a share, milestones as fractions, cosine floor."""
+
+import pytest
+
+from detection.config import ConfigError, load_config
+from detection.optim import lr_lambda, warmup_length
+
+
+def _tcfg(**kw):
+    return load_config(None, {"data": {"format": "voc", "root": "x"}, "train": kw})["train"]
+
+
+def test_warmup_is_a_share_of_the_run_with_a_cap():
+    t = _tcfg(warmup_fraction=0.05, warmup_iters=100)
+    assert warmup_length(t, 100, 200) == 10  # 160 images, 5 epochs of batch 4: not 100 of 200 iterations
+    assert warmup_length(t, 100, 100_000) == 100  # the cap
+    assert warmup_length(_tcfg(warmup_iters=100), 100, 50) == 49  # never the whole run
+    f = lr_lambda(t, 40, 5, 100)
+    assert f(0) == pytest.approx(0.001) and f(10) == pytest.approx(1.0) and f(5) < 1
+
+
+@pytest.mark.parametrize("iters_per_epoch,epochs", [(1, 3), (7, 2), (40, 5), (500, 12)])
+@pytest.mark.parametrize("scheduler", ["multistep", "cosine"])
+def test_schedules_of_any_length_reach_their_decay(iters_per_epoch, epochs, scheduler):
+    t = _tcfg(scheduler=scheduler, milestones=[0.7, 0.9], warmup_fraction=0.1, warmup_iters=1000, min_lr_ratio=0.05)
+    f = lr_lambda(t, iters_per_epoch, epochs, t["warmup_iters"])
+    total = iters_per_epoch * epochs
+    peak = max(f(i) for i in range(total))
+    last = f(total - 1)
+    assert peak > 0.5
+    if scheduler == "cosine":
+        assert last == pytest.approx(0.05, abs=0.05 + 1.0 / total)  # ends near the floor, never below it
+        after_warmup = range(warmup_length(t, t["warmup_iters"], total), total + 5)
+        assert min(f(i) for i in after_warmup) >= 0.05 - 1e-9
+    elif total >= 10:
+        assert last == pytest.approx(0.01)  # both milestones passed: gamma squared
+        assert f(int(0.7 * total) - 1) == pytest.approx(1.0)
+
+
+def test_fraction_milestones_follow_the_whole_run_across_stages():
+    t = _tcfg(milestones=[0.5], warmup_iters=0)
+    # a second stage of epochs 4..8 of an 8-epoch run: the run's midpoint is the stage's start
+    f = lr_lambda(t, 10, 4, 0, start_epoch=4, run_epochs=8)
+    assert f(0) == pytest.approx(1.0)  # passed before the stage: a milestone belongs to the stage it falls in
+    g = lr_lambda(t, 10, 6, 0, start_epoch=2, run_epochs=8)
+    assert g(19) == pytest.approx(1.0) and g(20) == pytest.approx(0.1)  # epoch 4 = 2 epochs into this stage
+
+
+@pytest.mark.parametrize("bad", [[0], [1.5], [-0.2], [True]])
+def test_milestones_are_epochs_or_fractions(bad):
+    with pytest.raises(ConfigError, match="train.milestones"):
+        _tcfg(milestones=bad)
