@@ -107,6 +107,33 @@ def train_one_epoch(parts: TrainParts, loader, device: torch.device, opts: StepO
     return out
 
 
+def measure_step_time(model, loader, device: torch.device, amp: str = "none", steps: int = 6,
+                      warmup: int = 2) -> float:
+    """Seconds per training iteration (loading, forward, backward) on real batches, leaving the
+    weights as they were: no optimizer step, gradients cleared, buffers restored. For planning a
+    run by time. The batches come from an epoch number no training epoch uses."""
+    saved = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    sampler = loader.batch_sampler
+    sampler.set_epoch(10**6, limit=steps + warmup)
+    model.train()
+    t0, n = None, 0
+    for i, (images, targets) in enumerate(loader):
+        if i == warmup:
+            t0 = time.perf_counter()
+        images, targets = _to_device(images, targets, device)
+        with autocast(device, amp):
+            loss = sum(model(images, targets).values())
+        loss.backward()
+        model.zero_grad(set_to_none=True)
+        n += i >= warmup
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    model.load_state_dict(saved)
+    if t0 is None or n == 0:  # fewer batches than the warm-up: time what there was
+        return measure_step_time(model, loader, device, amp, steps, 0) if warmup else 1.0
+    return (time.perf_counter() - t0) / n
+
+
 def _backward_and_step(parts: TrainParts, loss, params, clip_grad_norm: float) -> float | None:
     """Backward, optional clipping (of unscaled gradients under fp16), step, schedule, EMA."""
     scaler, grad_norm = parts.scaler, None

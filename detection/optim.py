@@ -68,15 +68,21 @@ def milestone_iters(tcfg: dict, iters_per_epoch: int, start_epoch: int, run_epoc
 
 
 def lr_lambda(tcfg: dict, iters_per_epoch: int, epochs: int, warmup_iters: int, start_epoch: int = 0,
-              run_epochs: int | None = None):
+              run_epochs: int | None = None, total_iters: int | None = None):
     """Multiplier of the base lr at iteration `it` of a stage that starts at `start_epoch`.
 
     Linear warmup (see `warmup_length`), then multistep (train.milestones) or cosine over the
-    stage's `epochs`, ending at train.min_lr_ratio of the base lr.
+    stage's `epochs`, ending at train.min_lr_ratio of the base lr. `total_iters` (a stage planned
+    by time) lays it over that many iterations instead; milestones then fall at the same share of
+    the stage as they would of the configured epochs (epoch 9 of 12: three quarters in).
     """
-    total = max(1, epochs * iters_per_epoch)
+    total = max(1, total_iters or epochs * iters_per_epoch)
     warmup = warmup_length(tcfg, warmup_iters, total)
-    milestones = milestone_iters(tcfg, iters_per_epoch, start_epoch, run_epochs or start_epoch + epochs)
+    if total_iters:
+        configured = run_epochs or epochs
+        milestones = [round((m if m < 1 else m / configured) * total) for m in tcfg["milestones"]]
+    else:
+        milestones = milestone_iters(tcfg, iters_per_epoch, start_epoch, run_epochs or start_epoch + epochs)
     floor = tcfg["min_lr_ratio"]
 
     def f(it: int) -> float:
@@ -93,10 +99,21 @@ def lr_lambda(tcfg: dict, iters_per_epoch: int, epochs: int, warmup_iters: int, 
 
 
 def build_scheduler(optimizer, tcfg: dict, stage: dict, iters_per_epoch: int, start_epoch: int,
-                    run_epochs: int | None = None):
+                    run_epochs: int | None = None, total_iters: int | None = None):
     """The stage's schedule as torch's LambdaLR, stepped once per iteration."""
-    return torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lr_lambda(tcfg, iters_per_epoch, stage["epochs"], stage["warmup_iters"], start_epoch, run_epochs))
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(
+        tcfg, iters_per_epoch, stage["epochs"], stage["warmup_iters"], start_epoch, run_epochs, total_iters))
+
+
+def plan_iterations(budget_s: float, elapsed_s: float, shares: list[float], stage: int, seconds_per_iter: float,
+                    safety: float = 0.97) -> int:
+    """Iterations of `stage` that fit its part of what is left of the budget.
+
+    What is left (`budget_s - elapsed_s`) is split among this stage and those after it by
+    their shares, so a stage that ran long leaves the later ones less, never the run more."""
+    left = max(0.0, budget_s - elapsed_s)
+    part = left * shares[stage] / max(sum(shares[stage:]), 1e-9)
+    return max(1, int(part * safety / max(seconds_per_iter, 1e-9)))
 
 
 def plan_stages(cfg: dict) -> list[dict]:

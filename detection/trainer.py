@@ -28,12 +28,12 @@ from .checkpoint import Checkpointer, load_checkpoint, new_run_dir, restore_mode
 from .config import load_config, save_config
 from .data.dataset import build_loader, get_dataset
 from .data.splits import record_names, write_split
-from .engine import StepOptions, TrainParts, evaluate, train_one_epoch
+from .engine import StepOptions, TrainParts, evaluate, measure_step_time, train_one_epoch
 from .errors import CheckpointError, ConfigError, DetectionError
 from .evaluation.evaluator import build_validation, format_results
 from .models.builders import build_model
 from .models.freeze import apply_policy, count_parameters, freeze_policy
-from .optim import build_optimizer, build_scheduler, plan_stages
+from .optim import build_optimizer, build_scheduler, plan_iterations, plan_stages
 from .precision import amp_warning
 from .results_log import ResultsLog, plot_results
 from .rng import rng_state, seed_everything, set_rng_state
@@ -52,6 +52,8 @@ class TrainState:
     best: float = -1.0  # best validation COCO AP so far
     bad_evals: int = 0  # validations in a row without a better AP
     epoch_sums: dict = field(default_factory=dict)  # running loss sums of the epoch in progress
+    plan: list = field(default_factory=list)  # train.time: iterations planned for each stage entered so far
+    elapsed: float = 0.0  # seconds of the run so far (train.time counts them across a resume)
 
     @classmethod
     def from_checkpoint(cls, ckpt: dict) -> TrainState:
@@ -114,6 +116,7 @@ class Trainer:
         self.results: dict = {}
         self.stop = False
         self.parts: TrainParts | None = None
+        self.clock_start = time.perf_counter() - self.state.elapsed
 
     # --- set-up ---------------------------------------------------------------------------------
 
@@ -168,9 +171,16 @@ class Trainer:
                         f"fraction={d['fraction']} seed={self.cfg['seed']}")
         return str(path.resolve())
 
+    def stage_epochs(self, si: int) -> int:
+        """Epochs of stage `si`: configured, or (train.time) those its planned iterations touch;
+        a stage not planned yet counts its configured epochs until it is."""
+        if si < len(self.state.plan):
+            return math.ceil(self.state.plan[si] / self.loader.batch_sampler.batches_per_epoch())
+        return self.stages[si]["epochs"]
+
     def stage_end(self, si: int) -> int:
         """The run epoch at which stage `si` ends."""
-        return sum(st["epochs"] for st in self.stages[:si + 1])
+        return sum(self.stage_epochs(j) for j in range(si + 1))
 
     @property
     def total_epochs(self) -> int:
@@ -184,16 +194,47 @@ class Trainer:
         if len(self.stages) > 1 and not resuming:
             self._apply_stage_freezing(si)
         self.train_model = _wrap_ddp(self.model, self.device, tcfg["sync_bn"]) if self.world > 1 else self.model
+        if self.timed and si >= len(self.state.plan):
+            self.plan_stage(si)
         optimizer = build_optimizer(self.model, tcfg, st["lr"], st["backbone_lr_mult"])
         self.parts = TrainParts(
             self.model, optimizer,
             build_scheduler(optimizer, tcfg, st, self.loader.batch_sampler.batches_per_epoch(),
-                            self.stage_end(si) - st["epochs"], self.total_epochs),
+                            self.stage_end(si - 1) if si else 0, sum(x["epochs"] for x in self.stages),
+                            self.state.plan[si] if self.timed else None),
             torch.amp.GradScaler("cuda") if tcfg["amp"] == "fp16" else None,
             make_ema(self.model, tcfg["ema_decay"], tcfg["ema_tau"]) if tcfg["ema"] else None)
         if resuming:
             Checkpointer.restore_parts(self.ckpt, self.parts)
             set_rng_state(self.ckpt["rng"])  # last: the set-up above must not move the generators
+
+    @property
+    def timed(self) -> bool:
+        return self.tcfg["time"] > 0
+
+    def plan_stage(self, si: int) -> None:
+        """train.time: measure this stage's seconds per iteration (its own freezing) and fix how many
+        iterations fit its share of what is left of the budget; the schedule is laid over them."""
+        ipe = self.loader.batch_sampler.batches_per_epoch()
+        spi = dist.broadcast_object(measure_step_time(self.model, self.loader, self.device, self.tcfg["amp"]))
+        shares = [st["epochs"] for st in self.stages]
+        budget = self.tcfg["time"] * 60
+        elapsed = time.perf_counter() - self.clock_start
+        iters = dist.broadcast_object(plan_iterations(budget, elapsed, shares, si, spi))
+        self.state.plan.append(iters)
+        if dist.is_main():
+            log.info("train.time=%g min: stage %d/%d gets %d iterations (%.1f epochs of %d) at %.2f s each, "
+                     "measured; %.0fs of the budget used so far; validation runs after the last (outside it)",
+                     self.tcfg["time"], si + 1, len(self.stages), iters, iters / ipe, ipe, spi, elapsed)
+
+    def epoch_limit(self) -> int | None:
+        """Batches of the current epoch under a time plan (the stage's last epoch is partial)."""
+        if not self.timed:
+            return None
+        si = self.state.stage
+        start = self.stage_end(si - 1) if si else 0
+        left = self.state.plan[si] - (self.state.epoch - start) * self.loader.batch_sampler.batches_per_epoch()
+        return left if left < self.loader.batch_sampler.batches_per_epoch() else None
 
     def _apply_stage_freezing(self, si: int) -> None:
         st = self.stages[si]
@@ -212,7 +253,7 @@ class Trainer:
     def train_epoch(self) -> dict:
         """Train the current epoch (or what is left of it); returns its results.csv row so far."""
         state, epoch = self.state, self.state.epoch
-        self.loader.batch_sampler.set_epoch(epoch, skip_batches=state.iter_in_epoch)
+        self.loader.batch_sampler.set_epoch(epoch, skip_batches=state.iter_in_epoch, limit=self.epoch_limit())
         epoch_start_step = state.step - state.iter_in_epoch
 
         def on_step(step, losses, lr):
@@ -235,7 +276,10 @@ class Trainer:
                 **{k: round(v, 5) for k, v in stats.items() if k != "iters"}}
 
     def due_for_validation(self) -> bool:
-        return self.state.epoch % self.tcfg["eval_every"] == 0 or self.state.epoch == self.total_epochs
+        """Every eval_every epochs and after the last; under train.time after the last only (the
+        budget is for training, and one validation follows it)."""
+        last = self.state.stage == len(self.stages) - 1 and self.state.epoch == self.total_epochs
+        return last or (not self.timed and self.state.epoch % self.tcfg["eval_every"] == 0)
 
     def validate(self, row: dict) -> bool:
         """Score the validation split (EMA weights when kept), add the metrics to `row`; True when best."""
@@ -253,6 +297,7 @@ class Trainer:
         return improved
 
     def snapshot(self, row: dict | None = None) -> dict:
+        self.state.elapsed = time.perf_counter() - self.clock_start
         return self.checkpointer.snapshot(self.parts, self.state, rng_state(), row)
 
     def save(self, row: dict, improved: bool) -> None:
@@ -267,6 +312,9 @@ class Trainer:
     def log_epoch(self, row: dict, t0: float) -> None:
         """results.csv and the one-line epoch summary; `t0` is when the epoch started."""
         row["epoch_s"] = round(time.perf_counter() - t0, 1)
+        if self.timed:  # the plan and where the run is in it
+            row.update(plan_iters=self.state.plan[self.state.stage], step=self.state.step,
+                       elapsed_s=round(time.perf_counter() - self.clock_start, 1))
         if not dist.is_main():
             return
         self.results_log.append(row)
@@ -283,7 +331,9 @@ class Trainer:
         improved = False
         if self.due_for_validation():
             self.checkpointer.save("last.pt", self.snapshot(row))
+            v0 = time.perf_counter()
             improved = self.validate(row)
+            row["val_s"] = round(time.perf_counter() - v0, 1)  # apart from the training time
         self.save(row, improved)
         self.log_epoch(row, t0)
         if self.stop:
@@ -292,6 +342,7 @@ class Trainer:
     # --- the loop -------------------------------------------------------------------------------
 
     def train(self) -> tuple[Path, dict]:
+        self.clock_start = time.perf_counter() - self.state.elapsed  # train.time counts set-up and resumed time
         self.setup()
         try:
             for si in range(self.state.stage, len(self.stages)):

@@ -194,7 +194,8 @@ def read_rows(path):
     import csv
 
     with open(path) as f:
-        return [{k: v for k, v in r.items() if k not in ("images_per_s", "epoch_s")} for r in csv.DictReader(f)]
+        timing = ("images_per_s", "epoch_s", "val_s", "elapsed_s")
+        return [{k: v for k, v in r.items() if k not in timing} for r in csv.DictReader(f)]
 
 
 def run_ok(cmd, env):

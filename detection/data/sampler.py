@@ -42,11 +42,12 @@ class GroupedBatchSampler(Sampler):
             raise ValueError(f"train.batch_size must be >= 1, got {batch_size}")
         self.group_ids, self.batch_size, self.seed, self.shuffle = group_ids, batch_size, seed, shuffle
         self.rank, self.world_size = rank, world_size
-        self.epoch, self.skip = 0, 0
+        self.epoch, self.skip, self.limit = 0, 0, None
 
-    def set_epoch(self, epoch: int, skip_batches: int = 0) -> None:
-        """The epoch to produce, and how many of its batches this rank has already done."""
-        self.epoch, self.skip = epoch, skip_batches
+    def set_epoch(self, epoch: int, skip_batches: int = 0, limit: int | None = None) -> None:
+        """The epoch to produce, how many of its batches this rank has already done, and where it
+        stops (`limit` batches: the last, partial epoch of a run planned by time)."""
+        self.epoch, self.skip, self.limit = epoch, skip_batches, limit
 
     def _all_batches(self) -> list[list[int]]:
         n = len(self.group_ids)
@@ -68,11 +69,11 @@ class GroupedBatchSampler(Sampler):
         return batches[self.rank:usable:self.world_size]
 
     def __iter__(self):
-        for batch in self._all_batches()[self.skip:]:
+        for batch in self._all_batches()[self.skip:self.limit]:
             yield [(i, augmentation_seed(self.seed, self.epoch, i)) for i in batch]
 
     def __len__(self) -> int:
-        return len(self._all_batches()) - self.skip
+        return max(0, len(self._all_batches()[:self.limit]) - self.skip)
 
     def batches_per_epoch(self) -> int:
         """Batches of a whole epoch on this rank, whatever is being skipped now."""
