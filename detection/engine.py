@@ -107,8 +107,8 @@ def train_one_epoch(parts: TrainParts, loader, device: torch.device, opts: StepO
     return out
 
 
-def measure_step_time(model, loader, device: torch.device, amp: str = "none", steps: int = 6,
-                      warmup: int = 2) -> float:
+def measure_step_time(model, loader, device: torch.device, amp: str = "none", steps: int = 4,
+                      warmup: int = 1) -> float:
     """Seconds per training iteration (loading, forward, backward) on real batches, leaving the
     weights as they were: no optimizer step, gradients cleared, buffers restored. For planning a
     run by time. The batches come from an epoch number no training epoch uses."""

@@ -87,6 +87,26 @@ def fasterrcnn_mobilenet_v2_fpn(mcfg: dict, num_classes: int, load: bool) -> nn.
     return _describe(model, "frcnn", "backbone.body", mobilenet_v2_stage_spec(), ["backbone.fpn"], False)
 
 
+def fasterrcnn_mobilenet_v2_c5(mcfg: dict, num_classes: int, load: bool) -> nn.Module:
+    """torchvision's tutorial detector: all of MobileNetV2's `features` as one 1280-channel /32 map,
+    one anchor level (32..512 px), the default 1024-wide box head. For comparison (bench/)."""
+    from collections import OrderedDict
+
+    from .backbones import MOBILENET_V2_STAGES, imagenet_mobilenet_v2
+
+    net = imagenet_mobilenet_v2(load, mcfg["weights_file"])
+    backbone = nn.Sequential(OrderedDict(
+        [(name, net.features[a:b]) for name, (a, b) in MOBILENET_V2_STAGES.items()] + [("last", net.features[18:])]))
+    backbone.out_channels = 1280
+    model = FasterRCNN(
+        backbone, num_classes=num_classes + 1,
+        rpn_anchor_generator=AnchorGenerator(((32, 64, 128, 256, 512),), ((0.5, 1.0, 2.0),)),
+        box_roi_pool=MultiScaleRoIAlign(["0"], output_size=7, sampling_ratio=2), **_family_kwargs("frcnn", mcfg))
+    stages = [(name, [name]) for name in MOBILENET_V2_STAGES]
+    stages[-1] = ("stage4", ["stage4", "last"])
+    return _describe(model, "frcnn", "backbone", stages, [], False)
+
+
 def retinanet_mobilenet_v2_fpn(mcfg: dict, num_classes: int, load: bool) -> nn.Module:
     """RetinaNet on ImageNet MobileNetV2: FPN P3-P5 plus P6, P7; GroupNorm in the head towers."""
     ch = mcfg["fpn_channels"]
@@ -144,6 +164,7 @@ def _resnet(_):
 _FPN = ["backbone.fpn"]
 ARCHS = {
     "fasterrcnn_mobilenet_v2_fpn": fasterrcnn_mobilenet_v2_fpn,
+    "fasterrcnn_mobilenet_v2_c5": fasterrcnn_mobilenet_v2_c5,
     "retinanet_mobilenet_v2_fpn": retinanet_mobilenet_v2_fpn,
     "ssdlite_mobilenet_v2": ssdlite_mobilenet_v2,
     "fasterrcnn_resnet50_fpn": _torchvision(
