@@ -222,6 +222,7 @@ CHOICES = {
     "model.weights": ("pretrained", "none"),
     "model.freeze_bn": ("all", "frozen_stages"),
     "model.mode": ("fine_tune", "feature_extraction"),
+    "model.anchors": ("default", "auto"),
     "train.optimizer": ("sgd", "adamw"),
     "train.scheduler": ("multistep", "cosine"),
     "train.amp": ("none", "bf16", "fp16"),
@@ -315,6 +316,10 @@ def check_values(cfg: dict) -> None:
         close = difflib.get_close_matches(m["arch"], list(ARCHS), n=1)
         hint = f"; did you mean `{close[0]}`?" if close else f"; choose one of: {', '.join(ARCHS)}"
         raise ConfigError(f"config key `model.arch` is {m['arch']!r}, which is unknown{hint}")
+    if m["anchors"] == "auto":
+        from .models.anchors import check_fittable
+
+        check_fittable(m["arch"])
     if m["max_size"] < m["min_size"]:
         raise ConfigError(f"config key `model.max_size` ({m['max_size']}) must be >= model.min_size ({m['min_size']})")
     if not isinstance(cfg["device"], str) or not DEVICE_PATTERN.match(cfg["device"]):

@@ -125,6 +125,13 @@ class Trainer:
         cfg, tcfg = self.cfg, self.tcfg
         train_ds = get_dataset(cfg, train=True)
         self.class_names = list(train_ds.info.class_names)
+        if cfg["model"]["anchors"] == "auto" and not cfg["model"]["anchor_sizes"]:
+            from .models.anchors import fitted_config
+
+            self.cfg = cfg = fitted_config(cfg, train_ds.records)  # pinned in config.yaml below
+            log.info("model.anchors=auto: sizes %s, aspect ratios %s (from %d training boxes)",
+                     cfg["model"]["anchor_sizes"], cfg["model"]["aspect_ratios"],
+                     sum(len(r.boxes) for r in train_ds.records))
         self.val_loader, self.evaluator = build_validation(cfg, self.class_names, self.device, self.rank, self.world)
         self.model = build_model(cfg["model"], self.class_names, load_pretrained=self.ckpt is None,
                                  verbose=dist.is_main())

@@ -31,7 +31,7 @@ from torchvision.models.detection.ssdlite import SSDLiteHead
 from torchvision.ops import MultiScaleRoIAlign
 from torchvision.ops.feature_pyramid_network import LastLevelP6P7
 
-from ..errors import CheckpointError, DataError
+from ..errors import CheckpointError, ConfigError, DataError
 from .backbones import (
     MOBILENET_V2_SSDLITE_STAGES,
     RESNET_STAGES,
@@ -70,6 +70,17 @@ def _describe(model: nn.Module, family: str, trunk: str, stages, neck: list[str]
 
 # --- on the ImageNet MobileNetV2 (the weights that can be had offline) ---------------------
 
+def _anchors(mcfg: dict, sizes: tuple, ratios: tuple) -> AnchorGenerator:
+    """The arch's anchors, or model.anchor_sizes / aspect_ratios when set (fitted by anchors=auto)."""
+    if mcfg.get("anchor_sizes"):
+        if len(mcfg["anchor_sizes"]) != len(sizes) or len({len(s) for s in mcfg["anchor_sizes"]}) != 1:
+            raise ConfigError(f"model.anchor_sizes needs {len(sizes)} lists (one per feature level) of equal length, "
+                              f"got {mcfg['anchor_sizes']}")
+        sizes = tuple(tuple(int(v) for v in level) for level in mcfg["anchor_sizes"])
+        ratios = tuple(float(r) for r in mcfg["aspect_ratios"] or ratios)
+    return AnchorGenerator(sizes, (tuple(ratios),) * len(sizes))
+
+
 def fasterrcnn_mobilenet_v2_fpn(mcfg: dict, num_classes: int, load: bool) -> nn.Module:
     """Faster R-CNN on ImageNet MobileNetV2 with a narrow FPN: built to train fast on a CPU."""
     ch = mcfg["fpn_channels"]
@@ -78,7 +89,7 @@ def fasterrcnn_mobilenet_v2_fpn(mcfg: dict, num_classes: int, load: bool) -> nn.
     model = FasterRCNN(
         backbone,
         num_classes=None,
-        rpn_anchor_generator=AnchorGenerator(sizes, ((0.5, 1.0, 2.0),) * len(sizes)),
+        rpn_anchor_generator=_anchors(mcfg, sizes, (0.5, 1.0, 2.0)),
         box_roi_pool=MultiScaleRoIAlign(["0", "1", "2"], output_size=7, sampling_ratio=2),
         box_head=TwoMLPHead(ch * 7 * 7, 512),
         box_predictor=FastRCNNPredictor(512, num_classes + 1),
@@ -112,7 +123,7 @@ def retinanet_mobilenet_v2_fpn(mcfg: dict, num_classes: int, load: bool) -> nn.M
     ch = mcfg["fpn_channels"]
     backbone = mobilenet_v2_fpn(load, ch, mcfg["weights_file"], extra_blocks=LastLevelP6P7(ch, ch))
     sizes = tuple((x, int(x * 2 ** (1 / 3)), int(x * 2 ** (2 / 3))) for x in (32, 64, 128, 256, 512))
-    anchors = AnchorGenerator(sizes, ((0.5, 1.0, 2.0),) * len(sizes))
+    anchors = _anchors(mcfg, sizes, (0.5, 1.0, 2.0))
     head = RetinaNetHead(ch, anchors.num_anchors_per_location()[0], num_classes + 1,
                          norm_layer=partial(nn.GroupNorm, 16))
     model = RetinaNet(backbone, num_classes + 1, anchor_generator=anchors, head=head,
