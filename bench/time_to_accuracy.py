@@ -11,6 +11,7 @@ Recipes (each on top of the data set's config, `configs/bccd_frcnn.yaml` or `con
 - staged: the classic transfer recipe: new heads on a frozen trunk (a third of the budget),
   then freeze_at 2 at a tenth of the lr.
 - features: feature extraction (the whole trunk frozen).
+- anchors: `new` with anchors fitted to the training boxes (model.anchors=auto).
 One run after the other, in this process; the table rows print as they finish (COCO AP and
 AP50 on the validation split, the iterations the budget allowed, training and validation s).
 """
@@ -42,6 +43,8 @@ RECIPES = {
     "staged": {"train.stages": [{"epochs": 1, "freeze_at": 5, "lr": 0.02},
                                 {"epochs": 2, "freeze_at": 2, "lr": 0.002}], "train.milestones": [0.8]},
     "features": {"model.mode": "feature_extraction"},
+    "anchors": {"model.anchors": "auto", "train.warmup_fraction": 0.05, "train.scheduler": "cosine",
+                "train.min_lr_ratio": 0.05},
 }
 
 
