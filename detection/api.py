@@ -14,8 +14,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
@@ -126,8 +126,7 @@ def as_rgb(image) -> np.ndarray:
 def get_config(cfg=None, **overrides) -> dict:
     """A full config from a YAML path (or a dict of keys) and overrides: dotted keys
     (`**{"train.epochs": 3}`) or bare names found in one section only (`epochs=3`, `root=...`)."""
-    from .config import load_config, load_yaml_with_bases, resolve_config_file
-    from .config import DEFAULT_CONFIG
+    from .config import DEFAULT_CONFIG, load_config, load_yaml_with_bases, resolve_config_file
 
     schema = load_yaml_with_bases(DEFAULT_CONFIG)
     dotted = {}

@@ -185,8 +185,9 @@ def resolve_config_file(path: str | Path) -> Path:
     path = Path(path)
     if path.exists():
         return path
-    for candidate in (CONFIG_DIR / path, CONFIG_DIR / Path(*path.parts[1:]) if path.parts[:1] == ("configs",) else None):
-        if candidate is not None and candidate.is_file():
+    candidates = [CONFIG_DIR / path] + ([CONFIG_DIR / Path(*path.parts[1:])] if path.parts[:1] == ("configs",) else [])
+    for candidate in candidates:
+        if candidate.is_file():
             return candidate
     return path  # not found anywhere: the loader says so, naming the path as given
 

@@ -100,7 +100,8 @@ def test_yolo_refuses_list_entries_outside_the_data_set(tmp_path):
 
 
 def test_label_path_follows_ultralytics():
-    assert label_path(os.path.join("/d", "images", "train", "a.b.jpg")) == os.path.join("/d", "labels", "train", "a.b.txt")
+    expected = os.path.join("/d", "labels", "train", "a.b.txt")
+    assert label_path(os.path.join("/d", "images", "train", "a.b.jpg")) == expected
     assert label_path(os.path.join("/d", "x", "a.jpg")) == os.path.join("/d", "x", "a.txt")
 
 
@@ -115,7 +116,9 @@ def test_hash_split_is_stable_when_images_are_added():
     more = names + [f"new_{i}.jpg" for i in range(500)]
     assert set(select(more, more, "val", val_fraction=0.2)) & set(names) == val  # nothing moved
     # the order of the list does not matter, and a subset of the training side is seeded
-    assert set(select(more[::-1], more[::-1], "val", val_fraction=0.2)) == set(select(more, more, "val", val_fraction=0.2))
+    backwards = more[::-1]
+    val_more = set(select(more, more, "val", val_fraction=0.2))
+    assert set(select(backwards, backwards, "val", val_fraction=0.2)) == val_more
     sub = select(names, names, "train", val_fraction=0.2, fraction=0.25, seed=1)
     assert set(sub) <= train and 0.18 < len(sub) / len(train) < 0.32
     assert sub != select(names, names, "train", val_fraction=0.2, fraction=0.25, seed=2)
@@ -168,7 +171,8 @@ def test_coco_single_json_and_yolo_split_by_val_fraction(tmp_path):
     cfg = _cfg(tmp_path / "y" / "data.yaml", "yolo", val_fraction=0.5, classes=["cat", "dog"])
     train, _ = read_split(cfg["data"], "train", True)
     val, _ = read_split(cfg["data"], "val", False, ["cat", "dog"])
-    assert {r.path for r in train} | {r.path for r in val} == {str(tmp_path / f"y/images/train/{i}.jpg") for i in range(3)}
+    every = {str(tmp_path / f"y/images/train/{i}.jpg") for i in range(3)}
+    assert {r.path for r in train} | {r.path for r in val} == every
 
 
 # --- pixels at the training size, with and without a cache ----------------------------------
@@ -189,7 +193,8 @@ def test_reduced_jpeg_decode_gives_the_full_decodes_size_and_close_pixels(tmp_pa
     recs = _records(tmp_path, 1, 1280, 960)
     assert reduce_factor(1280, 960, 320, 240) == 4 and reduce_factor(1280, 960, 400, 300) == 2
     img = load_resized(recs[0].path, 1280, 960, 240, 400)
-    full = cv2.resize(cv2.cvtColor(cv2.imread(recs[0].path), cv2.COLOR_BGR2RGB), (320, 240), interpolation=cv2.INTER_AREA)
+    rgb = cv2.cvtColor(cv2.imread(recs[0].path), cv2.COLOR_BGR2RGB)
+    full = cv2.resize(rgb, (320, 240), interpolation=cv2.INTER_AREA)
     assert img.shape == full.shape == (240, 320, 3)
     assert np.abs(img.astype(int) - full.astype(int)).mean() < 12  # random noise: the worst case for DCT scaling
     ds = DetectionDataset(recs, DatasetInfo(["a"], [1], "t"), train=False, min_size=240, max_size=400)
@@ -251,7 +256,8 @@ def test_labelimg_folder_trains_from_the_readme_command_and_eval_reuses_its_spli
     train_cli.main(["--cfg", str(CONFIG_DIR / "labelimg_frcnn.yaml"), "data.root=photos"] + _tiny("li"))
     run = tmp_path / "runs" / "li"
     split = json.loads((run / "split.json").read_text())
-    assert len(split["train"]) + len(split["val"]) == 16 and split["val"] and not set(split["train"]) & set(split["val"])
+    assert len(split["train"]) + len(split["val"]) == 16 and split["val"]
+    assert not set(split["train"]) & set(split["val"])
     saved = load_config(run / "config.yaml")
     assert saved["data"]["split_file"] == str(run / "split.json")
     _labelimg_folder(tmp_path / "photos", 40)  # the folder grows after training

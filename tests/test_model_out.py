@@ -98,7 +98,8 @@ def test_globs_lists_class_filter_and_no_save(tmp_path, ckpt, monkeypatch):
                     "--classes", "blob", "--no-save"])
     out = tmp_path / "runs" / "predict" / "lst"
     preds = json.loads((out / "predictions.json").read_text())
-    assert {p["file_name"] for p in preds} == {"img0.jpg", "img2.jpg"} and {p["category_name"] for p in preds} == {"blob"}
+    assert {p["file_name"] for p in preds} == {"img0.jpg", "img2.jpg"}
+    assert {p["category_name"] for p in preds} == {"blob"}
     assert not list(out.glob("*.jpg"))
     infer_cli.main(["--source", str(tmp_path / "x" / "img*.jpg"), "--ckpt", str(ckpt), "--name", "glob"])
     assert len(list((tmp_path / "runs" / "predict" / "glob").glob("*.jpg"))) == 3
@@ -219,7 +220,8 @@ def test_static_onnx_pads_and_infer_uses_exported_files(tmp_path, ckpt, monkeypa
     pytest.importorskip("onnxruntime")
     monkeypatch.chdir(tmp_path)
     _images(tmp_path / "imgs", 2, size=(200, 150))  # portrait: fitted inside the fixed landscape input
-    export_cli.main(["--ckpt", str(ckpt.parent.parent), "--format", "onnx", "--static", "--out", str(tmp_path / "m.onnx")])
+    export_cli.main(["--ckpt", str(ckpt.parent.parent), "--format", "onnx", "--static",
+                     "--out", str(tmp_path / "m.onnx")])
     from detection.export import read_metadata
 
     assert read_metadata(tmp_path / "m.onnx", "onnx")["fixed_size"] == [224, 288]

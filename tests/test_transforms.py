@@ -3,9 +3,9 @@ import pytest
 import torch
 
 from detection.data.dataset import DetectionDataset, collate
+from detection.data.pixels import target_size
 from detection.data.records import DatasetInfo, ImageRecord
 from detection.data.sampler import GroupedBatchSampler, aspect_ratio_groups
-from detection.data.pixels import load_resized, target_size
 from detection.data.transforms import apply_transforms, build_transforms, resize_scale
 
 

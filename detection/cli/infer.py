@@ -130,7 +130,8 @@ class Outputs:
             x1, y1, x2, y2 = d["box"]
             self.json.append({"image_id": image_id, "file_name": item.rel, "category_id": d["label"],
                               "category_name": d["class"], "bbox": [round(v, 3) for v in (x1, y1, x2 - x1, y2 - y1)],
-                              "score": round(d["score"], 6), **({"frame": item.frame} if item.frame is not None else {})})
+                              "score": round(d["score"], 6),
+                              **({"frame": item.frame} if item.frame is not None else {})})
 
     def _txt(self, rel: Path, shape, dets) -> None:
         h, w = shape[:2]
@@ -139,7 +140,8 @@ class Outputs:
         lines = []
         for d in dets:
             x1, y1, x2, y2 = d["box"]
-            line = f"{d['label'] - 1} {(x1 + x2) / 2 / w:.6f} {(y1 + y2) / 2 / h:.6f} {(x2 - x1) / w:.6f} {(y2 - y1) / h:.6f}"
+            cx, cy, bw, bh = (x1 + x2) / 2 / w, (y1 + y2) / 2 / h, (x2 - x1) / w, (y2 - y1) / h
+            line = f"{d['label'] - 1} {cx:.6f} {cy:.6f} {bw:.6f} {bh:.6f}"
             lines.append(line + (f" {d['score']:.4f}" if self.args.save_conf else ""))
         path.write_text("".join(x + "\n" for x in lines))
 

@@ -54,7 +54,8 @@ def box_stats(records: list[ImageRecord], min_size: int, max_size: int) -> dict:
     h = np.concatenate(hs) if hs else np.zeros(0)
     area = w * h
     ratio = w / np.maximum(h, 1e-6)
-    return {"w": w, "h": h, "small": int((area < SMALL).sum()), "medium": int(((area >= SMALL) & (area < MEDIUM)).sum()),
+    return {"w": w, "h": h, "small": int((area < SMALL).sum()),
+            "medium": int(((area >= SMALL) & (area < MEDIUM)).sum()),
             "large": int((area >= MEDIUM).sum()), "tiny": int((np.minimum(w, h) < TINY).sum()),
             "ratio_quantiles": np.quantile(ratio, [0.05, 0.25, 0.5, 0.75, 0.95]).tolist() if len(ratio) else []}
 
@@ -253,6 +254,7 @@ def write_browse(side: SideReport, out_dir, n: int) -> int:
             continue
         for box, label in zip(r.boxes.tolist(), r.labels.tolist()):
             draw_box(img, box, class_color(label), line_width_for(img), side.info.class_names[label - 1])
-        cv2.imwrite(os.path.join(folder, f"{i:05d}_{os.path.splitext(os.path.basename(r.path))[0]}.jpg"), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+        name = f"{i:05d}_{os.path.splitext(os.path.basename(r.path))[0]}.jpg"
+        cv2.imwrite(os.path.join(folder, name), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
         written += 1
     return written

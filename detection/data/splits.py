@@ -18,7 +18,7 @@ from ..errors import DataError, writing
 
 def unit_hash(name: str, salt: str) -> float:
     """A number in [0, 1) fixed by `name` and `salt` alone."""
-    digest = hashlib.sha1(f"{salt}\0{name}".encode("utf-8")).digest()
+    digest = hashlib.sha1(f"{salt}\0{name}".encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2.0 ** 64
 
 

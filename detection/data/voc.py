@@ -23,7 +23,6 @@ from .records import (
     SkipCounter,
     build_records,
     inside,
-    log,
     parse_box,
     resolve_classes,
 )

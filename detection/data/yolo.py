@@ -20,7 +20,6 @@ from collections import Counter
 import yaml
 
 from ..config import yaml_load
-
 from ..errors import DataError
 from .images import DEFAULT_MAX_PIXELS
 from .records import DatasetInfo, ImageRecord, RawImage, SkipCounter, build_records, inside, resolve_classes
@@ -114,7 +113,8 @@ def _image_list(base: str, entries: list[str], allow_outside: bool) -> list[str]
         if os.path.isdir(path):
             for folder, dirs, files in os.walk(path):
                 dirs.sort()
-                images += [os.path.join(folder, f) for f in sorted(files) if os.path.splitext(f)[1].lower() in IMAGE_EXTS]
+                images += [os.path.join(folder, f) for f in sorted(files)
+                           if os.path.splitext(f)[1].lower() in IMAGE_EXTS]
         elif os.path.isfile(path) and path.endswith(".txt"):
             with open(path, encoding="utf-8", errors="replace") as f:
                 listed = [line.strip() for line in f if line.strip()]
@@ -177,7 +177,8 @@ def _parse_line(line: str, where: str, num_names: int, counters: _LineCounters, 
         values = [float(v) for v in parts[1:]]
     except ValueError:
         values = []
-    if not all(math.isfinite(v) for v in values) or not (len(values) == 4 or (len(values) >= 6 and len(values) % 2 == 0)):
+    box_or_polygon = len(values) == 4 or (len(values) >= 6 and len(values) % 2 == 0)
+    if not all(math.isfinite(v) for v in values) or not box_or_polygon:
         counters.invalid.add(name)
         return None
     if len(values) == 4:
