@@ -107,35 +107,31 @@ def train_one_epoch(parts: TrainParts, loader, device: torch.device, opts: StepO
     return out
 
 
-def measure_step_time(model, loader, device: torch.device, amp: str = "none", steps: int = 5,
-                      warmup: int = 2) -> float:
+def measure_step_time(model, loader, device: torch.device, amp: str = "none", steps: int = 4,
+                      warmup: int = 1) -> float:
     """Seconds per training iteration (loading, forward, backward) on real batches, leaving the
     weights as they were: no optimizer step, gradients cleared, buffers restored. For planning a
-    run by time. The median step, not the mean: one slow early step (a worker still starting,
-    kernels being built) must not shrink the whole plan. The batches come from an epoch number
-    no training epoch uses."""
+    run by time. The batches come from an epoch number no training epoch uses."""
     saved = {k: v.detach().clone() for k, v in model.state_dict().items()}
     sampler = loader.batch_sampler
     sampler.set_epoch(10**6, limit=steps + warmup)
     model.train()
-    times = []
-    t = time.perf_counter()
+    t0, n = None, 0
     for i, (images, targets) in enumerate(loader):
+        if i == warmup:
+            t0 = time.perf_counter()
         images, targets = _to_device(images, targets, device)
         with autocast(device, amp):
             loss = sum(model(images, targets).values())
         loss.backward()
         model.zero_grad(set_to_none=True)
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        now = time.perf_counter()
-        if i >= warmup:
-            times.append(now - t)
-        t = now
+        n += i >= warmup
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
     model.load_state_dict(saved)
-    if not times:  # fewer batches than the warm-up: time what there was
+    if t0 is None or n == 0:  # fewer batches than the warm-up: time what there was
         return measure_step_time(model, loader, device, amp, steps, 0) if warmup else 1.0
-    return float(sorted(times)[len(times) // 2])
+    return (time.perf_counter() - t0) / n
 
 
 def _backward_and_step(parts: TrainParts, loss, params, clip_grad_norm: float) -> float | None:
