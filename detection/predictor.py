@@ -13,11 +13,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 
-from .data.pixels import target_size
+from .data.pixels import resize_to, target_size
 from .detections import to_detections
 from .errors import CheckpointError
 
@@ -196,8 +195,7 @@ class Predictor:
             new_w, new_h = max(1, min(fw, round(w * s))), max(1, min(fh, round(h * s)))
         else:
             new_w, new_h = target_size(w, h, self.min_size, self.max_size)
-        if (new_w, new_h) != (w, h):
-            image = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_AREA if new_w < w else cv2.INTER_LINEAR)
+        image = resize_to(image, new_w, new_h)
         if self.fixed_size:
             padded = np.zeros((*self.fixed_size, 3), np.uint8)
             padded[:new_h, :new_w] = image

@@ -17,10 +17,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .data.images import DEFAULT_MAX_PIXELS, ImageReadError, read_image
+from .data.images import DEFAULT_MAX_PIXELS, IMAGE_EXTS, ImageReadError, read_image
 from .errors import DataError
 
-IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".mpo"}
 VIDEO_EXTS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"}
 STREAM_PREFIXES = ("rtsp://", "rtmp://", "http://", "https://", "udp://", "tcp://")
 

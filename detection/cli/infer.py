@@ -23,6 +23,7 @@ from pathlib import Path
 import cv2
 
 from ..checkpoint import new_run_dir, newest_run, run_checkpoint
+from ..data.yolo import yolo_line
 from ..errors import CheckpointError, DataError
 from ..visualize import draw_detections
 from .common import setup_logging, user_errors_as_one_line
@@ -137,12 +138,8 @@ class Outputs:
         h, w = shape[:2]
         path = self.out / "labels" / rel.with_suffix(".txt")
         path.parent.mkdir(parents=True, exist_ok=True)
-        lines = []
-        for d in dets:
-            x1, y1, x2, y2 = d["box"]
-            cx, cy, bw, bh = (x1 + x2) / 2 / w, (y1 + y2) / 2 / h, (x2 - x1) / w, (y2 - y1) / h
-            line = f"{d['label'] - 1} {cx:.6f} {cy:.6f} {bw:.6f} {bh:.6f}"
-            lines.append(line + (f" {d['score']:.4f}" if self.args.save_conf else ""))
+        lines = [yolo_line(d["box"], d["label"], w, h) + (f" {d['score']:.4f}" if self.args.save_conf else "")
+                 for d in dets]
         path.write_text("".join(x + "\n" for x in lines))
 
     def _crops(self, rel: Path, image, dets) -> None:

@@ -24,9 +24,9 @@ import yaml
 from ..errors import DataError, writing
 from .coco import coco_raws
 from .records import DatasetInfo, ImageRecord, build_records
-from .splits import relative_name
+from .splits import record_names
 from .voc import split_file_path, voc_folders, voc_raws
-from .yolo import find_yaml, load_yolo_yaml, yolo_raws
+from .yolo import find_yaml, load_yolo_yaml, yolo_line, yolo_raws
 
 log = logging.getLogger("detection.data")
 
@@ -94,17 +94,12 @@ def place_image(src: str, dst: str, copy: bool = False) -> None:
     shutil.copy2(src, dst)
 
 
-def _names_in(records: list[ImageRecord], info: DatasetInfo) -> list[str]:
-    """Each image's path relative to its data set's image folder: unique, and keeps subfolders."""
-    return [relative_name(r.path, info.root) for r in records]
-
-
 def write_coco(dst: str, splits: dict, names: list[str], infos: dict, copy: bool = False) -> None:
     """annotations/instances_<split>.json + <split>/ images; category ids 1..K in class order."""
     cats = [{"id": i + 1, "name": n, "supercategory": ""} for i, n in enumerate(names)]
     for split, records in splits.items():
         images, anns = [], []
-        for image_id, (r, name) in enumerate(zip(records, _names_in(records, infos[split])), 1):
+        for image_id, (r, name) in enumerate(zip(records, record_names(records, infos[split])), 1):
             place_image(r.path, os.path.join(dst, split, name), copy)
             images.append({"id": image_id, "file_name": name, "width": r.width, "height": r.height})
             for box, label, crowd in zip(r.boxes.tolist(), r.labels.tolist(), r.iscrowd.tolist()):
@@ -121,13 +116,10 @@ def write_coco(dst: str, splits: dict, names: list[str], infos: dict, copy: bool
 def write_yolo(dst: str, splits: dict, names: list[str], infos: dict, copy: bool = False) -> None:
     """images/<split>/, labels/<split>/ (`class cx cy w h`, normalised) and data.yaml."""
     for split, records in splits.items():
-        for r, name in zip(records, _names_in(records, infos[split])):
+        for r, name in zip(records, record_names(records, infos[split])):
             place_image(r.path, os.path.join(dst, "images", split, name), copy)
-            lines = []
-            for box, label in zip(r.boxes.tolist(), r.labels.tolist()):
-                cx, cy = (box[0] + box[2]) / 2 / r.width, (box[1] + box[3]) / 2 / r.height
-                w, h = (box[2] - box[0]) / r.width, (box[3] - box[1]) / r.height
-                lines.append(f"{label - 1} {cx:.6f} {cy:.6f} {w:.6f} {h:.6f}")
+            lines = [yolo_line(box, label, r.width, r.height)
+                     for box, label in zip(r.boxes.tolist(), r.labels.tolist())]
             label_file = os.path.join(dst, "labels", split, os.path.splitext(name)[0] + ".txt")
             os.makedirs(os.path.dirname(label_file), exist_ok=True)
             with writing(label_file), open(label_file, "w", encoding="utf-8") as f:
@@ -163,7 +155,7 @@ def _voc_ids(splits: dict, infos: dict) -> dict[str, list[tuple[str, str, ImageR
     out = {}
     for split, records in splits.items():
         out[split] = []
-        for r, name in zip(records, _names_in(records, infos[split])):
+        for r, name in zip(records, record_names(records, infos[split])):
             image_id = os.path.splitext(name)[0]
             first = seen.setdefault(image_id, r.path)
             if first != r.path and not filecmp.cmp(first, r.path, shallow=False):

@@ -22,6 +22,8 @@ from ..errors import DataError
 
 log = logging.getLogger("detection.data")
 
+# file extensions read as images (folders, globs, lists; VOC ids without <filename>), in lookup order
+IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".mpo")
 DEFAULT_MAX_PIXELS = 100_000_000  # admits 50-megapixel photos with room; refuses declared bombs
 _warned_truncated: set[str] = set()
 

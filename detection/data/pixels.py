@@ -59,6 +59,12 @@ def load_resized(path: str, width: int, height: int, min_size: int, max_size: in
     gives the same detections in eval_det.py as in infer.py."""
     new_w, new_h = target_size(width, height, min_size, max_size)
     image = read_image(path, max_pixels, reduce=reduce_factor(width, height, new_w, new_h) if reduced else 1)
+    return resize_to(image, new_w, new_h)
+
+
+def resize_to(image: np.ndarray, new_w: int, new_h: int) -> np.ndarray:
+    """The one uint8 resize of training, evaluation and inference (area when shrinking): the same
+    pixels everywhere, so a model's detections do not depend on which tool ran it."""
     if image.shape[:2] == (new_h, new_w):
         return image
     interp = cv2.INTER_AREA if new_w < image.shape[1] else cv2.INTER_LINEAR

@@ -15,7 +15,7 @@ import xml.etree.ElementTree as ET
 from collections import Counter
 
 from ..errors import DataError
-from .images import DEFAULT_MAX_PIXELS
+from .images import DEFAULT_MAX_PIXELS, IMAGE_EXTS
 from .records import (
     DatasetInfo,
     ImageRecord,
@@ -71,9 +71,6 @@ def _parse_xml(xml_path: str) -> tuple[dict, list[dict]]:
             "difficult": (_text(obj, "difficult", xml_path, required=False) or "0") == "1",
         })
     return meta, objects
-
-
-IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
 
 def voc_folders(root: str) -> tuple[str, str]:

@@ -21,11 +21,10 @@ import yaml
 
 from ..config import yaml_load
 from ..errors import DataError
-from .images import DEFAULT_MAX_PIXELS
+from .images import DEFAULT_MAX_PIXELS, IMAGE_EXTS
 from .records import DatasetInfo, ImageRecord, RawImage, SkipCounter, build_records, inside, resolve_classes
 
 META_KEYS = {"path", "names", "nc", "download", "yaml_file", "roboflow", "license", "url"}
-IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".mpo"}
 
 
 class YOLOFormatError(DataError):
@@ -133,6 +132,13 @@ def _listed_path(entry: str, list_dir: str, base: str) -> str:
         return entry
     beside = os.path.normpath(os.path.join(list_dir, entry))
     return beside if os.path.exists(beside) else os.path.normpath(os.path.join(base, entry))
+
+
+def yolo_line(box, label: int, width: int, height: int) -> str:
+    """`class cx cy w h` of an xyxy pixel box, normalised; `label` is 1-based as in records."""
+    x1, y1, x2, y2 = box
+    return (f"{label - 1} {(x1 + x2) / 2 / width:.6f} {(y1 + y2) / 2 / height:.6f} "
+            f"{(x2 - x1) / width:.6f} {(y2 - y1) / height:.6f}")
 
 
 def label_path(image_path: str) -> str:
