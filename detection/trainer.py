@@ -53,6 +53,8 @@ class TrainState:
     bad_evals: int = 0  # validations in a row without a better AP
     epoch_sums: dict = field(default_factory=dict)  # running loss sums of the epoch in progress
     plan: list = field(default_factory=list)  # train.time: iterations planned for each stage entered so far
+    deadline: list = field(default_factory=list)  # train.time: run seconds by which each planned stage ends
+    replanned: list = field(default_factory=list)  # train.time: stages whose plan was corrected from their pace
     elapsed: float = 0.0  # seconds of the run so far (train.time counts them across a resume)
 
     @classmethod
@@ -178,11 +180,16 @@ class Trainer:
                         f"fraction={d['fraction']} seed={self.cfg['seed']}")
         return str(path.resolve())
 
+    @property
+    def ipe(self) -> int:
+        """Training iterations an epoch."""
+        return self.loader.batch_sampler.batches_per_epoch()
+
     def stage_epochs(self, si: int) -> int:
         """Epochs of stage `si`: configured, or (train.time) those its planned iterations touch;
         a stage not planned yet counts its configured epochs until it is."""
         if si < len(self.state.plan):
-            return math.ceil(self.state.plan[si] / self.loader.batch_sampler.batches_per_epoch())
+            return math.ceil(self.state.plan[si] / self.ipe)
         return self.stages[si]["epochs"]
 
     def stage_end(self, si: int) -> int:
@@ -203,17 +210,20 @@ class Trainer:
         self.train_model = _wrap_ddp(self.model, self.device, tcfg["sync_bn"]) if self.world > 1 else self.model
         if self.timed and si >= len(self.state.plan):
             self.plan_stage(si)
+        self.pace_start = (time.perf_counter(), self.state.step)  # where the stage's pace is measured from
         optimizer = build_optimizer(self.model, tcfg, st["lr"], st["backbone_lr_mult"])
         self.parts = TrainParts(
-            self.model, optimizer,
-            build_scheduler(optimizer, tcfg, st, self.loader.batch_sampler.batches_per_epoch(),
-                            self.stage_end(si - 1) if si else 0, sum(x["epochs"] for x in self.stages),
-                            self.state.plan[si] if self.timed else None),
+            self.model, optimizer, self._stage_scheduler(si, optimizer),
             torch.amp.GradScaler("cuda") if tcfg["amp"] == "fp16" else None,
             make_ema(self.model, tcfg["ema_decay"], tcfg["ema_tau"]) if tcfg["ema"] else None)
         if resuming:
             Checkpointer.restore_parts(self.ckpt, self.parts)
             set_rng_state(self.ckpt["rng"])  # last: the set-up above must not move the generators
+
+    def _stage_scheduler(self, si: int, optimizer):
+        return build_scheduler(optimizer, self.tcfg, self.stages[si], self.ipe,
+                               self.stage_end(si - 1) if si else 0, sum(x["epochs"] for x in self.stages),
+                               self.state.plan[si] if self.timed else None)
 
     @property
     def timed(self) -> bool:
@@ -222,17 +232,48 @@ class Trainer:
     def plan_stage(self, si: int) -> None:
         """train.time: measure this stage's seconds per iteration (its own freezing) and fix how many
         iterations fit its share of what is left of the budget; the schedule is laid over them."""
-        ipe = self.loader.batch_sampler.batches_per_epoch()
+        ipe = self.ipe
         spi = dist.broadcast_object(measure_step_time(self.model, self.loader, self.device, self.tcfg["amp"]))
         shares = [st["epochs"] for st in self.stages]
         budget = self.tcfg["time"] * 60
         elapsed = time.perf_counter() - self.clock_start
         iters = dist.broadcast_object(plan_iterations(budget, elapsed, shares, si, spi))
         self.state.plan.append(iters)
+        self.state.deadline.append(elapsed + max(0.0, budget - elapsed) * shares[si] / sum(shares[si:]))
         if dist.is_main():
             log.info("train.time=%g min: stage %d/%d gets %d iterations (%.1f epochs of %d) at %.2f s each, "
                      "measured; %.0fs of the budget used so far; validation runs after the last (outside it)",
                      self.tcfg["time"], si + 1, len(self.stages), iters, iters / ipe, ipe, spi, elapsed)
+
+    def replan_stage(self, si: int, min_share: float = 0.1) -> None:
+        """train.time: once per stage, when an epoch ends after at least `min_share` of the plan, fit
+        the plan to the pace the stage really keeps (epoch ends, checkpoints and the loader
+        included, which the short measurement misses) and lay the schedule over the new length."""
+        st = self.state
+        if si in st.replanned or si >= len(st.deadline) or st.epoch >= self.stage_end(si):
+            return
+        t0, step0 = self.pace_start
+        done = st.step - step0
+        if done < max(1, min_share * st.plan[si]):
+            return
+        now = time.perf_counter()
+        pace = (now - t0) / done
+        stage_done = (st.epoch - (self.stage_end(si - 1) if si else 0)) * self.ipe
+        before = st.plan[si]
+        st.plan[si] = dist.broadcast_object(stage_done + plan_iterations(st.deadline[si], now - self.clock_start,
+                                                                         [1], 0, pace))
+        st.replanned.append(si)
+        optimizer = self.parts.optimizer
+        lrs = [g["lr"] for g in optimizer.param_groups]  # a new LambdaLR resets them; the step goes on
+        scheduler = self._stage_scheduler(si, optimizer)
+        scheduler.load_state_dict(self.parts.scheduler.state_dict())  # same position, new length
+        for g, lr in zip(optimizer.param_groups, lrs):
+            g["lr"] = lr
+        self.parts.scheduler = scheduler
+        if dist.is_main():
+            log.info("train.time: stage %d/%d keeps %.2f s an iteration with its epoch ends: its plan goes from %d "
+                     "to %d iterations (%.1f epochs)", si + 1, len(self.stages), pace, before, st.plan[si],
+                     st.plan[si] / self.ipe)
 
     def epoch_limit(self) -> int | None:
         """Batches of the current epoch under a time plan (the stage's last epoch is partial)."""
@@ -240,8 +281,8 @@ class Trainer:
             return None
         si = self.state.stage
         start = self.stage_end(si - 1) if si else 0
-        left = self.state.plan[si] - (self.state.epoch - start) * self.loader.batch_sampler.batches_per_epoch()
-        return left if left < self.loader.batch_sampler.batches_per_epoch() else None
+        left = self.state.plan[si] - (self.state.epoch - start) * self.ipe
+        return left if left < self.ipe else None
 
     def _apply_stage_freezing(self, si: int) -> None:
         st = self.stages[si]
@@ -356,6 +397,8 @@ class Trainer:
                 self.enter_stage(si)
                 while self.state.epoch < self.stage_end(si) and not self.stop:
                     self.run_epoch()
+                    if self.timed:
+                        self.replan_stage(si)
                 if self.stop:
                     break
         finally:
