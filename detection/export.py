@@ -15,6 +15,7 @@ import logging
 import os
 import tempfile
 import warnings
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -64,12 +65,13 @@ def read_metadata(path: Path, kind: str) -> dict:
             props = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
         except Exception as e:  # noqa: BLE001 - protobuf errors have no common base
             raise CheckpointError(f"{path}: not a readable ONNX file ({str(e)[:200]})") from None
-    else:
-        props = {META_KEY: ""}
+    else:  # a TorchScript file is a zip archive; its extra files sit at <archive>/extra/<name>
         try:
-            load_torchscript(path, "cpu", props)
-        except (RuntimeError, ValueError) as e:
-            raise CheckpointError(f"{path}: not a readable TorchScript file ({str(e).splitlines()[0][:200]})") from None
+            with zipfile.ZipFile(path) as z:
+                props = {META_KEY: next((z.read(n).decode() for n in z.namelist()
+                                         if n.endswith(f"/extra/{META_KEY}")), "")}
+        except (zipfile.BadZipFile, OSError, UnicodeDecodeError) as e:
+            raise CheckpointError(f"{path}: not a readable TorchScript file ({e})") from None
     if not props.get(META_KEY):
         raise CheckpointError(f"{path}: has no '{META_KEY}' metadata (class names, input size); export it with "
                               "tools/export.py")

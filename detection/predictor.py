@@ -140,8 +140,14 @@ class Predictor:
         from .export import load_torchscript, read_metadata
 
         meta = read_metadata(path, kind)
-        backend = ONNXBackend(str(path), device) if kind == "onnx" else TorchScriptBackend(
-            load_torchscript(path, device), device)
+        if kind == "onnx":
+            backend = ONNXBackend(str(path), device)
+        else:
+            try:
+                backend = TorchScriptBackend(load_torchscript(path, device), device)
+            except (RuntimeError, ValueError) as e:
+                raise CheckpointError(f"{path}: not a loadable TorchScript file ({str(e).splitlines()[0][:200]})"
+                                      ) from None
         return cls(backend, meta["class_names"], meta["min_size"], meta["max_size"],
                    tuple(meta["fixed_size"]) if meta.get("fixed_size") else None, str(path))
 

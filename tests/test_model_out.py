@@ -154,6 +154,25 @@ def test_nothing_readable_is_one_line(tmp_path, ckpt, capsys):
     assert "no such file or folder" in str(e.value)
 
 
+def test_broken_exported_files_are_one_line(tmp_path):
+    import zipfile
+
+    from detection.errors import CheckpointError
+    from detection.predictor import Predictor
+
+    (tmp_path / "junk.torchscript").write_bytes(b"not a zip")
+    with zipfile.ZipFile(tmp_path / "bare.torchscript", "w") as z:  # an archive without our metadata
+        z.writestr("m/data.pkl", b"")
+    with zipfile.ZipFile(tmp_path / "nomodel.torchscript", "w") as z:  # metadata, but no model to load
+        z.writestr("m/extra/detection", json.dumps({"class_names": ["a"], "min_size": 64, "max_size": 64}))
+    expected = {"junk": "not a readable TorchScript file", "bare": "has no 'detection' metadata",
+                "nomodel": "not a loadable TorchScript file"}
+    for name, message in expected.items():
+        with pytest.raises(CheckpointError, match=message) as e:
+            Predictor.load(tmp_path / f"{name}.torchscript")
+        assert f"{name}.torchscript" in str(e.value) and "\n" not in str(e.value)
+
+
 # --- the Python API ------------------------------------------------------------------------------
 
 
