@@ -226,7 +226,7 @@ CHOICES = {
     "model.anchors": ("default", "auto"),
     "train.optimizer": ("sgd", "adamw"),
     "train.scheduler": ("multistep", "cosine"),
-    "train.amp": ("none", "bf16", "fp16"),
+    "train.amp": ("none", "bf16", "fp16", "auto"),
     "eval.voc_metric": ("voc07", "voc12"),
     "eval.backend": ("pycocotools", "faster_coco_eval"),
 }
@@ -321,6 +321,10 @@ def check_values(cfg: dict) -> None:
         from .models.anchors import check_fittable
 
         check_fittable(m["arch"])
+    if m["auto_size"]:
+        from .models.anchors import check_sizable
+
+        check_sizable(m["arch"])
     if m["max_size"] < m["min_size"]:
         raise ConfigError(f"config key `model.max_size` ({m['max_size']}) must be >= model.min_size ({m['min_size']})")
     if not isinstance(cfg["device"], str) or not DEVICE_PATTERN.match(cfg["device"]):

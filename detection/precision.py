@@ -26,6 +26,21 @@ def amp_warning(device: torch.device, amp: str) -> str | None:
     return None
 
 
+def choose_amp(device: torch.device, time_step) -> tuple[str, str]:
+    """train.amp=auto: (precision, why). CUDA: bf16 where the GPU has it, else fp16. A CPU without
+    native bf16: fp32. A CPU with it: whichever of fp32 and bf16 `time_step(amp)` (seconds a
+    training iteration) measures faster, bf16 only when at least 10% faster (its rounding costs a
+    little accuracy, so a tie goes to fp32)."""
+    if device.type == "cuda":
+        return ("bf16", "the GPU has bf16") if torch.cuda.is_bf16_supported() else ("fp16", "the GPU has no bf16")
+    capability = torch.backends.cpu.get_cpu_capability()
+    if not bf16_is_native(device):
+        return "none", f"this CPU ({capability}) has no native bf16"
+    fp32, bf16 = time_step("none"), time_step("bf16")
+    choice = "bf16" if bf16 < 0.9 * fp32 else "none"
+    return choice, f"this CPU ({capability}) measured {fp32:.2f} s an iteration in fp32, {bf16:.2f} s in bf16"
+
+
 def autocast(device: torch.device, amp: str):
     """torch.autocast for train.amp (checked in config.validate); fp16 only on CUDA, where
     the config check cannot know the device yet."""

@@ -26,7 +26,7 @@ import torch
 from . import distributed as dist
 from .checkpoint import Checkpointer, load_checkpoint, new_run_dir, restore_model
 from .config import load_config, save_config
-from .data.dataset import build_loader, get_dataset
+from .data.dataset import build_loader, get_dataset, read_split
 from .data.splits import record_names, write_split
 from .engine import StepOptions, TrainParts, evaluate, measure_step_time, train_one_epoch
 from .errors import CheckpointError, ConfigError, DetectionError
@@ -34,7 +34,7 @@ from .evaluation.evaluator import build_validation, format_results
 from .models.builders import build_model
 from .models.freeze import apply_policy, count_parameters, freeze_policy
 from .optim import build_optimizer, build_scheduler, plan_iterations, plan_stages
-from .precision import amp_warning
+from .precision import amp_warning, choose_amp
 from .results_log import ResultsLog, plot_results
 from .rng import rng_state, seed_everything, set_rng_state
 
@@ -54,7 +54,6 @@ class TrainState:
     epoch_sums: dict = field(default_factory=dict)  # running loss sums of the epoch in progress
     plan: list = field(default_factory=list)  # train.time: iterations planned for each stage entered so far
     deadline: list = field(default_factory=list)  # train.time: run seconds by which each planned stage ends
-    replanned: list = field(default_factory=list)  # train.time: stages whose plan was corrected from their pace
     elapsed: float = 0.0  # seconds of the run so far (train.time counts them across a resume)
 
     @classmethod
@@ -125,6 +124,10 @@ class Trainer:
     def setup(self) -> None:
         """Data, model and run folder (new, or the resumed one), loaders, writers."""
         cfg, tcfg = self.cfg, self.tcfg
+        if cfg["model"]["auto_size"] and self.ckpt is None:  # before the loader resizes to the model's size
+            from .models.anchors import sized_config
+
+            self.cfg = cfg = self._sized(cfg, sized_config)
         train_ds = get_dataset(cfg, train=True)
         self.class_names = list(train_ds.info.class_names)
         if cfg["model"]["anchors"] == "auto" and not cfg["model"]["anchor_sizes"]:
@@ -146,13 +149,16 @@ class Trainer:
                                                   if dist.is_main() else None))
             self.cfg = cfg = {**cfg, "data": {**cfg["data"], "classes": self.class_names,  # pin the label order
                                               "split_file": self._pin_split(train_ds)}}
-            if dist.is_main():
-                save_config(cfg, self.run / "config.yaml")
         self.model.to(self.device)
         if tcfg["channels_last"]:
             self.model.to(memory_format=torch.channels_last)
         self.loader = build_loader(train_ds, tcfg["batch_size"], True, cfg["data"]["num_workers"],
                                    self.device.type == "cuda", seed=cfg["seed"], rank=self.rank, world_size=self.world)
+        if self.ckpt is None:
+            self.cfg = cfg = self._resolve_amp(cfg)
+            self.tcfg = tcfg = cfg["train"]
+            if dist.is_main():
+                save_config(cfg, self.run / "config.yaml")
         self.checkpointer = Checkpointer(self.run, {"config": cfg, "class_names": self.class_names},
                                          enabled=dist.is_main())
         self.writer = self.results_log = None
@@ -166,6 +172,26 @@ class Trainer:
                      f", {self.world} processes" if self.world > 1 else "")
             if warning := amp_warning(self.device, tcfg["amp"]):
                 log.warning(warning)
+
+    def _sized(self, cfg: dict, sized_config) -> dict:
+        """model.auto_size: the input size from the training boxes (read once more, annotations only),
+        pinned in config.yaml with auto_size off so a resume or evaluation keeps it."""
+        records, _ = read_split(cfg["data"], cfg["data"]["train_split"], True, None, cfg["seed"])
+        cfg, why = sized_config(cfg, records)
+        if dist.is_main():
+            log.info(why)
+        return {**cfg, "model": {**cfg["model"], "auto_size": False}}
+
+    def _resolve_amp(self, cfg: dict) -> dict:
+        """train.amp=auto becomes the precision this device trains fastest in, pinned in config.yaml."""
+        if cfg["train"]["amp"] != "auto":
+            return cfg
+        amp, why = choose_amp(self.device, lambda a: measure_step_time(self.model, self.loader, self.device, a,
+                                                                       steps=3))
+        amp = dist.broadcast_object(amp)
+        if dist.is_main():
+            log.info("train.amp=auto: %s (%s)", {"none": "fp32"}.get(amp, amp), why)
+        return {**cfg, "train": {**cfg["train"], "amp": amp}}
 
     def _pin_split(self, train_ds) -> str:
         """A split made by hash is written to `<run>/split.json`; the saved config points at it."""
@@ -210,7 +236,7 @@ class Trainer:
         self.train_model = _wrap_ddp(self.model, self.device, tcfg["sync_bn"]) if self.world > 1 else self.model
         if self.timed and si >= len(self.state.plan):
             self.plan_stage(si)
-        self.pace_start = (time.perf_counter(), self.state.step)  # where the stage's pace is measured from
+        self.pace_start = None  # (clock, step) at the end of the stage's first epoch: see replan_stage
         optimizer = build_optimizer(self.model, tcfg, st["lr"], st["backbone_lr_mult"])
         self.parts = TrainParts(
             self.model, optimizer, self._stage_scheduler(si, optimizer),
@@ -245,24 +271,25 @@ class Trainer:
                      "measured; %.0fs of the budget used so far; validation runs after the last (outside it)",
                      self.tcfg["time"], si + 1, len(self.stages), iters, iters / ipe, ipe, spi, elapsed)
 
-    def replan_stage(self, si: int, min_share: float = 0.1) -> None:
-        """train.time: once per stage, when an epoch ends after at least `min_share` of the plan, fit
-        the plan to the pace the stage really keeps (epoch ends, checkpoints and the loader
-        included, which the short measurement misses) and lay the schedule over the new length."""
+    def replan_stage(self, si: int, until: float = 0.5) -> None:
+        """train.time: at each epoch end in the first `until` of the stage, fit its plan to the pace it
+        keeps (epoch ends, checkpoints and the loader included, which the short measurement misses)
+        and lay the schedule over the new length. The pace is timed from the end of the stage's first
+        epoch, which carries the one-time costs (workers starting, first allocations)."""
         st = self.state
-        if si in st.replanned or si >= len(st.deadline) or st.epoch >= self.stage_end(si):
-            return
-        t0, step0 = self.pace_start
-        done = st.step - step0
-        if done < max(1, min_share * st.plan[si]):
+        if si >= len(st.deadline) or st.epoch >= self.stage_end(si):
             return
         now = time.perf_counter()
-        pace = (now - t0) / done
+        if self.pace_start is None:
+            self.pace_start = (now, st.step)
+            return
         stage_done = (st.epoch - (self.stage_end(si - 1) if si else 0)) * self.ipe
+        if stage_done >= until * st.plan[si]:  # later, a shift of the schedule would move its decay
+            return
+        pace = (now - self.pace_start[0]) / max(1, st.step - self.pace_start[1])
         before = st.plan[si]
         st.plan[si] = dist.broadcast_object(stage_done + plan_iterations(st.deadline[si], now - self.clock_start,
                                                                          [1], 0, pace))
-        st.replanned.append(si)
         optimizer = self.parts.optimizer
         lrs = [g["lr"] for g in optimizer.param_groups]  # a new LambdaLR resets them; the step goes on
         scheduler = self._stage_scheduler(si, optimizer)
@@ -270,7 +297,7 @@ class Trainer:
         for g, lr in zip(optimizer.param_groups, lrs):
             g["lr"] = lr
         self.parts.scheduler = scheduler
-        if dist.is_main():
+        if dist.is_main() and abs(st.plan[si] - before) > 0.02 * before:
             log.info("train.time: stage %d/%d keeps %.2f s an iteration with its epoch ends: its plan goes from %d "
                      "to %d iterations (%.1f epochs)", si + 1, len(self.stages), pace, before, st.plan[si],
                      st.plan[si] / self.ipe)

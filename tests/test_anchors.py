@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 import yaml
 
+from detection.cli import data_check
 from detection.config import ConfigError, load_config
-from detection.models.anchors import fit_anchors
+from detection.models.anchors import auto_size, fit_anchors
+from tests.conftest import write_voc
 
 
 def test_fitted_sizes_and_ratios_follow_known_boxes():
@@ -31,6 +33,44 @@ def test_auto_is_refused_where_it_does_not_apply():
     with pytest.raises(ConfigError, match="model.anchors=auto is for"):
         load_config(None, {"data": {"format": "voc", "root": "x"},
                            "model": {"arch": "ssdlite_mobilenet_v2", "anchors": "auto"}})
+    with pytest.raises(ConfigError, match="model.auto_size is for the Faster R-CNN and RetinaNet archs"):
+        load_config(None, {"data": {"format": "voc", "root": "x"},
+                           "model": {"arch": "ssdlite_mobilenet_v2", "auto_size": True}})
+
+
+def test_auto_size_shrinks_until_the_small_boxes_reach_the_smallest_anchor():
+    rng = np.random.default_rng(0)
+    cells = rng.uniform(40, 120, 400)  # shorter sides at 480 px; 5% are under ~44
+    size, max_size = auto_size(cells, 480, 640)
+    q = np.quantile(cells, 0.05)
+    assert size % 32 == 0 and q * size / 480 >= 32 > q * (size - 32) / 480  # the smallest size that keeps them
+    assert max_size == round(640 * size / 480)
+    assert auto_size(np.full(50, 20.0), 480, 640) == (480, 640)  # small objects: never shrunk, never grown
+    assert auto_size(np.full(50, 400.0), 800, 1333) == (256, 427)  # large ones: down to the floor
+    assert auto_size(np.zeros(0), 480, 640) == (480, 640)  # no boxes: as configured
+
+
+def test_auto_size_sets_the_training_size_and_is_pinned(tmp_path):
+    from detection.trainer import Trainer
+
+    boxes = [("cell", 100, 100, 140, 150, 0), ("cell", 300, 200, 420, 330, 0)]  # shorter sides 40 and 120
+    for split in ("train", "val"):
+        write_voc(tmp_path / "voc", {f"{split}{i}": boxes for i in range(4)}, split, size=(640, 480))
+    t = Trainer(load_config(None, {
+        "name": "s", "output_dir": str(tmp_path / "runs"),
+        "data": {"format": "voc", "root": str(tmp_path / "voc"), "classes": ["cell"], "num_workers": 0},
+        "model": {"weights": "none", "fpn_channels": 32, "min_size": 480, "max_size": 640, "auto_size": True}}))
+    t.setup()
+    assert (t.cfg["model"]["min_size"], t.cfg["model"]["max_size"]) == (384, 512)  # 40 px * 0.8 = 32
+    assert t.loader.dataset[0][0].shape[1:] == (384, 512)  # the loader resizes to it
+    saved = yaml.safe_load((t.run / "config.yaml").read_text())["model"]
+    assert (saved["min_size"], saved["max_size"], saved["auto_size"]) == (384, 512, False)  # a resume keeps it
+    t.after_train()
+    # the dataset doctor reports the box sizes at the size training would choose
+    data_check.main(["--data", str(tmp_path / "voc"), "--format", "voc", "--out", str(tmp_path / "check"),
+                            "data.classes=[cell]", "model.min_size=480", "model.max_size=640",
+                    "model.auto_size=true"])
+    assert "(min_size 384, max_size 512)" in (tmp_path / "check" / "report.md").read_text()
 
 
 def test_auto_anchors_are_pinned_and_rebuilt_from_the_checkpoint(tmp_path, synthetic_root, tiny_model_cfg):

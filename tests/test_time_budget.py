@@ -55,10 +55,10 @@ def test_plan_from_a_fake_clock_makes_a_partial_last_epoch(tmp_path, synthetic_r
     t.after_train()
 
 
-def test_a_plan_is_corrected_once_from_the_pace_the_stage_keeps(tmp_path, synthetic_root, tiny_model_cfg,
-                                                                  monkeypatch):
-    """Measured 1 s an iteration, 60 s: 58 planned. Two epochs (12 iterations) then take 36 s, 3 s
-    each with their epoch ends: what is left (24 s) holds 7 more, and the schedule is laid over 19."""
+def test_a_plan_follows_the_pace_the_stage_keeps(tmp_path, synthetic_root, tiny_model_cfg, monkeypatch):
+    """Measured 1 s an iteration, 60 s: 58 planned. The first epoch is not timed (kernels are built);
+    the next two (12 iterations) take 36 s, 3 s each: what is left (14 s) holds 4 more, and the
+    schedule is laid over 22. Past half of the plan it stays."""
     now = [0.0]
     monkeypatch.setattr(trainer_module.time, "perf_counter", lambda: now[0])
     monkeypatch.setattr(trainer_module, "measure_step_time", lambda *a, **k: 1.0)
@@ -66,19 +66,22 @@ def test_a_plan_is_corrected_once_from_the_pace_the_stage_keeps(tmp_path, synthe
     t.setup()
     t.enter_stage(0)
     assert t.state.plan == [58] and t.total_epochs == 10
-    for _ in range(12):
+    t.state.epoch, t.state.step, now[0] = 1, 6, 10.0
+    t.replan_stage(0)
+    assert t.state.plan == [58]  # the first epoch only starts the clock
+    for _ in range(18):
         t.parts.optimizer.step()
         t.parts.scheduler.step()
     lr_before = t.parts.optimizer.param_groups[0]["lr"]
-    t.state.epoch, t.state.step, now[0] = 2, 12, 36.0
+    t.state.epoch, t.state.step, now[0] = 3, 18, 46.0
     t.replan_stage(0)
-    assert t.state.plan == [19] and t.total_epochs == 4 and t.epoch_limit() is None
+    assert t.state.plan == [22] and t.total_epochs == 4 and t.epoch_limit() == 4  # the last epoch: 4 of 6
     sched = t.parts.scheduler
-    assert sched.last_epoch == 12 and t.parts.optimizer.param_groups[0]["lr"] == lr_before  # the step goes on
-    assert sched.lr_lambdas[0](14) == pytest.approx(1.0) and sched.lr_lambdas[0](15) == pytest.approx(0.1)
-    t.state.epoch, t.state.step, now[0] = 3, 18, 50.0
-    t.replan_stage(0)  # once a stage: the schedule does not move again
-    assert t.state.plan == [19] and t.state.replanned == [0]
+    assert sched.last_epoch == 18 and t.parts.optimizer.param_groups[0]["lr"] == lr_before  # the step goes on
+    assert sched.lr_lambdas[0](17) == pytest.approx(1.0) and sched.lr_lambdas[0](18) == pytest.approx(0.1)
+    now[0] = 59.0
+    t.replan_stage(0)  # 18 of 22 done: the schedule does not move again
+    assert t.state.plan == [22]
     t.after_train()
 
 

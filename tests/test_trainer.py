@@ -169,6 +169,37 @@ def test_bf16_without_native_support_is_flagged(monkeypatch):
     assert precision.amp_warning(cpu, "bf16") is None
 
 
+def test_amp_auto_picks_by_device_and_measurement(monkeypatch):
+    from detection import precision
+
+    cpu, timed = torch.device("cpu"), []
+
+    def time_step(seconds):
+        return lambda amp: timed.append(amp) or seconds[amp]
+
+    monkeypatch.setattr(precision, "bf16_is_native", lambda device: False)
+    assert precision.choose_amp(cpu, time_step({}))[0] == "none" and timed == []  # emulated: not even timed
+    monkeypatch.setattr(precision, "bf16_is_native", lambda device: True)
+    assert precision.choose_amp(cpu, time_step({"none": 1.0, "bf16": 0.6}))[0] == "bf16"
+    amp, why = precision.choose_amp(cpu, time_step({"none": 1.0, "bf16": 0.95}))
+    assert amp == "none" and "1.00 s an iteration in fp32, 0.95 s in bf16" in why  # a tie goes to fp32
+    assert timed == ["none", "bf16", "none", "bf16"]
+    for supported, expected in ((True, "bf16"), (False, "fp16")):
+        monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda s=supported: s)
+        assert precision.choose_amp(torch.device("cuda", 0), time_step({}))[0] == expected
+
+
+def test_amp_auto_is_resolved_before_training_and_pinned(tmp_path, synthetic_root, tiny_model_cfg):
+    from detection.trainer import Trainer
+
+    t = Trainer(tiny_cfg(tmp_path, synthetic_root, tiny_model_cfg, epochs=1, amp="auto"))
+    t.setup()
+    chosen = t.tcfg["amp"]
+    assert chosen in ("none", "bf16") and t.cfg["train"]["amp"] == chosen
+    assert load_config(str(t.run / "config.yaml"), {})["train"]["amp"] == chosen  # resume and eval see the choice
+    t.after_train()
+
+
 @pytest.mark.slow
 def test_ema_weights_differ_and_are_the_ones_in_best(tmp_path, synthetic_root, tiny_model_cfg):
     run, _ = train(tiny_cfg(tmp_path, synthetic_root, tiny_model_cfg, epochs=1, ema=True, ema_tau=2.0))

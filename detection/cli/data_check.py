@@ -40,8 +40,13 @@ def main(argv: list[str] | None = None) -> None:
         raise ConfigError("--data needs --format voc|coco|yolo")
     given = [] if args.cfg else ["name=data_check", f"data.format={args.format}", f"data.root={args.data}"]
     cfg = load_config(args.cfg, given + list(args.overrides))
-    m = cfg["model"]
     train, val, leaks = check(cfg)
+    if cfg["model"]["auto_size"] and train.records:  # the sizes below are then the ones training would use
+        from ..models.anchors import sized_config
+
+        cfg, why = sized_config(cfg, train.records)
+        log.info(why)
+    m = cfg["model"]
     sides = [s for s in (train, val) if s.records]
     for s in sides:
         log.info(short_summary(s.records, s.info, m["min_size"], m["max_size"]))

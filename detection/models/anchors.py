@@ -1,4 +1,4 @@
-"""Anchors fitted to the training boxes, for `model.anchors: auto`.
+"""Anchors and input size fitted to the training boxes: `model.anchors: auto`, `model.auto_size`.
 
 The MobileNetV2 detectors' default anchors (32 to 362 px, ratios 0.5 / 1 / 2) are COCO's
 guess. A data set of 20-px platelets and 100-px cells is better served by anchors at the
@@ -6,14 +6,22 @@ sizes and shapes it has: sizes at evenly spaced quantiles of the boxes' scale (t
 root of their area at the model's input), one group per feature level, smallest first;
 aspect ratios (height / width) at the quantiles of theirs. The result is pinned in the
 run's config, so a checkpoint rebuilds the same anchors.
+
+The input size: the fewer pixels, the more iterations a time budget holds, as long as the
+small objects stay detectable. `model.auto_size` shrinks the configured size (never grows it)
+until the 5th percentile of the boxes' shorter sides reaches the smallest anchor (32 px in
+every Faster R-CNN and RetinaNet here: four times the finest FPN stride of 8, or more).
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
 from ..errors import ConfigError
 
+SMALLEST_ANCHOR = 32  # px: the first anchor size of every Faster R-CNN and RetinaNet in builders.ARCHS
 FITTED_ARCHS = {"fasterrcnn_mobilenet_v2_fpn": (4, 2), "retinanet_mobilenet_v2_fpn": (5, 3)}  # (levels, sizes a level)
 
 
@@ -54,3 +62,39 @@ def fitted_config(cfg: dict, records) -> dict:
     stats = box_stats(records, m["min_size"], m["max_size"])
     sizes, ratios = fit_anchors(stats["w"], stats["h"], levels, per_level)
     return {**cfg, "model": {**m, "anchor_sizes": sizes, "aspect_ratios": ratios}}
+
+
+def auto_size(short_sides: np.ndarray, min_size: int, max_size: int, smallest_anchor: int = SMALLEST_ANCHOR,
+              quantile: float = 0.05, floor: int = 256) -> tuple[int, int]:
+    """(min_size, max_size) for boxes whose shorter sides at (min_size, max_size) are `short_sides`:
+    the smallest multiple of 32 (not below `floor`) at which their `quantile` reaches the smallest
+    anchor, at most the configured size; max_size keeps the configured ratio."""
+    sides = np.asarray(short_sides, np.float64)
+    sides = sides[sides > 0]
+    if not len(sides):
+        return min_size, max_size
+    scale = min(1.0, smallest_anchor / float(np.quantile(sides, quantile)))
+    size = min(min_size, max(floor, math.ceil(min_size * scale / 32) * 32))
+    return size, max(size, round(max_size * size / min_size))
+
+
+def check_sizable(arch: str) -> None:
+    if not arch.startswith(("fasterrcnn_", "retinanet_")):
+        raise ConfigError(f"model.auto_size is for the Faster R-CNN and RetinaNet archs (anchors from "
+                          f"{SMALLEST_ANCHOR} px); {arch} keeps model.min_size (set model.auto_size=false)")
+
+
+def sized_config(cfg: dict, records) -> tuple[dict, str]:
+    """(`cfg` with model.min_size / max_size from `auto_size`, a line for the log)."""
+    from ..data.doctor import box_stats
+
+    m = cfg["model"]
+    check_sizable(m["arch"])
+    stats = box_stats(records, m["min_size"], m["max_size"])
+    short = np.minimum(stats["w"], stats["h"])
+    size, max_size = auto_size(short, m["min_size"], m["max_size"])
+    q = float(np.quantile(short[short > 0], 0.05)) if (short > 0).any() else 0.0
+    why = (f"model.auto_size: min_size {m['min_size']} -> {size}, max_size {m['max_size']} -> {max_size} (5% of "
+           f"the {len(short)} training boxes are under {q:.0f} px on their shorter side at {m['min_size']}, "
+           f"{q * size / m['min_size']:.0f} px at {size}; the smallest anchor is {SMALLEST_ANCHOR} px)")
+    return {**cfg, "model": {**m, "min_size": size, "max_size": max_size}}, why
