@@ -98,13 +98,6 @@ def lr_lambda(tcfg: dict, iters_per_epoch: int, epochs: int, warmup_iters: int, 
     return f
 
 
-def build_scheduler(optimizer, tcfg: dict, stage: dict, iters_per_epoch: int, start_epoch: int,
-                    run_epochs: int | None = None, total_iters: int | None = None):
-    """The stage's schedule as torch's LambdaLR, stepped once per iteration."""
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(
-        tcfg, iters_per_epoch, stage["epochs"], stage["warmup_iters"], start_epoch, run_epochs, total_iters))
-
-
 def plan_iterations(budget_s: float, elapsed_s: float, shares: list[float], stage: int, seconds_per_iter: float,
                     safety: float = 0.97) -> int:
     """Iterations of `stage` that fit its part of what is left of the budget.

@@ -33,7 +33,7 @@ from .errors import CheckpointError, ConfigError, DetectionError
 from .evaluation.evaluator import build_validation, format_results
 from .models.builders import build_model
 from .models.freeze import apply_policy, count_parameters, freeze_policy
-from .optim import build_optimizer, build_scheduler, plan_iterations, plan_stages
+from .optim import build_optimizer, lr_lambda, plan_iterations, plan_stages
 from .precision import amp_warning, choose_amp
 from .results_log import ResultsLog, plot_results
 from .rng import rng_state, seed_everything, set_rng_state
@@ -239,17 +239,18 @@ class Trainer:
         self.pace_start = None  # (clock, step) at the end of the stage's first epoch: see replan_stage
         optimizer = build_optimizer(self.model, tcfg, st["lr"], st["backbone_lr_mult"])
         self.parts = TrainParts(
-            self.model, optimizer, self._stage_scheduler(si, optimizer),
+            self.model, optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, self._stage_lr(si)),
             torch.amp.GradScaler("cuda") if tcfg["amp"] == "fp16" else None,
             make_ema(self.model, tcfg["ema_decay"], tcfg["ema_tau"]) if tcfg["ema"] else None)
         if resuming:
             Checkpointer.restore_parts(self.ckpt, self.parts)
             set_rng_state(self.ckpt["rng"])  # last: the set-up above must not move the generators
 
-    def _stage_scheduler(self, si: int, optimizer):
-        return build_scheduler(optimizer, self.tcfg, self.stages[si], self.ipe,
-                               self.stage_end(si - 1) if si else 0, sum(x["epochs"] for x in self.stages),
-                               self.state.plan[si] if self.timed else None)
+    def _stage_lr(self, si: int):
+        """The lr multiplier of stage `si` at each of its iterations (over its plan under train.time)."""
+        st = self.stages[si]
+        return lr_lambda(self.tcfg, self.ipe, st["epochs"], st["warmup_iters"], self.stage_end(si - 1) if si else 0,
+                         sum(x["epochs"] for x in self.stages), self.state.plan[si] if self.timed else None)
 
     @property
     def timed(self) -> bool:
@@ -271,11 +272,12 @@ class Trainer:
                      "measured; %.0fs of the budget used so far; validation runs after the last (outside it)",
                      self.tcfg["time"], si + 1, len(self.stages), iters, iters / ipe, ipe, spi, elapsed)
 
-    def replan_stage(self, si: int, until: float = 0.5) -> None:
-        """train.time: at each epoch end in the first `until` of the stage, fit its plan to the pace it
-        keeps (epoch ends, checkpoints and the loader included, which the short measurement misses)
-        and lay the schedule over the new length. The pace is timed from the end of the stage's first
-        epoch, which carries the one-time costs (workers starting, first allocations)."""
+    def replan_stage(self, si: int, max_raise: float = 1.1) -> None:
+        """train.time: at each epoch end, fit the stage's plan to the pace it keeps (epoch ends,
+        checkpoints and the loader included, which the short measurement misses) and lay the
+        schedule over the new length, unless that would raise the lr again after a decay (a
+        longer plan moving a passed milestone ahead). The pace is timed from the end of the
+        stage's first epoch, which carries the one-time costs (workers starting, first allocations)."""
         st = self.state
         if si >= len(st.deadline) or st.epoch >= self.stage_end(si):
             return
@@ -283,24 +285,21 @@ class Trainer:
         if self.pace_start is None:
             self.pace_start = (now, st.step)
             return
-        stage_done = (st.epoch - (self.stage_end(si - 1) if si else 0)) * self.ipe
-        if stage_done >= until * st.plan[si]:  # later, a shift of the schedule would move its decay
-            return
         pace = (now - self.pace_start[0]) / max(1, st.step - self.pace_start[1])
-        before = st.plan[si]
-        st.plan[si] = dist.broadcast_object(stage_done + plan_iterations(st.deadline[si], now - self.clock_start,
-                                                                         [1], 0, pace))
-        optimizer = self.parts.optimizer
-        lrs = [g["lr"] for g in optimizer.param_groups]  # a new LambdaLR resets them; the step goes on
-        scheduler = self._stage_scheduler(si, optimizer)
-        scheduler.load_state_dict(self.parts.scheduler.state_dict())  # same position, new length
-        for g, lr in zip(optimizer.param_groups, lrs):
-            g["lr"] = lr
-        self.parts.scheduler = scheduler
-        if dist.is_main() and abs(st.plan[si] - before) > 0.02 * before:
+        stage_done = (st.epoch - (self.stage_end(si - 1) if si else 0)) * self.ipe
+        plan = dist.broadcast_object(stage_done + plan_iterations(st.deadline[si], now - self.clock_start, [1], 0,
+                                                                  pace))
+        before, it, old_lr = st.plan[si], self.parts.scheduler.last_epoch, self._stage_lr(si)
+        st.plan[si] = plan
+        new_lr = self._stage_lr(si)
+        if plan == before or new_lr(it) > max_raise * old_lr(it):
+            st.plan[si] = before
+            return
+        scheduler = self.parts.scheduler
+        scheduler.lr_lambdas = [new_lr] * len(scheduler.lr_lambdas)  # the next step follows the new length
+        if dist.is_main() and abs(plan - before) > 0.02 * before:
             log.info("train.time: stage %d/%d keeps %.2f s an iteration with its epoch ends: its plan goes from %d "
-                     "to %d iterations (%.1f epochs)", si + 1, len(self.stages), pace, before, st.plan[si],
-                     st.plan[si] / self.ipe)
+                     "to %d iterations (%.1f epochs)", si + 1, len(self.stages), pace, before, plan, plan / self.ipe)
 
     def epoch_limit(self) -> int | None:
         """Batches of the current epoch under a time plan (the stage's last epoch is partial)."""

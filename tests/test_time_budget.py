@@ -58,7 +58,7 @@ def test_plan_from_a_fake_clock_makes_a_partial_last_epoch(tmp_path, synthetic_r
 def test_a_plan_follows_the_pace_the_stage_keeps(tmp_path, synthetic_root, tiny_model_cfg, monkeypatch):
     """Measured 1 s an iteration, 60 s: 58 planned. The first epoch is not timed (kernels are built);
     the next two (12 iterations) take 36 s, 3 s each: what is left (14 s) holds 4 more, and the
-    schedule is laid over 22. Past half of the plan it stays."""
+    schedule is laid over 22. Past its decay the plan may shrink, never grow (the lr would rise)."""
     now = [0.0]
     monkeypatch.setattr(trainer_module.time, "perf_counter", lambda: now[0])
     monkeypatch.setattr(trainer_module, "measure_step_time", lambda *a, **k: 1.0)
@@ -79,9 +79,12 @@ def test_a_plan_follows_the_pace_the_stage_keeps(tmp_path, synthetic_root, tiny_
     sched = t.parts.scheduler
     assert sched.last_epoch == 18 and t.parts.optimizer.param_groups[0]["lr"] == lr_before  # the step goes on
     assert sched.lr_lambdas[0](17) == pytest.approx(1.0) and sched.lr_lambdas[0](18) == pytest.approx(0.1)
-    now[0] = 59.0
-    t.replan_stage(0)  # 18 of 22 done: the schedule does not move again
-    assert t.state.plan == [22]
+    t.pace_start = (40.0, 6)  # now as if 0.5 s an iteration: 45 would fit, moving the decay at 18 to 36
+    t.replan_stage(0)
+    assert t.state.plan == [22] and sched.lr_lambdas[0](18) == pytest.approx(0.1)
+    t.pace_start = (0.0, 6)  # slower: 21 fit, the decay moves to 17 and stays behind
+    t.replan_stage(0)
+    assert t.state.plan == [21] and sched.lr_lambdas[0](18) == pytest.approx(0.1)
     t.after_train()
 
 
