@@ -3,8 +3,10 @@
     python bench/time_to_accuracy.py                                   # BCCD and synthetic, 2.5 / 5 / 10 minutes
     python bench/time_to_accuracy.py --data bccd --minutes 2.5,5 --recipes defaults,new
 
-Recipes (each on top of the data set's config, `configs/bccd_frcnn.yaml` or `configs/demo.yaml`):
-- defaults: the config as it is (warmup 100 iterations, multistep at the epochs' shares).
+Recipes, on top of the data set's config (`configs/bccd_frcnn.yaml` or `configs/demo.yaml`):
+- defaults: the config as it is (since 2026-11-24 BCCD's is `lean`, below).
+- before: the defaults before then (full input size, 500 proposals, 256 RoIs an image; warmup
+  100 iterations, multistep at the epochs' shares). Every recipe below starts from it.
 - new: warmup over 5% of the run, cosine down to 5% of the lr.
 - tutorial: torchvision's detection tutorial: MobileNetV2 features as one 1280-channel map,
   800 px, SGD lr 0.005 / weight decay 0.0005, everything trainable, batch 2, steps at 30/60/90%.
@@ -39,8 +41,9 @@ import detection  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = {"bccd": "configs/bccd_frcnn.yaml", "synthetic": "configs/demo.yaml"}
+BEFORE = {"model.auto_size": False, "model.rpn_post_nms_top_n_train": 500, "model.box_batch_size_per_image": 256}
 RECIPES = {
-    "defaults": {},
+    "before": {},
     "new": {"train.warmup_fraction": 0.05, "train.scheduler": "cosine", "train.min_lr_ratio": 0.05},
     "tutorial": {"model.arch": "fasterrcnn_mobilenet_v2_c5", "model.min_size": 800, "model.max_size": 1333,
                  "model.freeze_at": 0, "model.freeze_bn": "frozen_stages", "train.lr": 0.005,
@@ -57,6 +60,7 @@ RECIPES = {
     "lean_amp": {"model.rpn_post_nms_top_n_train": 300, "model.box_batch_size_per_image": 128,
                  "model.auto_size": True, "train.amp": "auto"},
 }
+RECIPES = {"defaults": {}, **{name: {**BEFORE, **overrides} for name, overrides in RECIPES.items()}}
 
 
 def run(data: str, recipe: str, minutes: float, out: str) -> dict:

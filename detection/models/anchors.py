@@ -94,7 +94,9 @@ def sized_config(cfg: dict, records) -> tuple[dict, str]:
     short = np.minimum(stats["w"], stats["h"])
     size, max_size = auto_size(short, m["min_size"], m["max_size"])
     q = float(np.quantile(short[short > 0], 0.05)) if (short > 0).any() else 0.0
-    why = (f"model.auto_size: min_size {m['min_size']} -> {size}, max_size {m['max_size']} -> {max_size} (5% of "
+    change = (f"min_size {m['min_size']} -> {size}, max_size {m['max_size']} -> {max_size}"
+              if size != m["min_size"] else f"keeps min_size {size}, max_size {max_size}")
+    why = (f"model.auto_size: {change} (5% of "
            f"the {len(short)} training boxes are under {q:.0f} px on their shorter side at {m['min_size']}, "
            f"{q * size / m['min_size']:.0f} px at {size}; the smallest anchor is {SMALLEST_ANCHOR} px)")
     return {**cfg, "model": {**m, "min_size": size, "max_size": max_size}}, why
