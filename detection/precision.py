@@ -29,8 +29,8 @@ def amp_warning(device: torch.device, amp: str) -> str | None:
 def choose_amp(device: torch.device, time_step) -> tuple[str, str]:
     """train.amp=auto: (precision, why). CUDA: bf16 where the GPU has it, else fp16. A CPU without
     native bf16: fp32. A CPU with it: whichever of fp32 and bf16 `time_step(amp)` (seconds a
-    training iteration) measures faster, bf16 only when at least 10% faster (its rounding costs a
-    little accuracy, so a tie goes to fp32)."""
+    training iteration; the trainer times 5 after 2 warm-ups) measures faster, bf16 only when at
+    least 10% faster (its rounding costs a little accuracy, so a tie goes to fp32)."""
     if device.type == "cuda":
         return ("bf16", "the GPU has bf16") if torch.cuda.is_bf16_supported() else ("fp16", "the GPU has no bf16")
     capability = torch.backends.cpu.get_cpu_capability()

@@ -187,7 +187,7 @@ class Trainer:
         if cfg["train"]["amp"] != "auto":
             return cfg
         amp, why = choose_amp(self.device, lambda a: measure_step_time(self.model, self.loader, self.device, a,
-                                                                       steps=3))
+                                                                       steps=5, warmup=2))
         amp = dist.broadcast_object(amp)
         if dist.is_main():
             log.info("train.amp=auto: %s (%s)", {"none": "fp32"}.get(amp, amp), why)
