@@ -222,6 +222,10 @@ class Trainer:
         """The run epoch at which stage `si` ends."""
         return sum(self.stage_epochs(j) for j in range(si + 1))
 
+    def stage_start(self, si: int) -> int:
+        """The run epoch at which stage `si` starts."""
+        return self.stage_end(si - 1) if si else 0
+
     @property
     def total_epochs(self) -> int:
         return self.stage_end(len(self.stages) - 1)
@@ -246,11 +250,14 @@ class Trainer:
             Checkpointer.restore_parts(self.ckpt, self.parts)
             set_rng_state(self.ckpt["rng"])  # last: the set-up above must not move the generators
 
-    def _stage_lr(self, si: int):
-        """The lr multiplier of stage `si` at each of its iterations (over its plan under train.time)."""
+    def _stage_lr(self, si: int, plan: int | None = None):
+        """The lr multiplier of stage `si` at each of its iterations: over its epochs, or under
+        train.time over `plan` iterations (default: the stage's plan)."""
         st = self.stages[si]
-        return lr_lambda(self.tcfg, self.ipe, st["epochs"], st["warmup_iters"], self.stage_end(si - 1) if si else 0,
-                         sum(x["epochs"] for x in self.stages), self.state.plan[si] if self.timed else None)
+        if self.timed and plan is None:
+            plan = self.state.plan[si]
+        return lr_lambda(self.tcfg, self.ipe, st["epochs"], st["warmup_iters"], self.stage_start(si),
+                         sum(x["epochs"] for x in self.stages), plan)
 
     @property
     def timed(self) -> bool:
@@ -286,16 +293,14 @@ class Trainer:
             self.pace_start = (now, st.step)
             return
         pace = (now - self.pace_start[0]) / max(1, st.step - self.pace_start[1])
-        stage_done = (st.epoch - (self.stage_end(si - 1) if si else 0)) * self.ipe
+        stage_done = (st.epoch - self.stage_start(si)) * self.ipe
         plan = dist.broadcast_object(stage_done + plan_iterations(st.deadline[si], now - self.clock_start, [1], 0,
                                                                   pace))
-        before, it, old_lr = st.plan[si], self.parts.scheduler.last_epoch, self._stage_lr(si)
-        st.plan[si] = plan
-        new_lr = self._stage_lr(si)
-        if plan == before or new_lr(it) > max_raise * old_lr(it):
-            st.plan[si] = before
+        before, scheduler = st.plan[si], self.parts.scheduler
+        new_lr, it = self._stage_lr(si, plan), scheduler.last_epoch
+        if plan == before or new_lr(it) > max_raise * scheduler.lr_lambdas[0](it):
             return
-        scheduler = self.parts.scheduler
+        st.plan[si] = plan
         scheduler.lr_lambdas = [new_lr] * len(scheduler.lr_lambdas)  # the next step follows the new length
         if dist.is_main() and abs(plan - before) > 0.02 * before:
             log.info("train.time: stage %d/%d keeps %.2f s an iteration with its epoch ends: its plan goes from %d "
@@ -306,8 +311,7 @@ class Trainer:
         if not self.timed:
             return None
         si = self.state.stage
-        start = self.stage_end(si - 1) if si else 0
-        left = self.state.plan[si] - (self.state.epoch - start) * self.ipe
+        left = self.state.plan[si] - (self.state.epoch - self.stage_start(si)) * self.ipe
         return left if left < self.ipe else None
 
     def _apply_stage_freezing(self, si: int) -> None:
