@@ -26,7 +26,7 @@ import torch
 from . import distributed as dist
 from .checkpoint import Checkpointer, load_checkpoint, new_run_dir, restore_model
 from .config import load_config, save_config
-from .data.dataset import build_loader, get_dataset, read_split
+from .data.dataset import DetectionDataset, build_loader, dataset_from, get_dataset, read_split
 from .data.splits import record_names, write_split
 from .engine import StepOptions, TrainParts, evaluate, measure_step_time, train_one_epoch
 from .errors import CheckpointError, ConfigError, DetectionError
@@ -124,11 +124,8 @@ class Trainer:
     def setup(self) -> None:
         """Data, model and run folder (new, or the resumed one), loaders, writers."""
         cfg, tcfg = self.cfg, self.tcfg
-        if cfg["model"]["auto_size"] and self.ckpt is None:  # before the loader resizes to the model's size
-            from .models.anchors import sized_config
-
-            self.cfg = cfg = self._sized(cfg, sized_config)
-        train_ds = get_dataset(cfg, train=True)
+        cfg, train_ds = self._train_data(cfg)
+        self.cfg = cfg
         self.class_names = list(train_ds.info.class_names)
         if cfg["model"]["anchors"] == "auto" and not cfg["model"]["anchor_sizes"]:
             from .models.anchors import fitted_config
@@ -173,14 +170,20 @@ class Trainer:
             if warning := amp_warning(self.device, tcfg["amp"]):
                 log.warning(warning)
 
-    def _sized(self, cfg: dict, sized_config) -> dict:
-        """model.auto_size: the input size from the training boxes (read once more, annotations only),
-        pinned in config.yaml with auto_size off so a resume or evaluation keeps it."""
-        records, _ = read_split(cfg["data"], cfg["data"]["train_split"], True, None, cfg["seed"])
+    def _train_data(self, cfg: dict) -> tuple[dict, DetectionDataset]:
+        """(config, training dataset). model.auto_size picks the input size from the training boxes
+        before the dataset resizes to it, and is pinned in config.yaml as that size with auto_size
+        off, so a resume or an evaluation keeps it."""
+        if not (cfg["model"]["auto_size"] and self.ckpt is None):
+            return cfg, get_dataset(cfg, train=True)
+        from .models.anchors import sized_config
+
+        records, info = read_split(cfg["data"], cfg["data"]["train_split"], True, None, cfg["seed"])
         cfg, why = sized_config(cfg, records)
         if dist.is_main():
             log.info(why)
-        return {**cfg, "model": {**cfg["model"], "auto_size": False}}
+        cfg = {**cfg, "model": {**cfg["model"], "auto_size": False}}
+        return cfg, dataset_from(cfg, records, info, train=True)
 
     def _resolve_amp(self, cfg: dict) -> dict:
         """train.amp=auto becomes the precision this device trains fastest in, pinned in config.yaml."""

@@ -148,9 +148,14 @@ def read_split(dcfg: dict, split: str, train: bool, classes: list[str] | None = 
 
 
 def get_dataset(cfg: dict, train: bool, class_names: list[str] | None = None) -> DetectionDataset:
+    d = cfg["data"]
+    records, info = read_split(d, d["train_split"] if train else d["val_split"], train, class_names, cfg["seed"])
+    return dataset_from(cfg, records, info, train)
+
+
+def dataset_from(cfg: dict, records: list[ImageRecord], info: DatasetInfo, train: bool) -> DetectionDataset:
+    """The dataset of records already read, at the config's model size (with the start-up summary)."""
     d, m = cfg["data"], cfg["model"]
-    split = d["train_split"] if train else d["val_split"]
-    records, info = read_split(d, split, train, class_names, cfg["seed"])
     log.info(short_summary(records, info, m["min_size"], m["max_size"]))
     if train and not any(len(r.boxes) for r in records):
         raise DataError(f"{info.source}: the training split has no boxes at all (after clean-up); a detector "
