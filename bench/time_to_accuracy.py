@@ -16,10 +16,10 @@ Recipes, on top of the data set's config (`configs/bccd_frcnn.yaml` or `configs/
 - anchors: `new` with anchors fitted to the training boxes (model.anchors=auto).
 - sampling: fewer proposals and sampled RoIs for small data sets (300 after the RPN's NMS
   instead of 500, 128 RoIs an image instead of 256): the box head costs about as much as the trunk.
-- lean: sampling and size together.
-- lean_amp: lean with train.amp=auto (bf16 where this CPU has it natively and measures faster).
 - size: the input size from the boxes (model.auto_size: shrink while 95% of the boxes keep a
   shorter side of at least the smallest anchor, 32 px): on BCCD 384 px instead of its native 480.
+- lean: sampling and size together.
+- lean_amp: lean with train.amp=auto (bf16 where this CPU has it natively and measures faster).
 One run after the other, in this process; the table rows print as they finish (COCO AP and
 AP50 on the validation split, the iterations the budget allowed, training and validation s).
 """
@@ -42,7 +42,7 @@ import detection  # noqa: E402
 REPO = Path(__file__).resolve().parent.parent
 DATA = {"bccd": "configs/bccd_frcnn.yaml", "synthetic": "configs/demo.yaml"}
 BEFORE = {"model.auto_size": False, "model.rpn_post_nms_top_n_train": 500, "model.box_batch_size_per_image": 256}
-RECIPES = {
+ON_BEFORE = {  # each recipe's overrides of `before`
     "before": {},
     "new": {"train.warmup_fraction": 0.05, "train.scheduler": "cosine", "train.min_lr_ratio": 0.05},
     "tutorial": {"model.arch": "fasterrcnn_mobilenet_v2_c5", "model.min_size": 800, "model.max_size": 1333,
@@ -60,7 +60,7 @@ RECIPES = {
     "lean_amp": {"model.rpn_post_nms_top_n_train": 300, "model.box_batch_size_per_image": 128,
                  "model.auto_size": True, "train.amp": "auto"},
 }
-RECIPES = {"defaults": {}, **{name: {**BEFORE, **overrides} for name, overrides in RECIPES.items()}}
+RECIPES = {"defaults": {}, **{name: {**BEFORE, **overrides} for name, overrides in ON_BEFORE.items()}}
 
 
 def run(data: str, recipe: str, minutes: float, out: str) -> dict:
