@@ -65,17 +65,37 @@ def read_metadata(path: Path, kind: str) -> dict:
             props = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
         except Exception as e:  # noqa: BLE001 - protobuf errors have no common base
             raise CheckpointError(f"{path}: not a readable ONNX file ({str(e)[:200]})") from None
-    else:  # a TorchScript file is a zip archive; its extra files sit at <archive>/extra/<name>
-        try:
-            with zipfile.ZipFile(path) as z:
-                props = {META_KEY: next((z.read(n).decode() for n in z.namelist()
-                                         if n.endswith(f"/extra/{META_KEY}")), "")}
-        except (zipfile.BadZipFile, OSError, UnicodeDecodeError) as e:
-            raise CheckpointError(f"{path}: not a readable TorchScript file ({e})") from None
+    else:
+        props = {META_KEY: _torchscript_extra(path, META_KEY)}
     if not props.get(META_KEY):
         raise CheckpointError(f"{path}: has no '{META_KEY}' metadata (class names, input size); export it with "
                               "tools/export.py")
-    return json.loads(props[META_KEY])
+    try:
+        meta = json.loads(props[META_KEY])
+        ok = isinstance(meta, dict) and isinstance(meta.get("class_names"), list) and all(
+            isinstance(meta.get(k), int) and meta[k] > 0 for k in ("min_size", "max_size"))
+    except ValueError:
+        ok = False
+    if not ok:
+        raise CheckpointError(f"{path}: its '{META_KEY}' metadata is not what tools/export.py writes (json with "
+                              "class_names, min_size, max_size); export the checkpoint again")
+    return meta
+
+
+def _torchscript_extra(path: Path, name: str, max_bytes: int = 1 << 20) -> str:
+    """An extra file of a TorchScript archive (a zip: <archive>/extra/<name>) without loading the
+    model; "" when absent. Larger than `max_bytes` is refused: ours is a short json."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            entry = next((i for i in z.infolist() if i.filename.endswith(f"/extra/{name}")), None)
+            if entry is None:
+                return ""
+            if entry.file_size > max_bytes:
+                raise CheckpointError(f"{path}: its '{name}' entry holds {entry.file_size} bytes, not the short "
+                                      "json tools/export.py writes; export the checkpoint again")
+            return z.read(entry).decode()
+    except (zipfile.BadZipFile, OSError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{path}: not a readable TorchScript file ({e})") from None
 
 
 def _example(min_size: int, max_size: int, fixed_size) -> torch.Tensor:

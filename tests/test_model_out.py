@@ -165,8 +165,13 @@ def test_broken_exported_files_are_one_line(tmp_path):
         z.writestr("m/data.pkl", b"")
     with zipfile.ZipFile(tmp_path / "nomodel.torchscript", "w") as z:  # metadata, but no model to load
         z.writestr("m/extra/detection", json.dumps({"class_names": ["a"], "min_size": 64, "max_size": 64}))
+    for name, text in (("badjson", "{not json"), ("nokeys", json.dumps({"min_size": 64})),
+                       ("huge", " " * (2 << 20))):  # 2 MB unpacked from a few kB
+        with zipfile.ZipFile(tmp_path / f"{name}.torchscript", "w", zipfile.ZIP_DEFLATED) as z:
+            z.writestr("m/extra/detection", text)
     expected = {"junk": "not a readable TorchScript file", "bare": "has no 'detection' metadata",
-                "nomodel": "not a loadable TorchScript file"}
+                "nomodel": "not a loadable TorchScript file", "badjson": "metadata is not what tools/export.py",
+                "nokeys": "metadata is not what tools/export.py", "huge": "not the short json"}
     for name, message in expected.items():
         with pytest.raises(CheckpointError, match=message) as e:
             Predictor.load(tmp_path / f"{name}.torchscript")
