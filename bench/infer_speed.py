@@ -26,9 +26,10 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from detection.checkpoint import newest_run, run_checkpoint  # noqa: E402
 from detection.export import export, match  # noqa: E402
+from detection.loading import open_model  # noqa: E402
 from detection.predictor import Predictor  # noqa: E402
+from detection.runs import model_file  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 BCCD = REPO.parent / "shared" / "datasets" / "bccd_voc" / "BCCD"
@@ -68,8 +69,7 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     if args.threads:
         torch.set_num_threads(args.threads)
-    ckpt = Path(args.ckpt) if args.ckpt else run_checkpoint(newest_run("runs"))
-    ckpt = run_checkpoint(ckpt) if ckpt.is_dir() else ckpt
+    ckpt = model_file(args.ckpt)[0]
     images = load_images(args.images)
     print(f"CPU capability {torch.backends.cpu.get_cpu_capability()}, {torch.get_num_threads()} threads; "
           f"{ckpt}; {len(images)} images of {images[0].shape[1]}x{images[0].shape[0]}, batch {args.batch}\n")
@@ -77,11 +77,11 @@ def main() -> None:
         files = {"onnx": export(ckpt, "onnx", dynamic=False, out=f"{tmp}/m.onnx"),
                  "onnx_dynamic": export(ckpt, "onnx", out=f"{tmp}/d.onnx"),
                  "torchscript": export(ckpt, "torchscript", out=f"{tmp}/m.torchscript")}
-        runs = [("PyTorch eager fp32", Predictor.load(ckpt)),
-                ("PyTorch bf16 autocast", Predictor.load(ckpt, amp="bf16")),
-                ("TorchScript", Predictor.load(files["torchscript"])),
-                ("ONNX Runtime (--static input)", Predictor.load(files["onnx"])),
-                ("ONNX Runtime (dynamic input, the default)", Predictor.load(files["onnx_dynamic"]))]
+        runs = [("PyTorch eager fp32", open_model(ckpt).predictor),
+                ("PyTorch bf16 autocast", open_model(ckpt, amp="bf16").predictor),
+                ("TorchScript", open_model(files["torchscript"]).predictor),
+                ("ONNX Runtime (--static input)", open_model(files["onnx"]).predictor),
+                ("ONNX Runtime (dynamic input, the default)", open_model(files["onnx_dynamic"]).predictor)]
         print("| backend | images/s | vs eager fp32 | same detections |\n|---|---|---|---|")
         base, ref = None, None
         for name, pred in runs:

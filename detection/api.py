@@ -33,9 +33,11 @@ class Detector:
 
     @classmethod
     def from_checkpoint(cls, path, device: str = "auto", amp: str = "none") -> Detector:
+        """A run folder (its best.pt), a .pt checkpoint, or an exported .onnx / .torchscript file."""
         from .distributed import device_for
+        from .loading import open_model
 
-        return cls(Predictor.load(path, device_for(device, 0), amp))
+        return cls(open_model(path, device_for(device, 0), amp).predictor)
 
     @property
     def class_names(self) -> list[str]:
@@ -48,10 +50,11 @@ class Detector:
         `source`: a path (image, folder, glob, .txt list, video), a stream URL, a webcam index,
         an RGB uint8 array (HxWx3, or HxW grayscale), a PIL image, or a list of these.
         `classes`: names or 0-based indices to keep. Unreadable files are skipped with a
-        warning that names them. `stream=True` returns a generator (for videos and streams).
+        warning that names them. `stream=True` returns a generator (for videos and streams);
+        its results keep their pixels for `plot()`, as do those of arrays and PIL images.
         """
         keep = self._class_indices(classes)
-        results = self._iterate(source, score, keep, max_det, batch, recursive, vid_stride)
+        results = self._iterate(source, score, keep, max_det, batch, recursive, vid_stride, stream)
         return results if stream else list(results)
 
     def _class_indices(self, classes) -> list[int] | None:
@@ -67,38 +70,35 @@ class Detector:
                 raise DataError(f"classes: {c!r} is not a class of this model ({', '.join(self.class_names[:20])})")
         return out
 
-    def _iterate(self, source, score, classes, max_det, batch, recursive, vid_stride) -> Iterator[Result]:
-        from .sources import Item, open_source
+    def _iterate(self, source, score, classes, max_det, batch, recursive, vid_stride, stream) -> Iterator[Result]:
+        from .predictor import stream_inference
 
         items = source if isinstance(source, (list, tuple)) else [source]
-        pending: list[Item] = []
-        opts = dict(score=score, classes=classes, max_det=max_det, batch=batch)
-        for k, src in enumerate(items):
-            if isinstance(src, (str, Path, int)):
-                opened = open_source(str(src), recursive=recursive, vid_stride=vid_stride)
-                try:
-                    for item in opened:
-                        if item.error:
-                            log.warning("skipped: %s", item.error)
-                            continue
-                        pending.append(item)
-                        if len(pending) >= max(1, batch):
-                            yield from self._run(pending, opts)
-                            pending = []
-                finally:
-                    opened.close()
-            else:
-                pending.append(Item(as_rgb(src), f"<image {k}>", f"image_{k}.jpg"))
-                if len(pending) >= max(1, batch):
-                    yield from self._run(pending, opts)
-                    pending = []
-        if pending:
-            yield from self._run(pending, opts)
+        for _, item, result in stream_inference(self.predictor, _sources(items, recursive, vid_stride), score,
+                                                classes, max_det, batch, keep_images=stream):
+            if result is None:
+                log.warning("skipped: %s", item.error)
+                continue
+            if item.name.startswith("<"):
+                result.image = item.image  # the caller's own array: keeping it costs nothing
+            yield result
 
-    def _run(self, items, opts) -> list[Result]:
-        extras = [{"frame": it.frame} if it.frame is not None else {} for it in items]
-        paths = [it.name if not it.name.startswith("<") else None for it in items]
-        return self.predictor.predict([it.image for it in items], paths, extras=extras, **opts)
+
+def _sources(items: list, recursive: bool, vid_stride: int):
+    """Each path, URL or webcam index opened as it comes; runs of arrays and PIL images as one source."""
+    from .sources import Arrays, open_source
+
+    arrays: list = []
+    for k, src in enumerate(items):
+        if isinstance(src, (str, Path, int)):
+            if arrays:
+                yield Arrays(arrays, k - len(arrays))
+                arrays = []
+            yield open_source(str(src), recursive=recursive, vid_stride=vid_stride)
+        else:
+            arrays.append(as_rgb(src))
+    if arrays:
+        yield Arrays(arrays, len(items) - len(arrays))
 
 
 def as_rgb(image) -> np.ndarray:
@@ -154,24 +154,26 @@ def _yaml_value(v) -> str:
 
 def train(cfg=None, **overrides) -> tuple[Path, dict]:
     """Train as `tools/train_det.py` does; returns the run folder and the last validation results."""
+    from .runs import resume_checkpoint
     from .trainer import train as run_training
 
+    if overrides.get("resume"):  # the run's own config; the other overrides extend or adjust it
+        cfg = resume_checkpoint(overrides["resume"])[1].config
     return run_training(get_config(cfg, **overrides))
 
 
 def evaluate(ckpt, cfg=None, **overrides) -> dict:
-    """Evaluate a run folder or checkpoint on its validation split (or `cfg`'s); the metrics dict
-    `tools/eval_det.py` prints (COCO, per class, VOC)."""
-    from .checkpoint import load_checkpoint, model_from_checkpoint, run_checkpoint
+    """Evaluate a run folder, checkpoint or exported file on its run's validation split (or
+    `cfg`'s); the metrics dict `tools/eval_det.py` prints (COCO, per class, VOC)."""
     from .distributed import device_for
-    from .engine import evaluate as run_evaluation
-    from .evaluation.evaluator import build_validation
+    from .loading import open_model
+    from .scoring import evaluate_model
 
-    path = Path(ckpt)
-    path = run_checkpoint(path) if path.is_dir() else path
-    saved = load_checkpoint(path)
-    full = get_config(cfg, **overrides) if cfg else get_config(saved["config"], **overrides)
+    loaded = open_model(ckpt, "cpu")
+    if cfg is None and loaded.config is None:
+        raise ConfigError(f"{loaded.path} is outside a run folder: pass cfg= (whose validation split to score it on)")
+    full = get_config(cfg, **overrides) if cfg else get_config(loaded.config, **overrides)
     device = device_for(full["device"], 0)
-    model = model_from_checkpoint(saved, path).to(device)
-    loader, ev = build_validation(full, saved["class_names"], device)
-    return run_evaluation(model, loader, ev, device)
+    if device.type != "cpu":
+        loaded = open_model(loaded.path, device)
+    return evaluate_model(loaded, full, device)[0]

@@ -1,4 +1,4 @@
-"""Checkpoints and run folders.
+"""Checkpoints: writing them safely, reading them weights-only, rebuilding their model.
 
 A checkpoint holds state dicts and plain Python values only (config dict, class names,
 versions), so it loads with `torch.load(weights_only=True)`. It is written to a
@@ -105,38 +105,3 @@ class Checkpointer:
             parts.scaler.load_state_dict(ckpt["scaler"])
         if parts.ema is not None and ckpt.get("ema"):
             parts.ema.load_state_dict(ckpt["ema"])
-
-
-def new_run_dir(output_dir: str, name: str) -> Path:
-    """`<output_dir>/<name>`, or `<name>-2`, `<name>-3`... when taken: a run never overwrites another.
-
-    mkdir is atomic, so two runs started at once in one folder get different folders."""
-    base = Path(output_dir)
-    try:
-        base.mkdir(parents=True, exist_ok=True)
-        for i in range(1, 10_000):
-            p = base / (name if i == 1 else f"{name}-{i}")
-            try:
-                p.mkdir()
-                return p
-            except FileExistsError:
-                continue
-    except OSError as e:
-        raise OutputError(f"cannot create a run folder in output_dir={output_dir}: {e.strerror or e}") from None
-    raise OutputError(f"no free run folder for {name} in {base}; choose another name=")
-
-
-def newest_run(output_dir: str = "runs") -> Path:
-    """The most recently written run folder that has a checkpoint."""
-    runs = [p for p in Path(output_dir).glob("*/weights") if (p / "best.pt").is_file() or (p / "last.pt").is_file()]
-    if not runs:
-        raise CheckpointError(
-            f"no trained run under {output_dir}/; train one with `python tools/train_det.py --cfg ...` "
-            "or pass --ckpt"
-        )
-    return max(runs, key=lambda p: p.stat().st_mtime).parent
-
-
-def run_checkpoint(run: Path) -> Path:
-    best = run / "weights" / "best.pt"
-    return best if best.is_file() else run / "weights" / "last.pt"

@@ -77,19 +77,34 @@ def merge(base: dict, update: dict) -> dict:
     return out
 
 
-def load_yaml_with_bases(path: str | Path, _seen: tuple = ()) -> dict:
-    """Load a YAML file, resolving `_base_` (a path or list of paths relative to the file)."""
+def load_yaml_with_bases(path: str | Path, schema: dict | None = None, _seen: tuple = ()) -> dict:
+    """Load a YAML file, resolving `_base_` (a path or list of paths relative to the file, else
+    the name of a shipped config, as `--cfg` finds them). Errors in a base name the chain;
+    with `schema`, every file's keys are checked where they are written."""
     path = Path(path).resolve()
+    chain = " -> ".join(str(p) for p in _seen + (path,))
     if path in _seen:
-        raise ConfigError(f"{path}: `_base_` cycle: {' -> '.join(str(p) for p in _seen + (path,))}")
-    data = _read_yaml(path)
+        raise ConfigError(f"{path}: `_base_` cycle: {chain}")
+    try:
+        data = _read_yaml(path)
+        if schema is not None:
+            try:
+                validate({k: v for k, v in data.items() if k != "_base_"}, schema, values=False)
+            except ConfigError as e:
+                raise ConfigError(f"{path}: {e}") from None
+    except ConfigError as e:
+        raise ConfigError(f"{e} (through `_base_`: {chain})" if _seen else str(e)) from None
     _resolve_paths(data, path.parent)
     bases = data.pop("_base_", [])
     if isinstance(bases, str):
         bases = [bases]
+    if not isinstance(bases, list) or not all(isinstance(b, str) for b in bases):
+        raise ConfigError(f"{path}: `_base_` must be a file name or a list of them, got {bases!r}")
     merged: dict = {}
     for b in bases:
-        merged = merge(merged, load_yaml_with_bases(path.parent / b, _seen + (path,)))
+        local = path.parent / b
+        found = local if local.exists() else resolve_config_file(b)
+        merged = merge(merged, load_yaml_with_bases(found if found.exists() else local, schema, _seen + (path,)))
     return merge(merged, data)
 
 
@@ -204,7 +219,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | dict | No
         cfg = merge(cfg, _known_keys(base, schema, "checkpoint config"))
     if path is not None:
         path = resolve_config_file(path)
-        cfg = _merge_checked(cfg, load_yaml_with_bases(path), schema, source=str(path))
+        cfg = merge(cfg, load_yaml_with_bases(path, schema))
     if overrides:
         ov = parse_overrides(overrides) if isinstance(overrides, list) else copy.deepcopy(overrides)
         _resolve_paths(ov, Path.cwd())
@@ -386,10 +401,13 @@ def _merge_checked(cfg: dict, update: dict, schema: dict, source: str) -> dict:
     return merge(cfg, update)
 
 
-def run_config_path(resume: str) -> Path:
-    """The saved config of the run that `resume=` names (a run folder or a checkpoint in it)."""
-    p = Path(resume)
-    return (p if p.is_dir() else p.parent.parent) / "config.yaml"
+def flat_items(cfg: dict, prefix: str = ""):
+    """(dotted key, value) of every leaf of a nested config (lists are leaves)."""
+    for k, v in cfg.items():
+        if isinstance(v, dict) and v:
+            yield from flat_items(v, f"{prefix}{k}.")
+        else:
+            yield f"{prefix}{k}", v
 
 
 def save_config(cfg: dict, path: str | Path) -> None:

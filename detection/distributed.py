@@ -82,6 +82,15 @@ def all_ranks(flag: bool, device: torch.device) -> bool:
     return bool(t.item())
 
 
+def broadcast_values(values: list, device: torch.device) -> list:
+    """Rank 0's numbers (floats or flags) on every rank, in one small broadcast."""
+    if not active():
+        return list(values)
+    t = torch.tensor([float(v) for v in values], dtype=torch.float64, device=device)
+    dist.broadcast(t, src=0)
+    return t.tolist()
+
+
 def sync_buffers(module: torch.nn.Module) -> None:
     """Rank 0's buffers (BatchNorm statistics) on every rank: each rank updated its own
     from its own batches, and validation must use the weights rank 0 saves."""

@@ -52,7 +52,7 @@ def _to_device(images, targets, device):
 
 
 def train_one_epoch(parts: TrainParts, loader, device: torch.device, opts: StepOptions, *, desc: str = "train",
-                    start_step: int = 0, sums: dict | None = None, on_step=None) -> dict:
+                    start_step: int = 0, sums: dict | None = None, on_step=None, should_stop=None) -> dict:
     """Train for one epoch (or what is left of it); returns mean losses, images/s and counts.
 
     A non-finite loss skips its step (nothing is applied) and is counted; `max_nonfinite`
@@ -61,6 +61,7 @@ def train_one_epoch(parts: TrainParts, loader, device: torch.device, opts: StepO
     `losses` holds each loss and their sum `loss` as floats.
     `sums` holds the epoch's running loss sums and counts, updated in place: a checkpoint
     taken mid-epoch saves it, so a resumed epoch reports the mean over all its steps.
+    `should_stop()`, asked after every step, ends the epoch there (a time budget, Ctrl-C).
     """
     model, optimizer = parts.model, parts.optimizer
     model.train()
@@ -85,6 +86,8 @@ def train_one_epoch(parts: TrainParts, loader, device: torch.device, opts: StepO
                     f"({', '.join(f'{k} {v.item():.4g}' for k, v in loss_dict.items())}); "
                     "lower train.lr or lengthen train.warmup_iters. The last good checkpoint is kept.")
             parts.scheduler.step()
+            if should_stop is not None and should_stop():
+                break
             continue
         in_a_row = 0
         grad_norm = _backward_and_step(parts, loss, params, opts.clip_grad_norm)
@@ -94,10 +97,12 @@ def train_one_epoch(parts: TrainParts, loader, device: torch.device, opts: StepO
         for k, v in losses.items():
             sums[k] = sums.get(k, 0.0) + v
         lr = optimizer.param_groups[0]["lr"]
-        bar.update(loss=f"{losses['loss']:.3f}", lr=f"{lr:.4g}", img_s=f"{seen / (time.perf_counter() - t0):.1f}",
-                   mem=memory_in_use(device))
+        bar.update(loss_last=f"{losses['loss']:.3f}", loss_mean=f"{sums['loss'] / sums['n']:.3f}", lr=f"{lr:.4g}",
+                   img_s=f"{seen / (time.perf_counter() - t0):.1f}", mem=memory_in_use(device))
         if on_step is not None:
             on_step(step, losses, lr)
+        if should_stop is not None and should_stop():
+            break
     bar.close()
     out = {k: v / max(sums.get("n", 0), 1) for k, v in sums.items() if k not in ("n", "skipped")}
     out["images_per_s"] = seen / max(time.perf_counter() - t0, 1e-9)  # of this process's part of the epoch

@@ -21,12 +21,24 @@ class DataError(DetectionError, ValueError):
     """An annotation or image problem that makes a data set unusable; names the file and field."""
 
 
+class UnknownClassesError(DataError):
+    """Boxes of classes outside the wanted list; `unknown` maps each such class to its box count."""
+
+    def __init__(self, message: str, unknown: dict[str, int], wanted: list[str]):
+        super().__init__(message)
+        self.unknown, self.wanted = unknown, wanted
+
+
 class CheckpointError(DetectionError, ValueError):
     """A checkpoint that cannot be used here: not ours, not safe, or of another arch or class list."""
 
 
 class DeviceError(DetectionError, RuntimeError):
     """A device that is asked for but not present."""
+
+
+class TrainingInterrupted(DetectionError):
+    """Ctrl-C during training: the message says what was saved and the command that continues."""
 
 
 class OutputError(DetectionError, OSError):

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .commands import command
 from .errors import CheckpointError, DetectionError
 
 log = logging.getLogger("detection.export")
@@ -69,7 +70,7 @@ def read_metadata(path: Path, kind: str) -> dict:
         props = {META_KEY: _torchscript_extra(path, META_KEY)}
     if not props.get(META_KEY):
         raise CheckpointError(f"{path}: has no '{META_KEY}' metadata (class names, input size); export it with "
-                              "tools/export.py")
+                              f"{command('export')}")
     try:
         meta = json.loads(props[META_KEY])
         ok = isinstance(meta, dict) and isinstance(meta.get("class_names"), list) and all(
@@ -77,7 +78,7 @@ def read_metadata(path: Path, kind: str) -> dict:
     except ValueError:
         ok = False
     if not ok:
-        raise CheckpointError(f"{path}: its '{META_KEY}' metadata is not what tools/export.py writes (json with "
+        raise CheckpointError(f"{path}: its '{META_KEY}' metadata is not what {command('export')} writes (json with "
                               "class_names, min_size, max_size); export the checkpoint again")
     return meta
 
@@ -92,7 +93,7 @@ def _torchscript_extra(path: Path, name: str, max_bytes: int = 1 << 20) -> str:
                 return ""
             if entry.file_size > max_bytes:
                 raise CheckpointError(f"{path}: its '{name}' entry holds {entry.file_size} bytes, not the short "
-                                      "json tools/export.py writes; export the checkpoint again")
+                                      f"json {command('export')} writes; export the checkpoint again")
             return z.read(entry).decode()
     except (zipfile.BadZipFile, OSError, UnicodeDecodeError) as e:
         raise CheckpointError(f"{path}: not a readable TorchScript file ({e})") from None
@@ -133,16 +134,17 @@ def _write_torchscript(model, path: str, meta: dict) -> None:
 def export(ckpt_path, fmt: str, opset: int = 17, dynamic: bool = True, size: int | None = None,
            out: str | None = None, check: bool = True) -> Path:
     """Write `<checkpoint stem>.onnx|.torchscript` beside the checkpoint (or `out`); returns its path."""
-    from .checkpoint import load_checkpoint, model_from_checkpoint, run_checkpoint
+    from .checkpoint import load_checkpoint, model_from_checkpoint
     from .config import load_config
+    from .runs import model_file
 
     if fmt not in FORMATS:
         raise ExportError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     if fmt == "onnx" and opset < MIN_OPSET:
         raise ExportError(f"--opset {opset}: torchvision's detectors need opset {MIN_OPSET} or newer")
-    ckpt_path = Path(ckpt_path)
-    if ckpt_path.is_dir():
-        ckpt_path = run_checkpoint(ckpt_path)
+    ckpt_path, kind, _ = model_file(ckpt_path)
+    if kind != "checkpoint":
+        raise ExportError(f"{ckpt_path} is already an exported {kind} file: export from its checkpoint")
     ckpt = load_checkpoint(ckpt_path)
     model = model_from_checkpoint(ckpt, ckpt_path).eval()
     m = load_config(base=ckpt["config"])["model"]

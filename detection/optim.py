@@ -56,11 +56,28 @@ def warmup_length(tcfg: dict, stage_warmup_iters: int, total: int) -> int:
     return min(n, total - 1) if total > 1 else 0
 
 
+def fit_milestones(milestones: list, run_epochs: int) -> tuple[list, str | None]:
+    """(milestones, note) for a run of `run_epochs`. Epoch milestones at or past the run's end
+    would never lower the lr (train.epochs=3 under the default [8, 11]): then they are scaled
+    to the run, at the shares they hold of the run they imply (the last one + 1 epochs), and
+    the note says so. Fractions (< 1) fit any run as they are."""
+    whole = [m for m in milestones if m >= 1]
+    if not whole or max(whole) < run_epochs:
+        return list(milestones), None
+    implied = max(whole) + 1
+    fitted = [round(m * run_epochs / implied, 3) if m >= 1 else m for m in milestones]
+    note = (f"train.milestones {list(milestones)} fall at or past the end of this {run_epochs}-epoch run, where "
+            f"the lr would never drop: scaled to epochs {fitted} (their shares of {implied} epochs). Give "
+            f"train.milestones within the run, or as fractions of it ({[round(m / implied, 2) for m in whole]}), "
+            "to set them yourself")
+    return fitted, note
+
+
 def milestone_iters(tcfg: dict, iters_per_epoch: int, start_epoch: int, run_epochs: int) -> list[int]:
     """Milestones as iterations from the stage's start: whole numbers are run epochs, numbers
     below 1 fractions of the whole run (so a schedule fits any run length)."""
     out = []
-    for m in tcfg["milestones"]:
+    for m in fit_milestones(tcfg["milestones"], run_epochs)[0]:
         epoch = m * run_epochs if m < 1 else m
         if epoch > start_epoch:
             out.append(round((epoch - start_epoch) * iters_per_epoch))
@@ -68,45 +85,40 @@ def milestone_iters(tcfg: dict, iters_per_epoch: int, start_epoch: int, run_epoc
 
 
 def lr_lambda(tcfg: dict, iters_per_epoch: int, epochs: int, warmup_iters: int, start_epoch: int = 0,
-              run_epochs: int | None = None, total_iters: int | None = None):
+              run_epochs: int | None = None):
     """Multiplier of the base lr at iteration `it` of a stage that starts at `start_epoch`.
 
     Linear warmup (see `warmup_length`), then multistep (train.milestones) or cosine over the
-    stage's `epochs`, ending at train.min_lr_ratio of the base lr. `total_iters` (a stage planned
-    by time) lays it over that many iterations instead; milestones then fall at the same share of
-    the stage as they would of the configured epochs (epoch 9 of 12: three quarters in).
+    stage's `epochs`, ending at train.min_lr_ratio of the base lr. (A run planned by time
+    follows the share of its time instead: `time_budget.share_lr_lambda`.)
     """
-    total = max(1, total_iters or epochs * iters_per_epoch)
+    total = max(1, epochs * iters_per_epoch)
     warmup = warmup_length(tcfg, warmup_iters, total)
-    if total_iters:
-        configured = run_epochs or epochs
-        milestones = [round((m if m < 1 else m / configured) * total) for m in tcfg["milestones"]]
-    else:
-        milestones = milestone_iters(tcfg, iters_per_epoch, start_epoch, run_epochs or start_epoch + epochs)
-    floor = tcfg["min_lr_ratio"]
+    milestones = milestone_iters(tcfg, iters_per_epoch, start_epoch, run_epochs or start_epoch + epochs)
 
     def f(it: int) -> float:
-        if tcfg["scheduler"] == "cosine":
-            decay = floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(it, total) / total))
-        else:
-            decay = tcfg["gamma"] ** sum(it >= m for m in milestones)
-        if it < warmup:
-            alpha = it / warmup
-            return decay * (tcfg["warmup_factor"] * (1 - alpha) + alpha)
-        return decay
+        return lr_factor(tcfg, min(it, total) / total, sum(it >= m for m in milestones), it, warmup)
 
     return f
 
 
-def plan_iterations(budget_s: float, elapsed_s: float, shares: list[float], stage: int, seconds_per_iter: float,
-                    safety: float = 0.97) -> int:
-    """Iterations of `stage` that fit its part of what is left of the budget.
+def lr_factor(tcfg: dict, progress: float, milestones_passed: int, it: int, warmup: int) -> float:
+    """The schedule's multiplier: cosine at `progress` (0..1) down to train.min_lr_ratio, or gamma
+    per milestone passed; times the linear warmup while `it < warmup`."""
+    if tcfg["scheduler"] == "cosine":
+        floor = tcfg["min_lr_ratio"]
+        decay = floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+    else:
+        decay = tcfg["gamma"] ** milestones_passed
+    if it < warmup:
+        alpha = it / warmup
+        return decay * (tcfg["warmup_factor"] * (1 - alpha) + alpha)
+    return decay
 
-    What is left (`budget_s - elapsed_s`) is split among this stage and those after it by
-    their shares, so a stage that ran long leaves the later ones less, never the run more."""
-    left = max(0.0, budget_s - elapsed_s)
-    part = left * shares[stage] / max(sum(shares[stage:]), 1e-9)
-    return max(1, int(part * safety / max(seconds_per_iter, 1e-9)))
+
+def milestone_shares(tcfg: dict, run_epochs: int) -> list[float]:
+    """Milestones as shares of the run: epoch 9 of 12 is 0.75 (a run planned by time decays there)."""
+    return [m if m < 1 else m / run_epochs for m in fit_milestones(tcfg["milestones"], run_epochs)[0]]
 
 
 def plan_stages(cfg: dict) -> list[dict]:

@@ -18,9 +18,7 @@ import torch
 
 from .data.pixels import resize_to, target_size
 from .detections import to_detections
-from .errors import CheckpointError
-
-EXPORT_SUFFIXES = {".onnx": "onnx", ".torchscript": "torchscript"}
+from .errors import CheckpointError, DataError
 
 
 @dataclass
@@ -34,6 +32,7 @@ class Result:
     path: str | None = None  # the file or frame it came from
     shape: tuple[int, int] = (0, 0)  # (height, width) of the original image
     extra: dict = field(default_factory=dict)  # e.g. the frame index of a video
+    image: np.ndarray | None = field(default=None, repr=False)  # the pixels, kept for in-memory inputs and streams
 
     @property
     def names(self) -> list[str]:
@@ -46,6 +45,40 @@ class Result:
     def detections(self, digits: int | None = 2) -> list[dict]:
         """As `{box, label (1-based), class, score}` dicts, the form drawing and JSON use."""
         return to_detections(self.boxes, self.scores, self.labels + 1, self.class_names, digits=digits)
+
+    def plot(self, image: np.ndarray | None = None, line_width: int | None = None, labels: bool = True,
+             conf: bool = True) -> np.ndarray:
+        """An RGB uint8 copy of the image with the boxes drawn. The pixels: `image`, else the ones
+        kept (arrays, PIL images, `stream=True` frames), else the file at `path` read again."""
+        from .visualize import draw_detections
+
+        if image is None:
+            image = self.image
+        if image is None and self.path:
+            from .data.images import read_image
+
+            image = read_image(self.path)
+        if image is None:
+            raise DataError("this result keeps no pixels (a video frame outside stream=True): pass them, "
+                            "result.plot(frame)")
+        if image.shape[:2] != tuple(self.shape):
+            raise DataError(f"the image is {image.shape[1]}x{image.shape[0]}, the result is of a "
+                            f"{self.shape[1]}x{self.shape[0]} image: pass the image it was predicted on")
+        return draw_detections(image, self.detections(), line_width, not labels, not conf)
+
+    def save(self, path, image: np.ndarray | None = None, **plot_options) -> Path:
+        """Write `plot()` to `path` (.jpg, .png, ...); returns the path."""
+        import cv2
+
+        from .errors import writing
+
+        path = Path(path)
+        drawn = self.plot(image, **plot_options)
+        with writing(path, "choose a writable folder"):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if not cv2.imwrite(str(path), cv2.cvtColor(drawn, cv2.COLOR_RGB2BGR)):
+                raise DataError(f"cannot write {path}: give it an image extension such as .jpg or .png")
+        return path
 
 
 # --- backends: a batch of float CHW tensors in [0, 1] -> [(boxes, scores, labels 1..K)] ---------
@@ -121,46 +154,7 @@ class Predictor:
         self.backend, self.class_names = backend, list(class_names)
         self.min_size, self.max_size, self.fixed_size, self.source = min_size, max_size, fixed_size, source
 
-    # construction ---------------------------------------------------------------------------
-
-    @classmethod
-    def load(cls, path, device: torch.device | str = "cpu", amp: str = "none") -> Predictor:
-        """A checkpoint (.pt), a run folder (its best.pt), or an exported .onnx / .torchscript file."""
-        from .checkpoint import run_checkpoint
-
-        device = torch.device(device)
-        path = Path(path)
-        if path.is_dir():
-            path = run_checkpoint(path)
-        if not path.is_file():
-            raise CheckpointError(f"model file not found: {path}")
-        kind = EXPORT_SUFFIXES.get(path.suffix)
-        if kind is None:
-            return cls.from_checkpoint(path, device, amp)
-        from .export import load_torchscript, read_metadata
-
-        meta = read_metadata(path, kind)
-        if kind == "onnx":
-            backend = ONNXBackend(str(path), device)
-        else:
-            try:
-                backend = TorchScriptBackend(load_torchscript(path, device), device)
-            except (RuntimeError, ValueError) as e:
-                raise CheckpointError(f"{path}: not a loadable TorchScript file ({str(e).splitlines()[0][:200]})"
-                                      ) from None
-        return cls(backend, meta["class_names"], meta["min_size"], meta["max_size"],
-                   tuple(meta["fixed_size"]) if meta.get("fixed_size") else None, str(path))
-
-    @classmethod
-    def from_checkpoint(cls, path, device: torch.device | str = "cpu", amp: str = "none") -> Predictor:
-        from .checkpoint import load_checkpoint, model_from_checkpoint
-        from .config import load_config
-
-        ckpt = load_checkpoint(path)
-        model = model_from_checkpoint(ckpt, path)
-        m = load_config(base=ckpt["config"])["model"]
-        return cls(TorchBackend(model, torch.device(device), amp), ckpt["class_names"], m["min_size"], m["max_size"],
-                   source=str(path))
+    # construction (of a checkpoint or an exported file: loading.open_model) --------------------
 
     @classmethod
     def coco_pretrained(cls, device: torch.device | str = "cpu") -> Predictor:
@@ -244,3 +238,45 @@ class Predictor:
 
     def describe(self) -> str:
         return f"{self.source} ({self.backend.name}, {len(self.class_names)} classes)"
+
+
+# --- the one streaming pipeline: the API's predict and infer.py both consume it ------------------
+
+
+def stream_inference(predictor: Predictor, sources, score: float = 0.25, classes: list[int] | None = None,
+                     max_det: int | None = None, batch: int = 1, keep_images: bool = False):
+    """(source, item, result) for every image or frame of `sources` (opened `sources.Source`s,
+    each closed when done), in order and in batches of `batch`; result is None for an item
+    that could not be read (its `error` says why). `keep_images` keeps the pixels on the result
+    (for `plot()`); without it a result holds only its detections."""
+    for source in sources:
+        try:
+            for chunk in _batches(source, max(1, batch)):
+                if chunk[0].error:
+                    yield source, chunk[0], None
+                    continue
+                extras = [{"frame": it.frame} if it.frame is not None else {} for it in chunk]
+                paths = [None if it.name.startswith("<") else it.name for it in chunk]
+                results = predictor.predict([it.image for it in chunk], paths, score=score, classes=classes,
+                                            max_det=max_det, batch=batch, extras=extras)
+                for item, result in zip(chunk, results):
+                    if keep_images:
+                        result.image = item.image
+                    yield source, item, result
+        finally:
+            source.close()
+
+
+def _batches(source, size: int):
+    """Lists of readable items, and each unreadable one alone as it comes (a one-item list)."""
+    chunk = []
+    for item in source:
+        if item.error:
+            yield [item]
+            continue
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk

@@ -1,7 +1,8 @@
 """Progress output: a tqdm bar on a terminal, a plain line with ETA every N iterations elsewhere.
 
 Under nohup, in CI or in a log file a bar prints nothing useful until the epoch ends;
-there a line every `every` iterations says where the run is and when the epoch ends.
+there a line every `every` iterations, and at least every `every_s` seconds, says where the
+run is and when the epoch ends.
 Only rank 0 reports, so a DDP run shows one bar, not one per process.
 """
 
@@ -22,14 +23,15 @@ log = logging.getLogger("detection.progress")
 class Progress:
     """Wraps an iterable; `update(**fields)` after each item shows them on the bar or the line."""
 
-    def __init__(self, iterable, desc: str, every: int = 20, stream=None):
-        self.iterable, self.desc, self.every = iterable, desc, every
+    def __init__(self, iterable, desc: str, every: int = 20, stream=None, every_s: float = 30.0):
+        self.iterable, self.desc, self.every, self.every_s = iterable, desc, every, every_s
         stream = stream if stream is not None else sys.stderr
         self.enabled = dist.is_main()
         self.tty = self.enabled and hasattr(stream, "isatty") and stream.isatty()
         self.bar = tqdm(iterable, desc=desc, leave=False, dynamic_ncols=True, file=stream) if self.tty else None
         self.total = len(iterable) if hasattr(iterable, "__len__") else None
         self.done, self.t0 = 0, time.perf_counter()
+        self.last_line = self.t0
 
     def __iter__(self):
         return iter(self.bar if self.bar is not None else self.iterable)
@@ -38,8 +40,15 @@ class Progress:
         self.done += 1
         if self.bar is not None:
             self.bar.set_postfix(**fields)
-        elif self.enabled and self.every and (self.done % self.every == 0 or self.done == self.total):
+        elif self.enabled and self.due():
+            self.last_line = time.perf_counter()
             log.info(self.line(fields))
+
+    def due(self) -> bool:
+        """A line every `every` items, at the last one, and at least every `every_s` seconds (slow steps)."""
+        by_count = bool(self.every) and self.done % self.every == 0
+        by_time = bool(self.every_s) and time.perf_counter() - self.last_line >= self.every_s
+        return by_count or by_time or self.done == self.total
 
     def line(self, fields: dict) -> str:
         elapsed = time.perf_counter() - self.t0

@@ -62,6 +62,20 @@ class ImageFiles(Source):
                 yield Item(None, p, rel, str(e))
 
 
+class Arrays(Source):
+    """Images already in memory (the Python API's arrays and PIL images), in the order given."""
+
+    def __init__(self, images: list[np.ndarray], first_index: int = 0):
+        self.images, self.first = images, first_index
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __iter__(self):
+        for k, image in enumerate(self.images, self.first):
+            yield Item(image, f"<image {k}>", f"image_{k}.jpg")
+
+
 class VideoSource(Source):
     """A video file, webcam or stream through OpenCV, decoded on a thread into a small queue."""
 

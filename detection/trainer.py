@@ -4,12 +4,12 @@
     for each stage:   enter_stage  (freezing, optimizer, schedule)
         each epoch:   train_epoch -> save last.pt -> validate -> keep_best -> save last.pt / best.pt -> log
 
-The run folder `<output_dir>/<name>/` gets `config.yaml` (resolved), `weights/last.pt`
-(every epoch, and every `train.ckpt_every` iterations), `weights/best.pt` (best
-validation COCO AP, EMA weights when `train.ema`), `results.csv`, `results.png` and
-TensorBoard event files. Everything the loop needs to continue is in `TrainState` and the
-`TrainParts`, and the `Checkpointer` saves and restores exactly that. Under torchrun
-(DDP) every rank trains, only rank 0 writes.
+The run folder (`runs.Run`) gets `config.yaml` (resolved), `last.pt` (every epoch, every
+`train.ckpt_every` iterations, and at Ctrl-C), `best.pt` (best validation COCO AP, EMA
+weights when `train.ema`), `results.csv`, `results.png` and TensorBoard event files.
+Everything the loop needs to continue is in `TrainState`, the `TrainParts` and, under
+train.time, the `TimeBudget`; the `Checkpointer` saves and restores exactly that. Under
+torchrun (DDP) every rank trains, only rank 0 writes.
 """
 
 from __future__ import annotations
@@ -17,26 +17,31 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import time
+import signal
+import threading
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
 
 from . import distributed as dist
-from .checkpoint import Checkpointer, load_checkpoint, new_run_dir, restore_model
-from .config import load_config, save_config
+from . import time_budget
+from .checkpoint import Checkpointer, load_checkpoint, restore_model
+from .commands import command
+from .config import flat_items, load_config, save_config
 from .data.dataset import DetectionDataset, build_loader, dataset_from, get_dataset, read_split
 from .data.splits import record_names, write_split
 from .engine import StepOptions, TrainParts, evaluate, measure_step_time, train_one_epoch
-from .errors import CheckpointError, ConfigError, DetectionError
+from .errors import CheckpointError, ConfigError, DetectionError, TrainingInterrupted
 from .evaluation.evaluator import build_validation, format_results
 from .models.builders import build_model
 from .models.freeze import apply_policy, count_parameters, freeze_policy
-from .optim import build_optimizer, lr_lambda, plan_iterations, plan_stages
+from .optim import build_optimizer, fit_milestones, lr_lambda, milestone_shares, plan_stages, warmup_length
 from .precision import amp_warning, choose_amp
 from .results_log import ResultsLog, plot_results
 from .rng import rng_state, seed_everything, set_rng_state
+from .runs import Run, new_run_dir, resume_checkpoint
+from .time_budget import TimeBudget, share_lr_lambda, too_few_iterations
 
 log = logging.getLogger("detection.train")
 
@@ -52,9 +57,9 @@ class TrainState:
     best: float = -1.0  # best validation COCO AP so far
     bad_evals: int = 0  # validations in a row without a better AP
     epoch_sums: dict = field(default_factory=dict)  # running loss sums of the epoch in progress
-    plan: list = field(default_factory=list)  # train.time: iterations planned for each stage entered so far
-    deadline: list = field(default_factory=list)  # train.time: run seconds by which each planned stage ends
+    plan: list = field(default_factory=list)  # train.time: estimated iterations of each stage entered (for the log)
     elapsed: float = 0.0  # seconds of the run so far (train.time counts them across a resume)
+    finished: bool = False  # the run ended as configured (a resume then has nothing to do unless extended)
 
     @classmethod
     def from_checkpoint(cls, ckpt: dict) -> TrainState:
@@ -87,18 +92,52 @@ def make_ema(model: torch.nn.Module, decay: float, tau: float):
     return AveragedModel(model, multi_avg_fn=ema_update, use_buffers=True)
 
 
-def resume_source(cfg: dict) -> tuple[dict, Path, dict]:
-    """(checkpoint, run folder, its config) for `resume=`; the checkpoint's config wins."""
-    p = Path(cfg["resume"])
-    ckpt_path = p / "weights" / "last.pt" if p.is_dir() else p
-    ckpt = load_checkpoint(ckpt_path)
+# what `resume=` may change: the run goes on with them; anything else is refused in one line
+RESUME_CHANGEABLE = ("train.epochs", "train.time", "device", "data.num_workers", "train.eval_every",
+                     "train.patience", "train.ckpt_every")
+RESUME_IGNORED = ("resume", "data.split_file", "name", "output_dir")  # where the run is, not how it trains
+
+
+def resume_source(cfg: dict) -> tuple[dict, Run, dict, dict]:
+    """(checkpoint, run, its config with the allowed changes, {key: (was, now)}) for `resume=`."""
+    last, run = resume_checkpoint(cfg["resume"])
+    ckpt = load_checkpoint(last)
     if "optimizer" not in ckpt or "rng" not in ckpt:
-        raise CheckpointError(f"{ckpt_path} holds weights only (a best.pt or an old checkpoint): resume needs a "
-                              "last.pt")
-    run_cfg = load_config(base=ckpt["config"], overrides={"resume": str(cfg["resume"]),
-                                                          "device": cfg["device"],
-                                                          "data": {"num_workers": cfg["data"]["num_workers"]}})
-    return ckpt, ckpt_path.parent.parent, run_cfg
+        raise CheckpointError(f"{last} holds weights only (a best.pt or an old checkpoint): resume needs a last.pt")
+    saved = load_config(base=ckpt["config"])
+    was, now = dict(flat_items(saved)), dict(flat_items(cfg))
+    changed = {k: (was.get(k), v) for k, v in now.items() if was.get(k) != v and k not in RESUME_IGNORED}
+    check_resume_changes(changed, saved, run)
+    overrides = {"resume": str(cfg["resume"])}
+    for key, (_, value) in changed.items():
+        section, _, leaf = key.rpartition(".")
+        (overrides.setdefault(section, {}) if section else overrides)[leaf] = value
+    return ckpt, run, load_config(base=saved, overrides=overrides), changed
+
+
+def check_resume_changes(changed: dict, saved: dict, run: Run) -> None:
+    """Only what can continue a run may change on resume; the rest is refused, naming the keys."""
+    refused = {k: v for k, v in changed.items() if k not in RESUME_CHANGEABLE}
+    t, timed = saved["train"], saved["train"]["time"] > 0
+    if "train.epochs" in changed and (timed or t["stages"]):
+        refused["train.epochs"] = changed["train.epochs"]
+    if "train.time" in changed and not timed:
+        refused["train.time"] = changed["train.time"]
+    if refused:
+        listing = ", ".join(f"{k} ({a!r} -> {b!r})" for k, a, b in ((k, *v) for k, v in refused.items()))
+        raise ConfigError(
+            f"resume={run.dir} continues the run as it was configured, so these cannot change: {listing}. A resume "
+            f"may {extend_how(saved)} or change {', '.join(RESUME_CHANGEABLE[2:])}; for other settings start a new "
+            f"run: {command('train')} --cfg {run.config} key=value")
+
+
+def extend_how(cfg: dict) -> str:
+    t = cfg["train"]
+    if t["time"] > 0:
+        return "extend it (train.time=MINUTES, more than it had)"
+    if t["stages"]:
+        return "not extend it (a staged run: its train.stages fix the epochs)"
+    return "extend it (train.epochs=N, more than it had)"
 
 
 class Trainer:
@@ -106,20 +145,45 @@ class Trainer:
 
     def __init__(self, cfg: dict):
         self.rank, self.world, self.device = dist.init(cfg["device"])
-        self.ckpt = None
+        self.ckpt, self.resume_changes = None, {}
         if cfg["resume"]:
-            self.ckpt, self.run, cfg = resume_source(cfg)
+            self.ckpt, self.run, cfg, self.resume_changes = resume_source(cfg)
         self.cfg, self.tcfg = cfg, cfg["train"]
         self.stages = plan_stages(cfg)
         check_sync_bn(self.tcfg["sync_bn"], self.world, self.device)
         seed_everything(cfg["seed"], cfg["deterministic"])
         self.state = TrainState.from_checkpoint(self.ckpt) if self.ckpt else TrainState()
+        self.budget = self._time_budget()
         self.results: dict = {}
-        self.stop = False
+        self.stop = self.interrupted = self.in_steps = False
         self.parts: TrainParts | None = None
-        self.clock_start = time.perf_counter() - self.state.elapsed
+        self.clock_start = time_budget.clock() - self.state.elapsed
+
+    def _time_budget(self) -> TimeBudget | None:
+        """train.time's deadlines: new, restored, or (a resume given more time) extended."""
+        if not self.timed:
+            return None
+        budget = TimeBudget(self.tcfg["time"], [st["epochs"] for st in self.stages], self.state.elapsed)
+        if self.ckpt is not None and self.ckpt.get("time_budget"):
+            budget.load_state_dict(self.ckpt["time_budget"])
+            if budget.seconds != self.tcfg["time"] * 60:
+                budget.extend(self.tcfg["time"], self.state.stage)
+        return budget
+
+    @property
+    def timed(self) -> bool:
+        return self.tcfg["time"] > 0
 
     # --- set-up ---------------------------------------------------------------------------------
+
+    def finished_already(self) -> bool:
+        """A resumed run that has nothing left to do (it ended as configured, and was not extended)."""
+        if self.ckpt is None:
+            return False
+        extended = self.resume_changes.keys() & {"train.time", "train.epochs", "train.patience"}
+        if self.state.finished and not extended:
+            return True  # ended as configured, early stopping included
+        return not self.timed and self.state.epoch >= sum(st["epochs"] for st in self.stages)
 
     def setup(self) -> None:
         """Data, model and run folder (new, or the resumed one), loaders, writers."""
@@ -138,12 +202,11 @@ class Trainer:
         self.model = build_model(cfg["model"], self.class_names, load_pretrained=self.ckpt is None,
                                  verbose=dist.is_main())
         if self.ckpt is not None:
-            restore_model(self.model, self.ckpt, self.run / "weights" / "last.pt")
-            log.info("resuming %s at epoch %d, iteration %d of it (step %d)", self.run, self.state.epoch + 1,
-                     self.state.iter_in_epoch, self.state.step)
+            restore_model(self.model, self.ckpt, self.run.last)
+            self._log_resume()
         else:
-            self.run = Path(dist.broadcast_object(str(new_run_dir(cfg["output_dir"], cfg["name"]))
-                                                  if dist.is_main() else None))
+            self.run = Run(Path(dist.broadcast_object(str(new_run_dir(cfg["output_dir"], cfg["name"]))
+                                                      if dist.is_main() else None)))
             self.cfg = cfg = {**cfg, "data": {**cfg["data"], "classes": self.class_names,  # pin the label order
                                               "split_file": self._pin_split(train_ds)}}
         self.model.to(self.device)
@@ -154,21 +217,33 @@ class Trainer:
         if self.ckpt is None:
             self.cfg = cfg = self._resolve_amp(cfg)
             self.tcfg = tcfg = cfg["train"]
-            if dist.is_main():
-                save_config(cfg, self.run / "config.yaml")
-        self.checkpointer = Checkpointer(self.run, {"config": cfg, "class_names": self.class_names},
+        if dist.is_main() and (self.ckpt is None or self.resume_changes):
+            save_config(cfg, self.run.config)  # a resume's allowed changes go into the run's config too
+        self.checkpointer = Checkpointer(self.run.dir, {"config": cfg, "class_names": self.class_names},
                                          enabled=dist.is_main())
         self.writer = self.results_log = None
         if dist.is_main():  # the only rank that writes (on resume ResultsLog rewrites results.csv)
             from torch.utils.tensorboard import SummaryWriter
 
-            self.writer = SummaryWriter(str(self.run), purge_step=self.state.step + 1 if self.ckpt else None)
-            self.results_log = ResultsLog(self.run / "results.csv",
+            self.writer = SummaryWriter(str(self.run.dir), purge_step=self.state.step + 1 if self.ckpt else None)
+            self.results_log = ResultsLog(self.run.results_csv,
                                           keep_until_epoch=self.state.epoch if self.ckpt else None)
-            log.info("run folder: %s (device %s%s)", self.run, self.device,
+            log.info("run folder: %s (device %s%s)", self.run.dir, self.device,
                      f", {self.world} processes" if self.world > 1 else "")
             if warning := amp_warning(self.device, tcfg["amp"]):
                 log.warning(warning)
+            if note := fit_milestones(tcfg["milestones"], sum(st["epochs"] for st in self.stages))[1]:
+                log.warning(note)
+
+    def _log_resume(self) -> None:
+        st = self.state
+        log.info("resuming %s at epoch %d, iteration %d of it (step %d)", self.run.dir, st.epoch + 1,
+                 st.iter_in_epoch, st.step)
+        for key, (was, now) in self.resume_changes.items():
+            log.info("resume: %s %s -> %s", key, was, now)
+        if self.resume_changes.keys() & {"train.epochs", "train.time"}:
+            st.finished = False
+            log.info("resume: the run is extended; its lr schedule is laid over the new length")
 
     def _train_data(self, cfg: dict) -> tuple[dict, DetectionDataset]:
         """(config, training dataset). model.auto_size picks the input size from the training boxes
@@ -201,7 +276,7 @@ class Trainer:
         d = self.cfg["data"]
         if d["split_file"] or d["val_fraction"] <= 0:
             return d["split_file"]
-        path = self.run / "split.json"
+        path = self.run.split
         if dist.is_main():
             val = self.val_loader.dataset
             write_split(path, record_names(train_ds.records, train_ds.info), record_names(val.records, val.info),
@@ -215,14 +290,14 @@ class Trainer:
         return self.loader.batch_sampler.batches_per_epoch()
 
     def stage_epochs(self, si: int) -> int:
-        """Epochs of stage `si`: configured, or (train.time) those its planned iterations touch;
+        """Epochs of stage `si`: configured, or (train.time) those its estimated iterations touch;
         a stage not planned yet counts its configured epochs until it is."""
         if si < len(self.state.plan):
-            return math.ceil(self.state.plan[si] / self.ipe)
+            return max(1, math.ceil(self.state.plan[si] / self.ipe))
         return self.stages[si]["epochs"]
 
     def stage_end(self, si: int) -> int:
-        """The run epoch at which stage `si` ends."""
+        """The run epoch at which stage `si` ends (train.time: as estimated)."""
         return sum(self.stage_epochs(j) for j in range(si + 1))
 
     def stage_start(self, si: int) -> int:
@@ -231,7 +306,13 @@ class Trainer:
 
     @property
     def total_epochs(self) -> int:
-        return self.stage_end(len(self.stages) - 1)
+        return max(self.stage_end(len(self.stages) - 1), self.state.epoch)
+
+    def stage_done(self, si: int) -> bool:
+        """Its epochs are done, or (train.time) its time is up."""
+        if self.timed:
+            return self.budget.over(si)
+        return self.state.epoch >= self.stage_end(si)
 
     def enter_stage(self, si: int) -> None:
         """Freezing, optimizer, schedule, scaler and EMA of stage `si`; on resume, their saved state."""
@@ -241,8 +322,10 @@ class Trainer:
         if len(self.stages) > 1 and not resuming:
             self._apply_stage_freezing(si)
         self.train_model = _wrap_ddp(self.model, self.device, tcfg["sync_bn"]) if self.world > 1 else self.model
-        if self.timed and si >= len(self.state.plan):
-            self.plan_stage(si)
+        if self.timed:
+            self.budget.enter(si)
+            if si >= len(self.state.plan):
+                self.plan_stage(si)
         self.pace_start = None  # (clock, step) at the end of the stage's first epoch: see replan_stage
         optimizer = build_optimizer(self.model, tcfg, st["lr"], st["backbone_lr_mult"])
         self.parts = TrainParts(
@@ -253,69 +336,54 @@ class Trainer:
             Checkpointer.restore_parts(self.ckpt, self.parts)
             set_rng_state(self.ckpt["rng"])  # last: the set-up above must not move the generators
 
-    def _stage_lr(self, si: int, plan: int | None = None):
+    def _stage_lr(self, si: int):
         """The lr multiplier of stage `si` at each of its iterations: over its epochs, or under
-        train.time over `plan` iterations (default: the stage's plan)."""
+        train.time by the share of the stage's time used (warmup over its first iterations)."""
         st = self.stages[si]
-        if self.timed and plan is None:
-            plan = self.state.plan[si]
-        return lr_lambda(self.tcfg, self.ipe, st["epochs"], st["warmup_iters"], self.stage_start(si),
-                         sum(x["epochs"] for x in self.stages), plan)
-
-    @property
-    def timed(self) -> bool:
-        return self.tcfg["time"] > 0
+        run_epochs = sum(x["epochs"] for x in self.stages)
+        if self.timed:
+            warmup = warmup_length(self.tcfg, st["warmup_iters"], self.state.plan[si])
+            return share_lr_lambda(self.tcfg, warmup, milestone_shares(self.tcfg, run_epochs), self.budget)
+        return lr_lambda(self.tcfg, self.ipe, st["epochs"], st["warmup_iters"], self.stage_start(si), run_epochs)
 
     def plan_stage(self, si: int) -> None:
-        """train.time: measure this stage's seconds per iteration (its own freezing) and fix how many
-        iterations fit its share of what is left of the budget; the schedule is laid over them."""
-        ipe = self.ipe
+        """train.time: measure this stage's seconds per iteration (its own freezing) to estimate how
+        many iterations its time holds (for the warmup, the log and the too-few warning). The lr and
+        the stop follow the clock, so a wrong estimate costs nothing."""
         spi = dist.broadcast_object(measure_step_time(self.model, self.loader, self.device, self.tcfg["amp"]))
-        shares = [st["epochs"] for st in self.stages]
-        budget = self.tcfg["time"] * 60
-        elapsed = time.perf_counter() - self.clock_start
-        iters = dist.broadcast_object(plan_iterations(budget, elapsed, shares, si, spi))
+        self.budget.step_s = spi
+        left = max(0.0, self.budget.left(si))
+        iters = max(1, int(left / max(spi, 1e-9)))
         self.state.plan.append(iters)
-        self.state.deadline.append(elapsed + max(0.0, budget - elapsed) * shares[si] / sum(shares[si:]))
-        if dist.is_main():
-            log.info("train.time=%g min: stage %d/%d gets %d iterations (%.1f epochs of %d) at %.2f s each, "
-                     "measured; %.0fs of the budget used so far; validation runs after the last (outside it)",
-                     self.tcfg["time"], si + 1, len(self.stages), iters, iters / ipe, ipe, spi, elapsed)
-
-    def replan_stage(self, si: int, max_raise: float = 1.1) -> None:
-        """train.time: at each epoch end, fit the stage's plan to the pace it keeps (epoch ends,
-        checkpoints and the loader included, which the short measurement misses) and lay the
-        schedule over the new length, unless that would raise the lr again after a decay (a
-        longer plan moving a passed milestone ahead). The pace is timed from the end of the
-        stage's first epoch, which carries the one-time costs (workers starting, first allocations)."""
-        st = self.state
-        if si >= len(st.deadline) or st.epoch >= self.stage_end(si):
+        if not dist.is_main():
             return
-        now = time.perf_counter()
+        log.info("train.time=%g min: stage %d/%d trains until %.0f s into the run (%.0f s from now): about %d "
+                 "iterations (%.1f epochs of %d) at a measured %.2f s each. The lr follows the share of that time "
+                 "used and the stage stops at its deadline, whatever the pace; validation runs after the budget",
+                 self.tcfg["time"], si + 1, len(self.stages), self.budget.deadline[si], left, iters, iters / self.ipe,
+                 self.ipe, spi)
+        run_left = max(0.0, self.budget.seconds - self.budget.elapsed())
+        if si == 0 and (warning := too_few_iterations(int(run_left / max(spi, 1e-9)), len(self.class_names),
+                                                      self.tcfg["time"], spi)):
+            log.warning(warning)
+
+    def replan_stage(self, si: int) -> None:
+        """train.time: at each epoch end, refit the estimate of the stage's iterations to the pace it
+        keeps (epoch ends and checkpoints included), for the log and the epoch count shown."""
+        st = self.state
+        if si >= len(st.plan):
+            return
+        now = time_budget.clock()
         if self.pace_start is None:
             self.pace_start = (now, st.step)
             return
         pace = (now - self.pace_start[0]) / max(1, st.step - self.pace_start[1])
-        stage_done = (st.epoch - self.stage_start(si)) * self.ipe
-        plan = dist.broadcast_object(stage_done + plan_iterations(st.deadline[si], now - self.clock_start, [1], 0,
-                                                                  pace))
-        before, scheduler = st.plan[si], self.parts.scheduler
-        new_lr, it = self._stage_lr(si, plan), scheduler.last_epoch
-        if plan == before or new_lr(it) > max_raise * scheduler.lr_lambdas[0](it):
-            return
-        st.plan[si] = plan
-        scheduler.lr_lambdas = [new_lr] * len(scheduler.lr_lambdas)  # the next step follows the new length
-        if dist.is_main() and abs(plan - before) > 0.02 * before:
-            log.info("train.time: stage %d/%d keeps %.2f s an iteration with its epoch ends: its plan goes from %d "
-                     "to %d iterations (%.1f epochs)", si + 1, len(self.stages), pace, before, plan, plan / self.ipe)
-
-    def epoch_limit(self) -> int | None:
-        """Batches of the current epoch under a time plan (the stage's last epoch is partial)."""
-        if not self.timed:
-            return None
-        si = self.state.stage
-        left = self.state.plan[si] - (self.state.epoch - self.stage_start(si)) * self.ipe
-        return left if left < self.ipe else None
+        done = (st.epoch - self.stage_start(si)) * self.ipe
+        before = st.plan[si]
+        st.plan[si] = dist.broadcast_object(max(done, done + int(max(0.0, self.budget.left(si)) / max(pace, 1e-9))))
+        if dist.is_main() and abs(st.plan[si] - before) > 0.1 * before:
+            log.info("train.time: stage %d/%d keeps %.2f s an iteration; about %d iterations (%.1f epochs) fit "
+                     "its time", si + 1, len(self.stages), pace, st.plan[si], st.plan[si] / self.ipe)
 
     def _apply_stage_freezing(self, si: int) -> None:
         st = self.stages[si]
@@ -332,9 +400,10 @@ class Trainer:
     # --- one epoch ------------------------------------------------------------------------------
 
     def train_epoch(self) -> dict:
-        """Train the current epoch (or what is left of it); returns its results.csv row so far."""
+        """Train the current epoch (or what is left of it, or until the time is up); returns its
+        results.csv row so far. Ctrl-C saves last.pt at the step it stopped after, then raises."""
         state, epoch = self.state, self.state.epoch
-        self.loader.batch_sampler.set_epoch(epoch, skip_batches=state.iter_in_epoch, limit=self.epoch_limit())
+        self.loader.batch_sampler.set_epoch(epoch, skip_batches=state.iter_in_epoch)
         epoch_start_step = state.step - state.iter_in_epoch
 
         def on_step(step, losses, lr):
@@ -346,21 +415,49 @@ class Trainer:
             if self.tcfg["ckpt_every"] and step % self.tcfg["ckpt_every"] == 0:
                 self.checkpointer.save("last.pt", self.snapshot())
 
-        with oom_hint(self.tcfg["batch_size"], self.cfg["model"]):
-            stats = train_one_epoch(replace(self.parts, model=self.train_model),  # DDP-wrapped for the steps
-                                    self.loader, self.device, StepOptions.from_config(self.tcfg),
-                                    desc=f"epoch {epoch + 1}/{self.total_epochs}", start_step=state.step,
-                                    sums=state.epoch_sums, on_step=on_step)
+        if self.budget is not None:
+            self.budget.epoch_break()
+        self.in_steps = True
+        try:
+            with oom_hint(self.tcfg["batch_size"], self.cfg["model"]):
+                stats = train_one_epoch(replace(self.parts, model=self.train_model),  # DDP-wrapped for the steps
+                                        self.loader, self.device, StepOptions.from_config(self.tcfg),
+                                        desc=f"epoch {epoch + 1}/{self.total_epochs}", start_step=state.step,
+                                        sums=state.epoch_sums, on_step=on_step, should_stop=self.should_stop)
+        finally:
+            self.in_steps = False
+        if self.interrupted:
+            self.save_interrupted()
         stats = dist.mean_over_ranks({k: float(v) for k, v in stats.items()}, self.device)
         state.epoch, state.iter_in_epoch, state.epoch_sums = epoch + 1, 0, {}
         return {"epoch": epoch + 1, "stage": state.stage + 1, "lr": self.parts.optimizer.param_groups[0]["lr"],
                 **{k: round(v, 5) for k, v in stats.items() if k != "iters"}}
 
+    def should_stop(self) -> bool:
+        """Asked after every step: the time is up (train.time) or Ctrl-C was pressed. Rank 0 decides
+        for all (one broadcast), so every rank stops at the same step with the same lr share."""
+        share, over = self.budget.after_step(self.state.stage) if self.budget is not None else (0.0, False)
+        if self.world > 1:
+            share, over, self.interrupted = dist.broadcast_values([share, over, self.interrupted], self.device)
+        if self.budget is not None:
+            self.budget.share = share
+        return bool(over) or bool(self.interrupted)
+
+    def save_interrupted(self) -> None:
+        """Ctrl-C inside an epoch: last.pt at the step reached (exact resume continues from it)."""
+        self.checkpointer.save("last.pt", self.snapshot())
+        raise TrainingInterrupted(
+            f"interrupted: {self.run.last} holds epoch {self.state.epoch + 1}, iteration {self.state.iter_in_epoch} "
+            f"(step {self.state.step}); continue with: {command('train')} resume={self.run.dir}")
+
+    def at_the_end(self) -> bool:
+        """The last stage is done: this epoch was the run's last."""
+        return self.state.stage == len(self.stages) - 1 and self.stage_done(self.state.stage)
+
     def due_for_validation(self) -> bool:
         """Every eval_every epochs and after the last; under train.time after the last only (the
         budget is for training, and one validation follows it)."""
-        last = self.state.stage == len(self.stages) - 1 and self.state.epoch == self.total_epochs
-        return last or (not self.timed and self.state.epoch % self.tcfg["eval_every"] == 0)
+        return self.at_the_end() or (not self.timed and self.state.epoch % self.tcfg["eval_every"] == 0)
 
     def validate(self, row: dict) -> bool:
         """Score the validation split (EMA weights when kept), add the metrics to `row`; True when best."""
@@ -378,8 +475,10 @@ class Trainer:
         return improved
 
     def snapshot(self, row: dict | None = None) -> dict:
-        self.state.elapsed = time.perf_counter() - self.clock_start
-        return self.checkpointer.snapshot(self.parts, self.state, rng_state(), row)
+        self.state.elapsed = time_budget.clock() - self.clock_start
+        snap = self.checkpointer.snapshot(self.parts, self.state, rng_state(), row)
+        snap["time_budget"] = self.budget.state_dict() if self.budget is not None else None
+        return snap
 
     def save(self, row: dict, improved: bool) -> None:
         """last.pt always; best.pt (with the EMA weights when kept) when validation improved."""
@@ -392,14 +491,14 @@ class Trainer:
 
     def log_epoch(self, row: dict, t0: float) -> None:
         """results.csv and the one-line epoch summary; `t0` is when the epoch started."""
-        row["epoch_s"] = round(time.perf_counter() - t0, 1)
-        if self.timed:  # the plan and where the run is in it
+        row["epoch_s"] = round(time_budget.clock() - t0, 1)
+        if self.timed:  # the estimate and where the run is in its time
             row.update(plan_iters=self.state.plan[self.state.stage], step=self.state.step,
-                       elapsed_s=round(time.perf_counter() - self.clock_start, 1))
+                       elapsed_s=round(time_budget.clock() - self.clock_start, 1))
         if not dist.is_main():
             return
         self.results_log.append(row)
-        log.info("epoch %d/%d  loss %.3f  %.1f img/s%s%s  (%.0fs)", row["epoch"], self.total_epochs,
+        log.info("epoch %d/%d  mean loss %.3f  %.1f img/s%s%s  (%.0fs)", row["epoch"], self.total_epochs,
                  row.get("loss", float("nan")), row["images_per_s"] * self.world,
                  f"  AP {row['AP']:.3f}  AP50 {row['AP50']:.3f}" if "AP" in row else "",
                  f"  ({int(row['skipped_nonfinite'])} non-finite steps skipped)"
@@ -407,14 +506,15 @@ class Trainer:
 
     def run_epoch(self) -> None:
         """Train; save the epoch before validating (a failing validation never loses it); validate; save."""
-        t0 = time.perf_counter()
+        t0 = time_budget.clock()
         row = self.train_epoch()
         improved = False
         if self.due_for_validation():
             self.checkpointer.save("last.pt", self.snapshot(row))
-            v0 = time.perf_counter()
+            v0 = time_budget.clock()
             improved = self.validate(row)
-            row["val_s"] = round(time.perf_counter() - v0, 1)  # apart from the training time
+            row["val_s"] = round(time_budget.clock() - v0, 1)  # apart from the training time
+            self.state.finished = self.stop or self.at_the_end()
         self.save(row, improved)
         self.log_epoch(row, t0)
         if self.stop:
@@ -423,33 +523,72 @@ class Trainer:
     # --- the loop -------------------------------------------------------------------------------
 
     def train(self) -> tuple[Path, dict]:
-        self.clock_start = time.perf_counter() - self.state.elapsed  # train.time counts set-up and resumed time
-        self.setup()
+        if self.finished_already():
+            log.info("%s is finished (%s): nothing to do. To train it further: %s resume=%s %s", self.run.dir,
+                     f"{self.state.epoch} epochs" if not self.timed else f"train.time={self.tcfg['time']:g}",
+                     command("train"), self.run.dir,
+                     f"train.time={2 * self.tcfg['time']:g}" if self.timed else f"train.epochs={self.state.epoch + 5}")
+            return self.run.dir, {}
+        self.clock_start = time_budget.clock() - self.state.elapsed  # train.time counts set-up and resumed time
         try:
-            for si in range(self.state.stage, len(self.stages)):
-                self.enter_stage(si)
-                while self.state.epoch < self.stage_end(si) and not self.stop:
-                    self.run_epoch()
-                    if self.timed:
-                        self.replan_stage(si)
-                if self.stop:
-                    break
+            with on_ctrl_c(self):
+                self.setup()
+                for si in range(self.state.stage, len(self.stages)):
+                    self.enter_stage(si)
+                    while not self.stage_done(si) and not self.stop:
+                        self.run_epoch()
+                        if self.timed:
+                            self.replan_stage(si)
+                    if self.stop:
+                        break
+        except KeyboardInterrupt:  # outside the steps (set-up, validation) or a second Ctrl-C
+            self.interrupted = True
+            raise TrainingInterrupted(self.interrupted_hint()) from None
         finally:
             self.after_train()
-        return self.run, self.results
+        return self.run.dir, self.results
+
+    def interrupted_hint(self) -> str:
+        run = getattr(self, "run", None)
+        if run is None or not run.last.is_file():
+            return "interrupted before the first checkpoint: nothing to resume"
+        return (f"interrupted: {run.last} holds the last completed save; continue with: {command('train')} "
+                f"resume={run.dir}")
 
     def after_train(self) -> None:
-        if self.writer is not None:
+        if getattr(self, "writer", None) is not None:
             self.writer.close()
-        if not dist.is_main():
+        if not dist.is_main() or getattr(self, "checkpointer", None) is None:
             return
-        if (self.run / "results.csv").is_file():
-            plot_results(self.run / "results.csv", self.run / "results.png")
+        if self.run.results_csv.is_file():
+            plot_results(self.run.results_csv, self.run.results_png)
+        if self.interrupted:
+            return
         if self.results:
-            log.info("validation of the last epoch (%s):\n%s", self.run / "weights" / "last.pt",
-                     format_results(self.results))
-        if (self.run / "weights" / "best.pt").is_file():
-            log.info("best COCO AP %.3f -> %s", self.state.best, self.run / "weights" / "best.pt")
+            log.info("validation of the last epoch (%s):\n%s", self.run.last, format_results(self.results))
+        if self.run.best.is_file():
+            log.info("best COCO AP %.3f -> %s", self.state.best, self.run.best)
+
+
+@contextlib.contextmanager
+def on_ctrl_c(trainer: Trainer):
+    """The first Ctrl-C during the steps asks the loop to stop after the step it is in (last.pt is
+    saved there); elsewhere, or a second time, it stops at once."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        if trainer.interrupted or not trainer.in_steps:
+            raise KeyboardInterrupt
+        trainer.interrupted = True
+        log.warning("\nCtrl-C: saving the run after this step (press again to stop at once)")
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def train(cfg: dict) -> tuple[Path, dict]:

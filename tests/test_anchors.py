@@ -63,7 +63,7 @@ def test_auto_size_sets_the_training_size_and_is_pinned(tmp_path):
     t.setup()
     assert (t.cfg["model"]["min_size"], t.cfg["model"]["max_size"]) == (384, 512)  # 40 px * 0.8 = 32
     assert t.loader.dataset[0][0].shape[1:] == (384, 512)  # the loader resizes to it
-    saved = yaml.safe_load((t.run / "config.yaml").read_text())["model"]
+    saved = yaml.safe_load(t.run.config.read_text())["model"]
     assert (saved["min_size"], saved["max_size"], saved["auto_size"]) == (384, 512, False)  # a resume keeps it
     t.after_train()
     # the dataset doctor reports the box sizes at the size training would choose

@@ -301,7 +301,7 @@ def test_unwritable_output_dir_is_one_line(tmp_path, capsys):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
     msg = cli_error(train_cli.main, train_args(root, tmp_path, f"output_dir={blocker / 'runs'}"), capsys)
-    assert msg.startswith("error: cannot create a run folder in output_dir=") and "file/runs" in msg
+    assert msg.startswith("error: cannot create a folder in ") and "file/runs" in msg and "writable output_dir" in msg
 
 
 @pytest.mark.slow
@@ -386,9 +386,9 @@ def test_config_errors_are_config_errors():
 
 
 def test_inference_shrinks_large_images_before_they_become_floats(tiny_ckpt, monkeypatch):
-    from detection.predictor import Predictor
+    from detection.loading import open_model
 
-    pred = Predictor.from_checkpoint(tiny_ckpt, torch.device("cpu"))
+    pred = open_model(tiny_ckpt, torch.device("cpu")).predictor
     seen = []
     real = pred.model.forward
     monkeypatch.setattr(pred.model, "forward", lambda images: seen.append(images[0].shape) or real(images))

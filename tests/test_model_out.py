@@ -158,7 +158,7 @@ def test_broken_exported_files_are_one_line(tmp_path):
     import zipfile
 
     from detection.errors import CheckpointError
-    from detection.predictor import Predictor
+    from detection.loading import open_model
 
     (tmp_path / "junk.torchscript").write_bytes(b"not a zip")
     with zipfile.ZipFile(tmp_path / "bare.torchscript", "w") as z:  # an archive without our metadata
@@ -170,11 +170,11 @@ def test_broken_exported_files_are_one_line(tmp_path):
         with zipfile.ZipFile(tmp_path / f"{name}.torchscript", "w", zipfile.ZIP_DEFLATED) as z:
             z.writestr("m/extra/detection", text)
     expected = {"junk": "not a readable TorchScript file", "bare": "has no 'detection' metadata",
-                "nomodel": "not a loadable TorchScript file", "badjson": "metadata is not what tools/export.py",
-                "nokeys": "metadata is not what tools/export.py", "huge": "not the short json"}
+                "nomodel": "not a loadable TorchScript file", "badjson": "metadata is not what python tools/export.py",
+                "nokeys": "metadata is not what python tools/export.py", "huge": "not the short json"}
     for name, message in expected.items():
         with pytest.raises(CheckpointError, match=message) as e:
-            Predictor.load(tmp_path / f"{name}.torchscript")
+            open_model(tmp_path / f"{name}.torchscript")
         assert f"{name}.torchscript" in str(e.value) and "\n" not in str(e.value)
 
 
@@ -222,7 +222,7 @@ def test_detector_results_are_in_the_images_pixels(ckpt):
 
 @pytest.mark.parametrize("arch", ["fasterrcnn_mobilenet_v2_fpn", "retinanet_mobilenet_v2_fpn", "ssdlite_mobilenet_v2"])
 def test_onnx_and_torchscript_give_pytorchs_detections_on_real_images(tmp_path, arch):
-    from detection.predictor import Predictor
+    from detection.loading import open_model
 
     pytest.importorskip("onnxruntime")
     size = (320, 320) if arch.startswith("ssd") else (224, 288)
@@ -231,9 +231,9 @@ def test_onnx_and_torchscript_give_pytorchs_detections_on_real_images(tmp_path, 
     ts_file = export(ckpt, "torchscript")
     assert onnx_file == ckpt.with_suffix(".onnx") and ts_file == ckpt.with_suffix(".torchscript")
     images = [cv2.cvtColor(cv2.imread(p), cv2.COLOR_BGR2RGB) for p in _real_images(tmp_path)]
-    ref = Predictor.load(ckpt).predict(images, score=0.0)
+    ref = open_model(ckpt).predictor.predict(images, score=0.0)
     for path in (onnx_file, ts_file):
-        got = Predictor.load(path)
+        got = open_model(path).predictor
         assert got.class_names == ["cell", "blob"] and (got.min_size, got.max_size) == size
         for r, g in zip(ref, got.predict(images, score=0.0)):
             assert len(r) > 10
@@ -307,3 +307,124 @@ def test_python_train_and_evaluate_are_the_commands(tmp_path, monkeypatch):
     assert metrics["num_images"] == 4 and metrics["coco"]["AP"] == pytest.approx(last["coco"]["AP"], abs=1e-9)
     with pytest.raises(Exception, match="in several sections|not a config key"):
         detection.get_config("demo.yaml", nonsense=1)
+
+
+# --- every command opens the same four things, and evaluation never overwrites ----------------
+
+SMALL = ["data.synthetic.num_train=8", "data.synthetic.num_val=6", "data.synthetic.image_size=96",
+         "data.num_workers=0", "model.weights=none", "model.min_size=96", "model.max_size=96",
+         "model.fpn_channels=32", "train.epochs=1", "train.warmup_iters=1"]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A one-epoch run on a small synthetic set, with its ONNX and TorchScript exports beside best.pt."""
+    from detection.cli import train as train_cli
+    from detection.config import CONFIG_DIR
+
+    top = tmp_path_factory.mktemp("four")
+    cwd = os.getcwd()
+    os.chdir(top)
+    try:
+        train_cli.main(["--cfg", str(CONFIG_DIR / "demo.yaml"), "data.root=data", "name=r"] + SMALL)
+    finally:
+        os.chdir(cwd)
+    run = top / "runs" / "r"
+    export(run, "torchscript")
+    if _has_onnxruntime():
+        export(run, "onnx")
+    return run
+
+
+def _has_onnxruntime() -> bool:
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _four(run: Path) -> list[Path]:
+    kinds = [run, run / "weights" / "best.pt", run / "weights" / "best.torchscript"]
+    return kinds + ([run / "weights" / "best.onnx"] if _has_onnxruntime() else [])
+
+
+def test_every_command_takes_a_run_a_checkpoint_and_both_exports(trained, tmp_path, monkeypatch):
+    """eval_det, infer, the API's Detector and evaluate: one loader, the same four kinds, the same AP."""
+    import detection
+    from detection import Detector
+
+    monkeypatch.chdir(trained.parent.parent)
+    image = str(trained.parent.parent / "data" / "coco" / "val" / "val_00000.jpg")
+    aps, dets = [], []
+    for k, model in enumerate(_four(trained)):
+        eval_cli.main(["--ckpt", str(model)])
+        out = trained / ("eval" if k == 0 else f"eval-{k + 1}")  # a new folder each time
+        report = json.loads((out / "results.json").read_text())
+        assert report["num_images"] == 6 and str(model.name) in report["source"]
+        aps.append(report["coco"]["AP50"])
+        dets.append(sum(c["dets"] for c in report["voc"]))
+        assert detection.evaluate(model)["coco"]["AP50"] == pytest.approx(report["coco"]["AP50"], abs=1e-6)
+        infer_cli.main(["--source", image, "--ckpt", str(model), "--name", f"p{k}", "--score", "0"])
+        assert (trained.parent / "predict" / f"p{k}" / "val_00000.jpg").is_file()
+        assert Detector.from_checkpoint(model).predict(image, score=0.0)[0].class_names
+    assert max(aps) - min(aps) < 0.02 and max(dets) - min(dets) <= 0.02 * max(dets)  # exports score like the .pt
+    with pytest.raises(SystemExit, match="already an exported torchscript file"):
+        export_cli.main(["--ckpt", str(trained / "weights" / "best.torchscript"), "--format", "onnx"])
+
+
+def test_evaluations_never_overwrite_or_mix(trained, tmp_path, monkeypatch):
+    """Scoring other data after the run's own evaluation leaves that report as it was; results
+    files scored without a run go under runs/eval/, not into the current folder."""
+    from detection.config import CONFIG_DIR
+
+    monkeypatch.chdir(trained.parent.parent)
+    eval_cli.main(["--ckpt", str(trained), "--save-pred", "--score", "0"])
+    first = sorted(p for p in trained.glob("eval*") if p.is_dir())[-1]
+    before = {p.name: p.read_bytes() for p in first.rglob("*") if p.is_file()}
+    eval_cli.main(["--ckpt", str(trained), "data.val_split=train", "--score", "0.99"])
+    second = sorted((p for p in trained.glob("eval*") if p.is_dir()), key=lambda p: p.stat().st_mtime)[-1]
+    assert second != first and {p.name: p.read_bytes() for p in first.rglob("*") if p.is_file()} == before
+    assert json.loads((second / "results.json").read_text())["num_images"] == 8  # the other data
+    monkeypatch.chdir(tmp_path)
+    for _ in range(2):
+        eval_cli.main(["--pred", str(first / "predictions.json"), "--cfg", str(CONFIG_DIR / "demo.yaml"),
+                       f"data.root={trained.parent.parent / 'data'}"] + SMALL)
+    assert not (tmp_path / "eval").exists()
+    assert sorted(p.name for p in (tmp_path / "runs" / "eval").iterdir()) == ["predictions", "predictions-2"]
+
+
+def test_a_model_scored_on_data_of_other_classes_says_so(trained, tmp_path, capsys):
+    """Not 'fix data.classes', and never an AP over zero ground-truth boxes with exit 0."""
+    from tests.conftest import write_voc
+
+    voc = write_voc(tmp_path / "voc", {"a": [("dog", 5, 5, 40, 30, 0)], "b": [("cat", 2, 2, 30, 20, 0)]},
+                    split="val")
+    args = ["--ckpt", str(trained), "data.format=voc", f"data.root={voc}", "data.classes=[]"]
+    with pytest.raises(SystemExit) as e:
+        eval_cli.main(args)
+    msg = str(e.value)
+    assert "the model's classes and the data's differ" in msg and "dog (1 boxes)" in msg and "\n" not in msg
+    with pytest.raises(SystemExit) as e:
+        eval_cli.main(args + ["data.ignore_unknown_classes=true"])
+    assert "no ground-truth boxes of the model's classes" in str(e.value) and "not reported" in str(e.value)
+
+
+def test_a_result_draws_and_saves_itself(trained, tmp_path):
+    from detection import Detector
+
+    det = Detector.from_checkpoint(trained)
+    path = trained.parent.parent / "data" / "coco" / "val" / "val_00000.jpg"
+    image = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
+    from_file, = det.predict(str(path), score=0.0, max_det=5)
+    from_array, = det.predict(image, score=0.0, max_det=5)
+    assert from_file.image is None and np.array_equal(from_array.image, image)  # a list holds no file's pixels
+    drawn = from_file.plot()  # read again from its path
+    assert drawn.shape == image.shape and drawn.dtype == np.uint8 and (drawn != image).any()
+    assert np.array_equal(drawn, from_array.plot())
+    saved = from_array.save(tmp_path / "out" / "drawn.png")
+    assert np.array_equal(cv2.cvtColor(cv2.imread(str(saved)), cv2.COLOR_BGR2RGB), drawn)
+    streamed = next(det.predict(str(path), stream=True))
+    assert streamed.image is not None
+    with pytest.raises(Exception, match="pass the image it was predicted on"):
+        from_file.plot(image[:10])

@@ -3,7 +3,7 @@
 import pytest
 
 from detection.config import ConfigError, load_config
-from detection.optim import lr_lambda, warmup_length
+from detection.optim import fit_milestones, lr_lambda, warmup_length
 
 
 def _tcfg(**kw):
@@ -50,3 +50,13 @@ def test_fraction_milestones_follow_the_whole_run_across_stages():
 def test_milestones_are_epochs_or_fractions(bad):
     with pytest.raises(ConfigError, match="train.milestones"):
         _tcfg(milestones=bad)
+
+
+def test_milestones_past_a_short_run_are_scaled_to_it():
+    """train.epochs=3 under the default [8, 11]: the lr used to end at its peak, unsaid."""
+    fitted, note = fit_milestones([8, 11], 3)
+    assert fitted == [2.0, 2.75] and "train.milestones [8, 11]" in note and "3-epoch" in note
+    f = lr_lambda(_tcfg(milestones=[8, 11], warmup_iters=0), 10, 3, 0)
+    assert f(19) == pytest.approx(1.0) and f(20) == pytest.approx(0.1) and f(29) == pytest.approx(0.01)
+    assert fit_milestones([8, 11], 12) == ([8, 11], None)  # within the run: as given
+    assert fit_milestones([0.7, 0.9], 3) == ([0.7, 0.9], None)  # fractions fit any run

@@ -1,31 +1,28 @@
-"""train.time: a run planned by wall time, its schedule laid over the iterations that fit."""
+"""train.time: a run bounded by wall time, whatever pace the machine keeps.
+
+The slow and fast machines are played by a fake clock that each training step advances by a
+fixed amount, while the one short measurement the run starts from says the opposite.
+"""
 
 import copy
 import csv
+import logging
 
 import pytest
 
+import detection.engine as engine_module
+import detection.time_budget as tb
 import detection.trainer as trainer_module
 from detection.config import load_config
-from detection.optim import lr_lambda, plan_iterations
-from detection.trainer import Trainer
+from detection.time_budget import TimeBudget, share_lr_lambda, too_few_iterations
 
 
-def test_plan_splits_what_is_left_by_the_stages_shares():
-    # 10 minutes, 30 s of set-up and measuring, two stages of shares 1 : 2, 0.5 s per iteration
-    assert plan_iterations(600, 30, [1, 2], 0, 0.5) == int(570 / 3 * 0.97 / 0.5)
-    # the first stage ran long: the second gets what is left, never more than the budget
-    assert plan_iterations(600, 400, [1, 2], 1, 0.5) == int(200 * 0.97 / 0.5)
-    assert plan_iterations(600, 700, [1, 2], 1, 0.5) == 1  # over already: one iteration, then validation
+class FakeClock:
+    def __init__(self):
+        self.now = 1000.0
 
-
-def test_a_planned_schedule_decays_within_its_iterations():
-    t = load_config(None, {"data": {"format": "voc", "root": "x"},
-                           "train": {"milestones": [9, 11], "epochs": 12, "warmup_iters": 100,
-                                     "warmup_fraction": 0.05}})["train"]
-    f = lr_lambda(t, 52, 12, 100, run_epochs=12, total_iters=300)  # 300 iterations fit, not 12 epochs of 52
-    assert f(224) == pytest.approx(1.0) and f(225) == pytest.approx(0.1) and f(275) == pytest.approx(0.01)
-    assert f(15) == pytest.approx(1.0) and f(14) < 1  # warmup: 5% of the plan
+    def __call__(self):
+        return self.now
 
 
 def _cfg(tmp_path, synthetic_root, tiny_model_cfg, **train):
@@ -36,70 +33,113 @@ def _cfg(tmp_path, synthetic_root, tiny_model_cfg, **train):
         "train": {"batch_size": 4, "warmup_iters": 2, "lr": 0.01, **train}})
 
 
-def test_plan_from_a_fake_clock_makes_a_partial_last_epoch(tmp_path, synthetic_root, tiny_model_cfg, monkeypatch):
-    """24 images in batches of 4: 6 iterations an epoch. 60 s at a measured 2.5 s each -> 23 iterations."""
-    clock = iter(range(0, 10_000, 1))  # one second per reading: set-up takes a few of them
-    monkeypatch.setattr(trainer_module.time, "perf_counter", lambda: float(next(clock)))
-    monkeypatch.setattr(trainer_module, "measure_step_time", lambda *a, **k: 2.5)
-    t = Trainer(_cfg(tmp_path, synthetic_root, tiny_model_cfg, time=1.0, epochs=4, milestones=[0.5]))
-    t.setup()
-    t.enter_stage(0)
-    used = t.state.plan[0]
-    assert 19 <= used <= 23  # (60 s - the seconds the fake clock has run) * 0.97 / 2.5
-    assert t.stage_epochs(0) == -(-used // 6) and t.total_epochs == t.stage_epochs(0)
-    t.state.epoch = t.total_epochs - 1
-    assert t.epoch_limit() == used - 6 * (t.total_epochs - 1)  # the last epoch stops at the plan
-    assert t.due_for_validation() is False
-    t.state.epoch = t.total_epochs
-    assert t.due_for_validation() is True
-    t.after_train()
+def test_deadlines_split_what_is_left_by_the_stages_shares(monkeypatch):
+    clock = FakeClock()
+    monkeypatch.setattr(tb, "clock", clock)
+    b = TimeBudget(10, [1, 2])  # 600 s; stages of shares 1 : 2
+    clock.now += 30  # set-up
+    b.enter(0)
+    assert b.deadline == [pytest.approx(30 + 570 / 3)]
+    clock.now += 370  # the first stage ran long: the second gets what is left, never more than the budget
+    b.enter(1)
+    assert b.deadline[1] == pytest.approx(600) and b.stage_share(1) == 0.0
+    clock.now += 100
+    assert b.stage_share(1) == pytest.approx(0.5)
+    restored = TimeBudget(10, [1, 2], elapsed=500)
+    restored.load_state_dict(b.state_dict())
+    assert restored.deadline == b.deadline and restored.stage_share(1) == pytest.approx(0.5)
+    restored.extend(20, 1)  # a resume with train.time=20: the current stage's deadline moves
+    assert restored.deadline[1] == pytest.approx(1200)
 
 
-def test_a_plan_follows_the_pace_the_stage_keeps(tmp_path, synthetic_root, tiny_model_cfg, monkeypatch):
-    """Measured 1 s an iteration, 60 s: 58 planned. The first epoch is not timed (kernels are built);
-    the next two (12 iterations) take 36 s, 3 s each: what is left (14 s) holds 4 more, and the
-    schedule is laid over 22. Past its decay the plan may shrink, never grow (the lr would rise)."""
-    now = [0.0]
-    monkeypatch.setattr(trainer_module.time, "perf_counter", lambda: now[0])
-    monkeypatch.setattr(trainer_module, "measure_step_time", lambda *a, **k: 1.0)
-    t = Trainer(_cfg(tmp_path, synthetic_root, tiny_model_cfg, time=1.0, epochs=4, milestones=[0.8]))
-    t.setup()
-    t.enter_stage(0)
-    assert t.state.plan == [58] and t.total_epochs == 10
-    t.state.epoch, t.state.step, now[0] = 1, 6, 10.0
-    t.replan_stage(0)
-    assert t.state.plan == [58]  # the first epoch only starts the clock
-    for _ in range(18):
-        t.parts.optimizer.step()
-        t.parts.scheduler.step()
-    lr_before = t.parts.optimizer.param_groups[0]["lr"]
-    t.state.epoch, t.state.step, now[0] = 3, 18, 46.0
-    t.replan_stage(0)
-    assert t.state.plan == [22] and t.total_epochs == 4 and t.epoch_limit() == 4  # the last epoch: 4 of 6
-    sched = t.parts.scheduler
-    assert sched.last_epoch == 18 and t.parts.optimizer.param_groups[0]["lr"] == lr_before  # the step goes on
-    assert sched.lr_lambdas[0](17) == pytest.approx(1.0) and sched.lr_lambdas[0](18) == pytest.approx(0.1)
-    t.pace_start = (40.0, 6)  # now as if 0.5 s an iteration: 45 would fit, moving the decay at 18 to 36
-    t.replan_stage(0)
-    assert t.state.plan == [22] and sched.lr_lambdas[0](18) == pytest.approx(0.1)
-    t.pace_start = (0.0, 6)  # slower: 21 fit, the decay moves to 17 and stays behind
-    t.replan_stage(0)
-    assert t.state.plan == [21] and sched.lr_lambdas[0](18) == pytest.approx(0.1)
-    t.after_train()
+def test_the_lr_follows_the_share_of_time_used():
+    t = load_config(None, {"data": {"format": "voc", "root": "x"},
+                           "train": {"milestones": [0.8], "warmup_factor": 0.1}})["train"]
+    budget = TimeBudget(1, [1])
+    f = share_lr_lambda(t, 10, [0.8], budget)
+    budget.share = 0.79
+    assert f(5) == pytest.approx(0.1 * 0.5 + 0.5) and f(50) == pytest.approx(1.0)
+    budget.share = 0.8
+    assert f(50) == pytest.approx(0.1)
+    cosine = share_lr_lambda({**t, "scheduler": "cosine", "min_lr_ratio": 0.0}, 0, [], budget)
+    budget.share = 0.5
+    assert cosine(100) == pytest.approx(0.5)
+
+
+def test_too_few_iterations_are_said_with_what_helps():
+    msg = too_few_iterations(7, 80, 2, 17.1)
+    assert "about 7 iterations" in msg and "80 classes" in msg and "train.time=" in msg and "model.min_size" in msg
+    assert too_few_iterations(2000, 3, 10, 0.3) is None
+
+
+def _play_machine(monkeypatch, measured: float, real: float):
+    """The run's first measurement says `measured` s a step; every real step takes `real` s.
+    Returns the (run seconds, lr) of every step."""
+    clock = FakeClock()
+    monkeypatch.setattr(tb, "clock", clock)
+    monkeypatch.setattr(trainer_module, "measure_step_time", lambda *a, **k: measured)
+    steps = []
+    real_step = engine_module._backward_and_step
+
+    def step(parts, *args):
+        out = real_step(parts, *args)
+        clock.now += real
+        steps.append((clock.now, parts.optimizer.param_groups[0]["lr"]))
+        return out
+
+    monkeypatch.setattr(engine_module, "_backward_and_step", step)
+    return clock, steps
+
+
+def _rows(run):
+    with open(run / "results.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def test_a_slower_machine_still_ends_within_its_budget(tmp_path, synthetic_root, tiny_model_cfg, monkeypatch,
+                                                      caplog):
+    """Measured 0.1 s a step (about 600 in 60 s), but each takes 5 s: the run stops before the
+    step that would cross the deadline, in the middle of its second epoch."""
+    clock, steps = _play_machine(monkeypatch, measured=0.1, real=5.0)
+    start = clock.now
+    with caplog.at_level(logging.INFO):
+        run, results = trainer_module.train(_cfg(tmp_path, synthetic_root, tiny_model_cfg, time=1.0, epochs=4,
+                                                 milestones=[0.8]))
+    assert len(steps) == 12  # steps end at 5, 10, ... 60 s: the 13th would end at 65
+    rows = _rows(run)
+    assert float(rows[-1]["elapsed_s"]) <= 60.0 and steps[-1][0] - start <= 60.0
+    assert [int(r["epoch"]) for r in rows] == [1, 2] and sum(1 for r in rows if r.get("AP")) == 1
+    assert steps[-1][1] == pytest.approx(0.001)  # decayed at 80% of the time: 48 s, whatever was planned
+    assert [lr for t, lr in steps if t - start < 48][-1] == pytest.approx(0.01)
+    assert results["num_images"] == 8
+
+
+def test_a_faster_machine_uses_its_budget_and_decays_at_its_share(tmp_path, synthetic_root, tiny_model_cfg,
+                                                                  monkeypatch, caplog):
+    """The first measurement caught a burst of load (12 s a step: 5 steps, 'too few'); the true
+    pace is 1 s. The run trains its whole minute, and the lr drops at 48 s, not after 4 steps."""
+    clock, steps = _play_machine(monkeypatch, measured=12.0, real=1.0)
+    start = clock.now
+    with caplog.at_level(logging.INFO):
+        run, _ = trainer_module.train(_cfg(tmp_path, synthetic_root, tiny_model_cfg, time=1.0, epochs=4,
+                                           milestones=[0.8], batch_size=2))
+    assert "too few to learn much" in caplog.text  # said at the start, from the estimate
+    assert 58 <= len(steps) <= 60 and 59.0 <= steps[-1][0] - start <= 60.0
+    first_decayed = next(t - start for t, lr in steps if lr < 0.005)
+    assert 48.0 <= first_decayed <= 50.0
+    assert all(lr == pytest.approx(0.01) for t, lr in steps[3:] if t - start < 48)  # after warmup, before 80%
+    rows = _rows(run)
+    assert len(rows) == 5 and int(rows[-1]["step"]) == len(steps)  # 5 epochs of 12
 
 
 def test_a_timed_run_stops_within_its_budget(tmp_path, synthetic_root, tiny_model_cfg):
-    from detection.trainer import train
-
-    run, results = train(_cfg(tmp_path, synthetic_root, tiny_model_cfg, time=0.4, epochs=12, milestones=[0.8],
-                              eval_every=1))
-    with open(run / "results.csv") as f:
-        rows = list(csv.DictReader(f))
+    """The real clock: 24 s, validation after it."""
+    run, results = trainer_module.train(_cfg(tmp_path, synthetic_root, tiny_model_cfg, time=0.4, epochs=12,
+                                             milestones=[0.8], eval_every=1))
+    rows = _rows(run)
     last = rows[-1]
-    plan = int(last["plan_iters"])
-    assert int(last["step"]) == plan and len(rows) == -(-plan // 6)  # every planned iteration, no more
     assert sum(1 for r in rows if r.get("AP")) == 1  # one validation, after the budget
     training = float(last["elapsed_s"]) - float(last["val_s"])
-    assert training <= 0.4 * 60 * 1.15, training  # the budget (set-up included), with the measuring noise
-    assert float(last["lr"]) == pytest.approx(0.001)  # the milestone at 80% of the plan was reached
+    assert training <= 0.4 * 60 * 1.05, training  # the budget (set-up included)
+    assert float(last["lr"]) == pytest.approx(0.001)  # the milestone at 80% of the time was reached
     assert results["num_images"] == 8

@@ -9,7 +9,7 @@ import os
 import sys
 
 from ..config import load_config
-from ..errors import ConfigError, DetectionError
+from ..errors import ConfigError, DetectionError, TrainingInterrupted
 
 
 def setup_logging(verbose: bool = False) -> None:
@@ -46,9 +46,13 @@ def user_errors_as_one_line(main):
             return main(*args, **kwargs)
         except ConfigError as e:
             sys.exit(f"config error: {e}")
+        except TrainingInterrupted as e:  # Ctrl-C: what was saved and how to go on; the shell's code for it
+            print(str(e), file=sys.stderr)
+            sys.exit(130)
         except DetectionError as e:
             fail(str(e))
         except KeyboardInterrupt:
-            sys.exit("interrupted")
+            print("interrupted", file=sys.stderr)
+            sys.exit(130)
 
     return wrapper

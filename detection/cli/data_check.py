@@ -14,10 +14,10 @@ import logging
 import os
 import sys
 
-from ..checkpoint import new_run_dir
 from ..config import load_config
 from ..data.doctor import check, markdown, short_summary, write_browse, write_plots
 from ..errors import ConfigError, writing
+from ..runs import new_run_dir
 from .common import setup_logging, user_errors_as_one_line
 
 log = logging.getLogger("detection.data_check")

@@ -2,9 +2,11 @@
 python tools/eval_det.py --pred results.json --gt instances_val.json
 python tools/eval_det.py --pred runs/predict/x/predictions.json --cfg configs/bccd_frcnn.yaml
 
-With no arguments: the newest run's best checkpoint on that run's validation split. Prints
-the COCO (pycocotools) and VOC tables and writes, into `<run>/eval/` (or --out), the
-results JSON, PR curves, the confusion matrix (PNG + CSV), the worst images and
+With no arguments: the newest run's best checkpoint on that run's validation split. --ckpt
+takes a run folder, a .pt, an .onnx or a .torchscript file. Prints the COCO (pycocotools) and
+VOC tables and writes, into a new `<run>/eval/` (`eval-2/`, ... : an evaluation never
+overwrites another), or `runs/eval/<name>/` for a results file or a model outside a run,
+the results JSON, PR curves, the confusion matrix (PNG + CSV), the worst images and
 report.md / report.json. `--save-pred` also writes the COCO results json of the model.
 """
 
@@ -16,7 +18,6 @@ import logging
 import time
 from pathlib import Path
 
-from ..checkpoint import load_checkpoint, model_from_checkpoint, newest_run, run_checkpoint
 from ..config import load_config
 from ..errors import ConfigError
 from .common import add_config_args, setup_logging, user_errors_as_one_line
@@ -27,9 +28,9 @@ log = logging.getLogger("detection.eval")
 @user_errors_as_one_line
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description="Evaluate: COCO metrics (pycocotools), VOC per-class AP, analysis.")
-    p.add_argument("--ckpt", help="checkpoint (default: newest run's best.pt)")
+    p.add_argument("--ckpt", help="a run folder, .pt, .onnx or .torchscript file (default: newest run's best.pt)")
     p.add_argument("--runs", default="runs", help="where to look for the newest run")
-    p.add_argument("--out", help="output folder (default: <run>/eval, or ./eval for --pred)")
+    p.add_argument("--out", help="output folder, made new (default: a new <run>/eval, or runs/eval/<name>)")
     p.add_argument("--pred", help="a COCO results json to score instead of running a model (with --gt, or with "
                                   "--cfg: against that config's validation split, matched by file_name)")
     p.add_argument("--gt", help="COCO annotation json that --pred refers to")
@@ -41,15 +42,14 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     setup_logging()
     from ..evaluation.analysis import write_analysis
-    from ..evaluation.evaluator import format_results
+    from ..evaluation.evaluator import check_ground_truth, format_results
 
     t0 = time.perf_counter()
     if args.pred and args.cfg:  # a results file (infer.py --save-json) against a config's validation split
         from ..evaluation.evaluator import evaluate_results_on_split
 
         res, ev = evaluate_results_on_split(_pred_config(args), args.pred)
-        out_dir, writer = Path(args.out or "eval"), None
-        source = f"{args.pred} against {ev.info.source}"
+        run, source = None, f"{args.pred} against {ev.info.source}"
     elif args.pred or args.gt:
         if not (args.pred and args.gt):
             raise ConfigError("--pred needs --gt (a COCO json) or --cfg (a config's validation split)")
@@ -57,21 +57,39 @@ def main(argv: list[str] | None = None) -> None:
 
         res, ev = evaluate_files(args.gt, args.pred, args.voc_metric or "voc07",
                                  backend=args.backend or "pycocotools")
-        out_dir, writer = Path(args.out or "eval"), None
-        source = f"{args.pred} against {args.gt}"
+        run, source = None, f"{args.pred} against {args.gt}"
     else:
-        res, ev, out_dir, writer, source = _evaluate_model(args)
+        res, ev, run, source = _evaluate_model(args)
+    check_ground_truth(res, source, ev.info.class_names)
     seconds = time.perf_counter() - t0
     log.info("%s\n%s\n(evaluated in %.1fs)", source, format_results(res), seconds)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = _out_dir(args, run)
     (out_dir / "results.json").write_text(json.dumps({"source": source, "seconds": seconds, **res},
                                                      indent=1, default=float))
     if args.save_pred:
         (out_dir / "predictions.json").write_text(json.dumps(ev.coco_results(source_ids=True)))
+    writer = None
+    if run is not None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        writer = SummaryWriter(str(run.dir))
     write_analysis(ev, res, out_dir, iou_thresh=ev.iou_thresh, score_thresh=args.score, writer=writer)
     if writer is not None:
         writer.close()
     log.info("report, curves and confusion matrix written to %s/", out_dir)
+
+
+def _out_dir(args, run) -> Path:
+    """A new folder every time: --out (suffixed when taken), <run>/eval[-N], or runs/eval/<name>[-N]."""
+    from ..runs import new_run_dir
+
+    if args.out:
+        out = Path(args.out).absolute()
+        return new_run_dir(out.parent, out.name)
+    if run is not None:
+        return run.new_eval_dir()
+    name = Path(args.pred or args.ckpt or "eval").stem
+    return new_run_dir(Path(args.runs) / "eval", name)
 
 
 def _pred_config(args) -> dict:
@@ -81,29 +99,25 @@ def _pred_config(args) -> dict:
 
 
 def _evaluate_model(args):
-    from torch.utils.tensorboard import SummaryWriter
-
+    """(results, evaluator, run or None, source) of the model --ckpt names (or the newest run's)."""
     from ..distributed import device_for
-    from ..engine import evaluate
-    from ..evaluation.evaluator import build_validation
+    from ..loading import open_model
+    from ..scoring import evaluate_model
 
-    ckpt_path = Path(args.ckpt) if args.ckpt else run_checkpoint(newest_run(args.runs))
-    ckpt = load_checkpoint(ckpt_path)
+    loaded = open_model(args.ckpt, "cpu", runs=args.runs)
     overrides = list(args.overrides) + ([f"eval.voc_metric={args.voc_metric}"] if args.voc_metric else []) \
         + ([f"eval.backend={args.backend}"] if args.backend else [])
+    if loaded.config is None and not args.cfg:
+        raise ConfigError(f"{loaded.path} is outside a run folder, so which data to score it on is unknown: "
+                          "add --cfg (a config whose validation split to use)")
     # the run's own config, then --cfg's, then overrides: the data and eval keys may change
-    cfg = load_config(args.cfg, overrides, base=None if args.cfg else ckpt["config"])
-    run = ckpt_path.parent.parent
-    split_file = cfg["data"]["split_file"]
-    if split_file and not Path(split_file).is_file() and (run / "split.json").is_file():
-        cfg["data"]["split_file"] = str(run / "split.json")  # the run folder was moved or copied
+    cfg = load_config(args.cfg, overrides, base=None if args.cfg else loaded.config)
     device = device_for(cfg["device"], 0)
-    model = model_from_checkpoint(ckpt, ckpt_path).to(device)
-    loader, ev = build_validation(cfg, ckpt["class_names"], device)
-    log.info("evaluating %s on %s", ckpt_path, ev.info.source)
-    res = evaluate(model, loader, ev, device)
-    out_dir = Path(args.out) if args.out else run / "eval"
-    return res, ev, out_dir, SummaryWriter(str(run)), f"{ckpt_path} on {ev.info.source}"
+    if device.type != "cpu":  # the config's device (auto: CUDA when present)
+        loaded = open_model(loaded.path, device)
+    res, ev = evaluate_model(loaded, cfg, device)
+    log.info("evaluated %s (%s) on %s", loaded.path, loaded.predictor.backend.name, ev.info.source)
+    return res, ev, loaded.run, f"{loaded.path} on {ev.info.source}"
 
 
 if __name__ == "__main__":

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import argparse
 import logging
-from pathlib import Path
 
-from ..checkpoint import newest_run, run_checkpoint
+from ..commands import command
 from .common import setup_logging, user_errors_as_one_line
 
 log = logging.getLogger("detection.export")
@@ -19,10 +18,12 @@ log = logging.getLogger("detection.export")
 
 @user_errors_as_one_line
 def main(argv: list[str] | None = None) -> None:
+    from ..errors import CheckpointError
     from ..export import FORMATS, export
+    from ..runs import model_file
 
     p = argparse.ArgumentParser(description="Export a trained detector to ONNX or TorchScript.")
-    p.add_argument("--ckpt", help="a .pt checkpoint or a run folder (default: the newest run's best.pt)")
+    p.add_argument("--ckpt", help="a run folder or a .pt checkpoint (default: the newest run's best.pt)")
     p.add_argument("--runs", default="runs", help="where to look for the newest run")
     p.add_argument("--format", required=True, choices=list(FORMATS))
     p.add_argument("--opset", type=int, default=17, help="ONNX opset (11 or newer)")
@@ -36,10 +37,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", help="output file (default: beside the checkpoint)")
     args = p.parse_args(argv)
     setup_logging()
-    ckpt = Path(args.ckpt) if args.ckpt else run_checkpoint(newest_run(args.runs))
+    ckpt, kind, _ = model_file(args.ckpt, args.runs)
+    if kind != "checkpoint":
+        raise CheckpointError(f"{ckpt} is already an exported {kind} file: export from its checkpoint (the run folder "
+                              "or its .pt)")
     path = export(ckpt, args.format, opset=args.opset, dynamic=args.dynamic, size=args.size, out=args.out)
-    log.info("written %s (%.1f MB); run it with: python tools/infer.py --ckpt %s --source IMAGES", path,
-             path.stat().st_size / 1e6, path)
+    log.info("written %s (%.1f MB); run it with: %s --ckpt %s --source IMAGES", path,
+             path.stat().st_size / 1e6, command("infer"), path)
 
 
 if __name__ == "__main__":

@@ -22,9 +22,9 @@ from pathlib import Path
 
 import cv2
 
-from ..checkpoint import new_run_dir, newest_run, run_checkpoint
 from ..data.yolo import yolo_line
 from ..errors import CheckpointError, DataError
+from ..runs import new_run_dir
 from ..visualize import draw_detections
 from .common import setup_logging, user_errors_as_one_line
 
@@ -61,20 +61,43 @@ def parse_args(argv):
 
 
 def load_predictor(args, device):
+    """(predictor, name for runs/predict/) of --ckpt, else the newest run, else COCO-pretrained."""
+    from ..loading import open_model
     from ..predictor import Predictor
+    from ..runs import newest_run
 
-    ckpt = Path(args.ckpt) if args.ckpt else None
-    if ckpt is None:
+    path = args.ckpt
+    if path is None:
         try:
-            ckpt = run_checkpoint(newest_run(args.runs))
+            path = newest_run(args.runs).dir
         except CheckpointError:
             log.info("no trained run under %s/: using torchvision's COCO-pretrained detector", args.runs)
-    predictor = Predictor.load(ckpt, device, args.amp) if ckpt else Predictor.coco_pretrained(device)
+    if path is None:
+        predictor, name = _coco_pretrained(args, device), "coco_pretrained"
+    else:
+        loaded = open_model(path, device, args.amp)
+        predictor, name = loaded.predictor, loaded.run.name if loaded.run else Path(loaded.path).stem
     if args.size:
         predictor.set_size(args.size)
-    run_name = (ckpt.parent.parent.name if ckpt.suffix in (".pt", ".onnx", ".torchscript") else ckpt.name) \
-        if ckpt else "coco_pretrained"
-    return predictor, run_name
+    assert isinstance(predictor, Predictor)
+    return predictor, name
+
+
+def _coco_pretrained(args, device):
+    """torchvision's COCO detector, for a first look before any training; its weights must be here."""
+    from torchvision.models.detection import FasterRCNN_MobileNet_V3_Large_FPN_Weights as W
+
+    from ..commands import command
+    from ..models.weights import WeightsUnavailableError
+    from ..predictor import Predictor
+
+    try:
+        return Predictor.coco_pretrained(device)
+    except WeightsUnavailableError:
+        raise CheckpointError(f"no trained run under {args.runs}/: train one with `{command('train')} --cfg ...`, or "
+                              "pass --ckpt (a run folder, .pt, .onnx or .torchscript file). Without one infer uses "
+                              "torchvision's COCO-pretrained detector, which is not here and cannot be downloaded: "
+                              f"`{command('fetch_weights')} {W.__name__}.COCO_V1` seeds it") from None
 
 
 def class_filter(spec: str | None, names: list[str]) -> list[int] | None:
@@ -170,26 +193,12 @@ class Outputs:
             (self.out / "images.json").write_text(json.dumps({"images": self.images, "categories": categories}))
 
 
-def _batches(source, size: int):
-    """Lists of readable items, and the unreadable ones as they come (one-element lists with an error)."""
-    batch = []
-    for item in source:
-        if item.error:
-            yield [item]
-            continue
-        batch.append(item)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
 @user_errors_as_one_line
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     setup_logging()
     from ..distributed import device_for
+    from ..predictor import stream_inference
     from ..sources import open_sources
 
     predictor, run_name = load_predictor(args, device_for(args.device, 0))
@@ -200,18 +209,15 @@ def main(argv: list[str] | None = None) -> None:
     log.info("model: %s -> %s", predictor.describe(), out)
     outputs = Outputs(out, args, predictor.class_names)
     done, skipped, per_class, t0 = 0, [], Counter(), time.perf_counter()
-    try:
-        for source in sources:
-            for batch in _batches(source, args.batch):
-                if batch[0].error:
-                    skipped.append(batch[0].error)
-                    log.warning("skipped (%d so far): %s", len(skipped), batch[0].error)
-                    continue
-                results = predictor.predict([it.image for it in batch], [it.name for it in batch], score=0.0,
-                                            classes=classes, max_det=args.max_det, batch=args.batch)
-                for item, result in zip(batch, results):
-                    per_class.update(d["class"] for d in outputs.add(item, result, source))
-                done += len(batch)
+    try:  # score 0: predictions.json keeps every detection; drawings and labels use --score
+        for source, item, result in stream_inference(predictor, sources, score=0.0, classes=classes,
+                                                     max_det=args.max_det, batch=args.batch):
+            if result is None:
+                skipped.append(item.error)
+                log.warning("skipped (%d so far): %s", len(skipped), item.error)
+                continue
+            per_class.update(d["class"] for d in outputs.add(item, result, source))
+            done += 1
     finally:
         for source in sources:
             source.close()

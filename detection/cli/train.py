@@ -1,13 +1,16 @@
 """python tools/train_det.py --cfg configs/voc_frcnn.yaml [key.sub=value ...]
 python tools/train_det.py resume=runs/<name>      # continue a stopped run (its own config)
+python tools/train_det.py resume=runs/<name> train.epochs=20   # extend a run (train.time=N for a timed one)
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 
-from ..config import load_config, parse_overrides, run_config_path
+from ..config import load_config, parse_overrides
 from ..errors import ConfigError
+from ..runs import resume_checkpoint
 from .common import add_config_args, setup_logging, user_errors_as_one_line
 
 
@@ -18,13 +21,16 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     setup_logging()
     cfg_file = args.cfg
-    if cfg_file is None:
-        resume = parse_overrides(args.overrides).get("resume")
-        if not resume:
-            raise ConfigError("give --cfg FILE, or resume=<run folder> to continue a run")
-        cfg_file = run_config_path(str(resume))
+    resume = parse_overrides(args.overrides).get("resume")
+    if resume:  # the run's own config; the overrides say what changes (train.epochs=N extends it)
+        cfg_file = resume_checkpoint(str(resume))[1].config
         if not cfg_file.is_file():
             raise ConfigError(f"resume={resume}: no run there ({cfg_file} does not exist)")
+        if args.cfg:
+            logging.getLogger("detection.train").warning("resume=%s uses the run's own config, not --cfg %s",
+                                                         resume, args.cfg)
+    elif cfg_file is None:
+        raise ConfigError("give --cfg FILE, or resume=<run folder> to continue a run")
     cfg = load_config(cfg_file, args.overrides)
 
     from ..trainer import train

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..commands import command
 from ..errors import DataError
 from .images import ImageReadError, read_image
 from .pixels import target_size
@@ -83,7 +84,7 @@ def short_summary(records: list[ImageRecord], info: DatasetInfo, min_size: int, 
                      + (", ..." if len(empty) > SHOWN else ""))
     if any(info.skipped.values()):
         lines.append("  notes: " + ", ".join(f"{k} {n}" for k, n in info.skipped.items() if n)
-                     + " (python tools/data_check.py names every file)")
+                     + f" ({command('data_check')} names every file)")
     return "\n".join(lines)
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import DataError
+from ..errors import DataError, UnknownClassesError
 from .images import DEFAULT_MAX_PIXELS, ImageReadError, read_image, read_image_size
 
 log = logging.getLogger("detection.data")
@@ -125,10 +125,10 @@ def resolve_classes(found: Counter, wanted: list[str], ignore_unknown: bool, sou
     unknown = {c: n for c, n in found.items() if c not in wanted}
     if unknown and not ignore_unknown:
         listing = ", ".join(f"{c!r} ({n} boxes)" for c, n in sorted(unknown.items()))
-        raise DataError(
+        raise UnknownClassesError(
             f"{source}: classes not in data.classes: {listing}. "
-            "Add them to data.classes, or set data.ignore_unknown_classes=true to drop those boxes."
-        )
+            "Add them to data.classes, or set data.ignore_unknown_classes=true to drop those boxes.",
+            unknown, list(wanted))
     return list(wanted)
 
 

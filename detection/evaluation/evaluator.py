@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import math
 import os
 
 import numpy as np
@@ -95,14 +96,20 @@ class DetectionEvaluator:
     def coco_results(self, source_ids: bool = False) -> list[dict]:
         """Predictions in the COCO results format, with the source's category ids.
 
-        `source_ids=True` writes the source's image ids (for a results file that goes with
-        the source annotations); internally images are numbered 1..N.
+        `source_ids=True` writes the source's image ids, file names and class names (the file
+        infer.py --save-json writes: it scores against the source annotations, or with
+        `eval_det.py --pred --cfg` against any config's split); internally images are 1..N.
         """
+        from ..data.splits import relative_name
+
         out = []
         for idx, (boxes, scores, labels) in self.predictions.items():
-            image_id = self.records[idx].image_id if source_ids else idx + 1
+            record = self.records[idx]
+            image_id = record.image_id if source_ids else idx + 1
+            named = {"file_name": relative_name(record.path, self.info.root)} if source_ids else {}
             for b, s, lab in zip(boxes.tolist(), scores.tolist(), labels.tolist()):
-                out.append({"image_id": image_id, "category_id": self.info.cat_ids[lab - 1],
+                out.append({"image_id": image_id, **named, "category_id": self.info.cat_ids[lab - 1],
+                            **({"category_name": self.info.class_names[lab - 1]} if source_ids else {}),
                             "bbox": [b[0], b[1], b[2] - b[0], b[3] - b[1]], "score": s})
         return out
 
@@ -173,7 +180,7 @@ class DetectionEvaluator:
         aps = [c["AP"] for c in voc if not np.isnan(c["AP"])]
         return {"coco": coco, "coco_per_class": coco_cls, "voc": voc,
                 "voc_mAP": float(np.mean(aps)) if aps else 0.0, "voc_metric": self.voc_metric, "backend": self.backend,
-                "num_images": len(self.predictions)}
+                "num_images": len(self.predictions), "gt_boxes": int(sum(c["gt"] for c in voc))}
 
 
 def build_validation(cfg: dict, class_names: list[str] | None, device, rank: int = 0, world: int = 1):
@@ -195,13 +202,29 @@ def format_results(res: dict) -> str:
     shown = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR100")
     lines = [
         f"COCO bbox ({res.get('backend', 'pycocotools')}, {res['num_images']} images): "
-        + "  ".join(f"{k} {c[k]:.3f}" for k in shown),
+        + "  ".join(f"{k} {metric(c[k])}" for k in shown),
         f"{'class':<20}{'COCO AP':>9}{'AP50':>8}{'VOC AP' + res['voc_metric'][3:]:>10}{'gt':>7}{'dets':>7}",
     ]
     for cc, v in zip(res["coco_per_class"], res["voc"]):
-        lines.append(f"{cc['class']:<20}{cc['AP']:>9.3f}{cc['AP50']:>8.3f}{v['AP']:>10.3f}{v['gt']:>7}{v['dets']:>7}")
-    lines.append(f"{'mean':<20}{c['AP']:>9.3f}{c['AP50']:>8.3f}{res['voc_mAP']:>10.3f}")
+        lines.append(f"{cc['class']:<20}{metric(cc['AP']):>9}{metric(cc['AP50']):>8}{metric(v['AP']):>10}"
+                     f"{v['gt']:>7}{v['dets']:>7}")
+    lines.append(f"{'mean':<20}{metric(c['AP']):>9}{metric(c['AP50']):>8}{metric(res['voc_mAP']):>10}")
+    if any(not math.isfinite(x) or x < 0 for x in (c["APs"], c["APm"], c["APl"])):
+        lines.append("n/a: no ground-truth box of that size (APs < 32x32 px, APm up to 96x96, APl above) or class")
     return "\n".join(lines)
+
+
+def metric(value: float) -> str:
+    """A metric for a table: `n/a` where there was nothing to score (pycocotools' -1, a NaN)."""
+    return "n/a" if value is None or not math.isfinite(value) or value < 0 else f"{value:.3f}"
+
+
+def check_ground_truth(res: dict, source: str, class_names: list[str]) -> None:
+    """A metric over zero ground-truth boxes is no metric: refuse to report one."""
+    if res.get("gt_boxes", 1) == 0:
+        raise DataError(f"{source} has no ground-truth boxes of the model's classes "
+                        f"({', '.join(class_names[:20])}): AP is undefined there and is not reported. Score the "
+                        "model on data of its own classes, or check data.classes")
 
 
 def read_results_file(pred_json: str) -> list[dict]:

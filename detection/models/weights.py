@@ -74,9 +74,11 @@ def sha256_matches(path: Path, prefix: str) -> bool:
 
 
 def seed_hint(weights: WeightsEnum) -> str:
+    from ..commands import command
+
     name = os.path.basename(weights.url)
     return (
-        f"Seed the cache with `python tools/fetch_weights.py {weights.__class__.__name__}.{weights.name}`, "
+        f"Seed the cache with `{command('fetch_weights')} {weights.__class__.__name__}.{weights.name}`, "
         f"or copy {name} (from {weights.url}) to {cache_path(weights)}, "
         f"or set model.weights_file=/path/to/{name}, or model.weights=none to train from scratch."
     )

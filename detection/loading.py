@@ -1,0 +1,86 @@
+"""One way to open a model: a run folder, a `.pt`, an `.onnx` or a `.torchscript` file becomes
+a `LoadedModel` (a ready Predictor, class names, the training config, the run). Every command,
+the Python API and the benches open models here, so each accepts the same four things.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .errors import CheckpointError
+from .predictor import ONNXBackend, Predictor, TorchBackend, TorchScriptBackend
+from .runs import Run, model_file
+
+
+@dataclass
+class LoadedModel:
+    path: Path  # the file opened
+    kind: str  # checkpoint | onnx | torchscript
+    run: Run | None  # the run folder it belongs to, when it is in one
+    predictor: Predictor
+    config: dict | None  # the config it was trained with (None: an exported file outside a run folder)
+
+    @property
+    def class_names(self) -> list[str]:
+        return self.predictor.class_names
+
+    @property
+    def torch_model(self) -> torch.nn.Module | None:
+        """The PyTorch detector of a checkpoint (None for an exported file)."""
+        return self.predictor.model if self.kind == "checkpoint" else None
+
+
+def open_model(path=None, device: torch.device | str = "cpu", amp: str = "none", runs="runs") -> LoadedModel:
+    """Open what the user passed as a model (None: the newest run under `runs`)."""
+    device = torch.device(device)
+    file, kind, run = model_file(path, runs)
+    if kind == "checkpoint":
+        return _open_checkpoint(file, run, device, amp)
+    from .export import load_torchscript, read_metadata
+
+    meta = read_metadata(file, kind)
+    if kind == "onnx":
+        backend = ONNXBackend(str(file), device)
+    else:
+        try:
+            backend = TorchScriptBackend(load_torchscript(file, device), device)
+        except (RuntimeError, ValueError) as e:
+            raise CheckpointError(f"{file}: not a loadable TorchScript file ({str(e).splitlines()[0][:200]})") from None
+    predictor = Predictor(backend, meta["class_names"], meta["min_size"], meta["max_size"],
+                          tuple(meta["fixed_size"]) if meta.get("fixed_size") else None, str(file))
+    return LoadedModel(file, kind, run, predictor, run_config(run) if run else None)
+
+
+def _open_checkpoint(file: Path, run: Run | None, device: torch.device, amp: str) -> LoadedModel:
+    from .checkpoint import load_checkpoint, model_from_checkpoint
+    from .config import load_config
+
+    ckpt = load_checkpoint(file)
+    model = model_from_checkpoint(ckpt, file)
+    cfg = with_run_split(load_config(base=ckpt["config"]), run)
+    m = cfg["model"]
+    predictor = Predictor(TorchBackend(model, device, amp), ckpt["class_names"], m["min_size"], m["max_size"],
+                          source=str(file))
+    return LoadedModel(file, "checkpoint", run, predictor, cfg)
+
+
+def run_config(run: Run) -> dict | None:
+    """The config a run was trained with, from its config.yaml (None when it has none)."""
+    from .config import load_config, yaml_load
+
+    if not run.config.is_file():
+        return None
+    saved = yaml_load(run.config.read_text(encoding="utf-8"))
+    return with_run_split(load_config(base=saved), run) if isinstance(saved, dict) else None
+
+
+def with_run_split(cfg: dict, run: Run | None) -> dict:
+    """A run folder moved or copied elsewhere: its config's split_file points at the old place;
+    the run's own split.json is the same file."""
+    split_file = cfg["data"]["split_file"]
+    if run is not None and split_file and not Path(split_file).is_file() and run.split.is_file():
+        cfg["data"]["split_file"] = str(run.split)
+    return cfg

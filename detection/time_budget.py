@@ -1,0 +1,111 @@
+"""train.time: a run bounded by wall time, robust to a machine whose speed changes.
+
+Each stage gets a deadline when it starts (its share of what is left of the budget). The
+learning rate follows the share of the stage's *time* used, not a count of iterations
+planned from one short measurement, so the decay lands at the planned share of wall time
+however fast the machine turns out to be, and the lr never rises again. The deadline is
+checked after every step: the epoch that would cross it stops there. An estimate of the
+iterations (from a measured step, refitted at each epoch end) is kept for the log only.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+
+def clock() -> float:
+    """The run's clock (tests replace it to play a slower or faster machine)."""
+    return time.perf_counter()
+
+
+class TimeBudget:
+    """The deadlines of a timed run's stages and how much of the current one is used."""
+
+    def __init__(self, minutes: float, shares: list[float], elapsed: float = 0.0):
+        self.seconds, self.shares = minutes * 60.0, list(shares)
+        self.start = clock() - elapsed  # resumed runs count the time they already ran
+        self.stage_from: list[float] = []  # run seconds at which each stage entered so far started
+        self.deadline: list[float] = []  # run seconds by which each of them ends
+        self.share = 0.0  # of the current stage's time used (the lr follows it); same on every rank
+        self.step_s = 0.0  # recent seconds per step (a moving average), to stop before crossing
+        self.last_step_s = 0.0
+        self._last = None
+
+    def elapsed(self) -> float:
+        return clock() - self.start
+
+    def enter(self, si: int) -> None:
+        """Start stage `si` (once): its deadline is its share of what is left of the budget."""
+        if si < len(self.deadline):
+            return
+        now = self.elapsed()
+        left = max(0.0, self.seconds - now)
+        self.stage_from.append(now)
+        self.deadline.append(now + left * self.shares[si] / max(sum(self.shares[si:]), 1e-9))
+        self.share, self._last = self.stage_share(si), None
+
+    def stage_share(self, si: int) -> float:
+        """Share of stage `si`'s time used, 0..1."""
+        span = self.deadline[si] - self.stage_from[si]
+        return 1.0 if span <= 0 else min(1.0, max(0.0, (self.elapsed() - self.stage_from[si]) / span))
+
+    def left(self, si: int) -> float:
+        return self.deadline[si] - self.elapsed()
+
+    def after_step(self, si: int) -> tuple[float, bool]:
+        """(share used, stop now): stop when the next step would end past the deadline."""
+        now = self.elapsed()
+        if self._last is not None:
+            self.last_step_s = dt = now - self._last
+            self.step_s = dt if not self.step_s else 0.7 * self.step_s + 0.3 * dt
+        self._last = now
+        return self.stage_share(si), self.over(si)
+
+    def over(self, si: int) -> bool:
+        """The stage's time is used up, or the next step (at the recent pace, or the last step's
+        if slower) would end past it."""
+        left = self.left(si)
+        return left <= 0 or left < max(self.step_s, self.last_step_s)
+
+    def epoch_break(self) -> None:
+        """Between epochs (checkpoint, validation, loader start) no step ran: not a step's time."""
+        self._last = None
+
+    def extend(self, minutes: float, si: int) -> None:
+        """A resumed run given another train.time: stage `si` and those after it are planned anew."""
+        self.seconds = minutes * 60.0
+        if si < len(self.deadline):
+            start = self.stage_from[si]
+            self.deadline[si] = start + max(0.0, self.seconds - start) * self.shares[si] / sum(self.shares[si:])
+            del self.stage_from[si + 1:], self.deadline[si + 1:]
+
+    def state_dict(self) -> dict:
+        return {"seconds": self.seconds, "stage_from": list(self.stage_from), "deadline": list(self.deadline)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.seconds = state["seconds"]
+        self.stage_from, self.deadline = list(state["stage_from"]), list(state["deadline"])
+
+
+def share_lr_lambda(tcfg: dict, warmup: int, milestone_shares: list[float], budget: TimeBudget):
+    """The lr multiplier of a timed stage: linear warmup over `warmup` iterations, then the decay
+    (multistep at `milestone_shares` of the stage's time, or cosine over it) by the share used."""
+    from .optim import lr_factor
+
+    def f(it: int) -> float:
+        share = budget.share
+        return lr_factor(tcfg, share, sum(share >= m for m in milestone_shares), it, warmup)
+
+    return f
+
+
+def too_few_iterations(iters: int, num_classes: int, minutes: float, seconds_per_iter: float) -> str | None:
+    """A warning when the budget holds too few iterations to learn anything, with what would help."""
+    need = max(100, 20 * num_classes)
+    if iters >= need:
+        return None
+    return (f"train.time={minutes:g} holds about {iters} iterations ({seconds_per_iter:.2f} s each) for "
+            f"{num_classes} classes: too few to learn much (aim for {need} or more). Give it more time "
+            f"(train.time={math.ceil(minutes * need / max(iters, 1))}), a smaller input (model.min_size, or "
+            "model.auto_size=true), fewer proposals (model.rpn_post_nms_top_n_train), or a GPU")
