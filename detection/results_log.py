@@ -58,8 +58,12 @@ def plot_results(csv_path: Path, out: Path) -> None:
     fig, axes = plt.subplots(nrows, cols, figsize=(3.2 * cols, 2.6 * nrows), squeeze=False)
     for ax, k in zip(axes.flat, keys):
         ys = [float(r[k]) if r.get(k) not in ("", None) else np.nan for r in rows]
-        ax.plot(epochs, ys, marker="o", markersize=3)
-        ax.set_title(k, fontsize=9)
+        known = [(e, y) for e, y in zip(epochs, ys) if np.isfinite(y)]
+        ax.plot(epochs, ys, marker="o", markersize=3 if len(known) > 1 else 7)
+        if len(known) == 1:  # one validation (a timed run): the value, not a lone dot
+            ax.annotate(f"{known[0][1]:.3f}", known[0], textcoords="offset points", xytext=(0, 8), ha="center",
+                        fontsize=9)
+        ax.set_title(f"{k}  {known[-1][1]:.4g}" if known else k, fontsize=9)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.tick_params(labelsize=7)
     for ax in list(axes.flat)[len(keys):]:

@@ -80,3 +80,30 @@ def test_exit_status_says_training_would_fail(tmp_path, breakage):
 def test_needs_cfg_or_data(tmp_path, capsys):
     with pytest.raises(SystemExit, match="config error: give --cfg"):
         main([])
+
+
+def test_every_split_found_is_checked_at_the_configs_input_size(tmp_path):
+    """A converted YOLO set with train and test but no val: the missing val stops training (exit 1),
+    and the test split, where the truncated image is, is still read and reported; sizes are those
+    yolo_frcnn.yaml trains at (480 / 800), not the defaults."""
+    root = tmp_path / "y"
+    rng = np.random.default_rng(0)
+    for split in ("train", "test"):
+        (root / "images" / split).mkdir(parents=True)
+        (root / "labels" / split).mkdir(parents=True)
+        for i in range(3):
+            cv2.imwrite(str(root / "images" / split / f"{i}.jpg"), rng.integers(0, 255, (60, 80, 3), np.uint8))
+            (root / "labels" / split / f"{i}.txt").write_text("0 0.5 0.5 0.4 0.4\n")
+    data = (root / "images/test/1.jpg").read_bytes()
+    (root / "images/test/1.jpg").write_bytes(data[: len(data) // 2])
+    (root / "data.yaml").write_text("path: .\ntrain: images/train\ntest: images/test\nnames: [cell]\n")
+    out = tmp_path / "out"
+    assert _run(["--data", str(root / "data.yaml"), "--format", "yolo", "--out", str(out), "--browse", "0"]) == 1
+    report = (out / "report.md").read_text()
+    assert "has no `val` entry" in report  # what stops training
+    assert "| test | 3 |" in report and "### test: damaged_images (1)" in report and "1.jpg: truncated JPEG" in report
+    assert "(min_size 480, max_size 800)" in report
+    cfg = tmp_path / "mine.yaml"
+    cfg.write_text("_base_: yolo_frcnn.yaml\nmodel: {min_size: 320, max_size: 512}\n")
+    _run(["--data", str(root / "data.yaml"), "--cfg", str(cfg), "--out", str(tmp_path / "out2"), "--browse", "0"])
+    assert "(min_size 320, max_size 512)" in (tmp_path / "out2" / "report.md").read_text()

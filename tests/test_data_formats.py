@@ -99,6 +99,30 @@ def test_yolo_refuses_list_entries_outside_the_data_set(tmp_path):
         read_yolo(str(tmp_path / "d"), "train")
 
 
+def test_a_yolo_export_with_a_symlinked_image_folder_is_named_and_allowed_on_request(tmp_path, caplog):
+    """The common export: images -> ../images beside a config.yaml (no data.yaml)."""
+    import logging
+
+    _yolo_set(tmp_path / "real")
+    export = tmp_path / "export"
+    export.mkdir()
+    os.symlink("../real/images", export / "images")
+    os.symlink("../real/labels", export / "labels")
+    (export / "config.yaml").write_text("path: .\ntrain: images/train\nval: images/val\nnames: [cat, dog]\n")
+    (export / "notes.yaml").write_text("author: me\n")  # another YAML, without names
+    with caplog.at_level(logging.INFO), pytest.raises(DataError) as e:
+        read_yolo(str(export), "train")
+    msg = str(e.value)
+    assert "reading config.yaml" in caplog.text  # the one YAML here with `names`, said
+    assert f"symlink {export / 'images'} -> ../real/images" in msg and "data.allow_outside_root=true" in msg
+    assert "fix the annotation" not in msg
+    recs, info = read_yolo(str(export), "train", allow_outside=True)
+    assert info.class_names == ["cat", "dog"] and len(recs) == 3
+    (export / "other.yaml").write_text("names: [a]\n")
+    with pytest.raises(DataError, match="several YAML files have `names` .config.yaml, other.yaml."):
+        read_yolo(str(export), "train")
+
+
 def test_label_path_follows_ultralytics():
     expected = os.path.join("/d", "labels", "train", "a.b.txt")
     assert label_path(os.path.join("/d", "images", "train", "a.b.jpg")) == expected

@@ -62,3 +62,8 @@ def test_wheel_installs_and_trains_outside_the_checkout(tmp_path):
     assert (work / "runs" / "w" / "weights" / "best.pt").is_file()
     for script in ("det-eval", "det-infer", "det-export", "det-data-check", "det-convert"):
         assert run(str(env_dir / "bin" / script), "--help").returncode == 0, script
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    hint = subprocess.run([str(env_dir / "bin" / "det-eval")], cwd=empty, capture_output=True, text=True, env=env)
+    assert hint.returncode == 1 and "`det-train --cfg ...`" in hint.stderr, hint.stderr  # the command it has
+    assert "tools/" not in hint.stderr

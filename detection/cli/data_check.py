@@ -1,8 +1,11 @@
 """python tools/data_check.py --cfg configs/bccd_frcnn.yaml [key=value ...]
 python tools/data_check.py --data datasets/my_labelimg_folder --format voc data.val_fraction=0.2
+python tools/data_check.py --data path/to/data.yaml --format yolo --cfg my_training.yaml
 
-Reads the data as training would and writes `<out>/report.md` (splits, boxes per class, box
-sizes at the model's input, aspect ratios, every defect with its files, train/val leakage),
+Reads the data as training would, every split it finds (a test split too), and writes
+`<out>/report.md` (splits, boxes per class, box sizes at the model's input (that of --cfg,
+else the format's shipped config, e.g. yolo_frcnn.yaml), aspect ratios, every defect with its
+files, train/val leakage),
 `class_histogram.png`, `box_sizes.png` and `browse/` (images with their ground truth drawn).
 Exits with status 1 when training would fail, 0 otherwise.
 """
@@ -27,43 +30,54 @@ log = logging.getLogger("detection.data_check")
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description="Check a data set before training: counts, sizes, defects, leakage.")
     p.add_argument("--cfg", help="a training config (its data and model sections are used)")
-    p.add_argument("--data", help="a data folder (or YOLO data.yaml), without a config")
+    p.add_argument("--data", help="a data folder (or YOLO data.yaml); with --cfg, it replaces the config's data.root")
     p.add_argument("--format", choices=["voc", "coco", "yolo"], help="with --data")
     p.add_argument("--out", help="output folder (default: runs/data_check/<name>, never overwritten)")
     p.add_argument("--browse", type=int, default=16, help="images per split drawn into browse/ (0: none)")
     p.add_argument("overrides", nargs="*", help="config overrides, e.g. data.val_fraction=0.2 model.min_size=640")
     args = p.parse_args(argv)
     setup_logging()
-    if bool(args.cfg) == bool(args.data):
-        raise ConfigError("give --cfg FILE, or --data PATH --format voc|coco|yolo")
-    if args.data and not args.format:
+    if not (args.cfg or args.data):
+        raise ConfigError("give --cfg FILE, or --data PATH --format voc|coco|yolo (and --cfg for its input size)")
+    if args.data and not args.format and not args.cfg:
         raise ConfigError("--data needs --format voc|coco|yolo")
-    given = [] if args.cfg else ["name=data_check", f"data.format={args.format}", f"data.root={args.data}"]
+    given = ["name=data_check", f"data.root={args.data}"] + ([f"data.format={args.format}"] if args.format else []) \
+        if args.data else []
+    if args.data and not args.cfg:  # box sizes at the input the format's shipped config trains at
+        shipped = f"{args.format}_frcnn.yaml"
+        m = load_config(shipped, given)["model"]
+        given = [f"model.{k}={m[k]}" for k in ("min_size", "max_size", "auto_size")] + given
+        log.info("--data without --cfg: box sizes at the input %s trains at; give --cfg for yours", shipped)
     cfg = load_config(args.cfg, given + list(args.overrides))
-    train, val, leaks = check(cfg)
+    sides, leaks = check(cfg, every_split=True)
+    train, val = sides[:2]
     if cfg["model"]["auto_size"] and train.records:  # the sizes below are then the ones training would use
         from ..models.anchors import sized_config
 
         cfg, why = sized_config(cfg, train.records)
         log.info(why)
     m = cfg["model"]
-    sides = [s for s in (train, val) if s.records]
-    for s in sides:
+    log.info("box sizes at the model's input: min_size %d, max_size %d", m["min_size"], m["max_size"])
+    readable = [s for s in sides if s.records]
+    for s in readable:
         log.info(short_summary(s.records, s.info, m["min_size"], m["max_size"]))
     out = new_run_dir(os.path.dirname(os.path.abspath(args.out)), os.path.basename(os.path.abspath(args.out))) \
         if args.out else new_run_dir(os.path.join(cfg["output_dir"], "data_check"), cfg["name"])
-    report = markdown(train, val, leaks, m["min_size"], m["max_size"])
+    report = markdown(sides, leaks, m["min_size"], m["max_size"])
     with writing(out / "report.md"):
         (out / "report.md").write_text(report, encoding="utf-8")
-    if sides:
-        write_plots(sides, train.info.class_names if train.info else val.info.class_names, str(out),
+    if readable:
+        write_plots(readable, train.info.class_names if train.info else val.info.class_names, str(out),
                     m["min_size"], m["max_size"])
         if args.browse:
-            for s in sides:
+            for s in readable:
                 write_browse(s, str(out), args.browse)
-    for s in (train, val):
+    for s in sides:
         if s.error:
             log.error("%s: %s", s.name, s.error)
+        for kind in ("damaged_images",):
+            if s.defects.get(kind):
+                log.warning("%s: %d %s (see the report)", s.name, len(s.defects[kind]), kind.replace("_", " "))
     if leaks:
         log.warning("%d validation images are also training images (same bytes): %s", len(leaks), leaks[0])
     log.info("report: %s", out / "report.md")

@@ -106,6 +106,9 @@ def source_raws(dcfg: dict, split: str, train: bool, classes: list[str] | None
     fmt, root = dcfg["format"], dcfg["root"]
     which = "train" if train else "val"
     unknown, outside = dcfg["ignore_unknown_classes"], dcfg["allow_outside_root"]
+    if fmt != "synthetic" and not os.path.exists(root):
+        raise DataError(f"data.root={root} does not exist: check the path (written in a YAML file it is relative to "
+                        "that file's folder; on the command line, to the current folder)")
     if fmt == "synthetic":
         from .synthetic import ensure_synthetic
 

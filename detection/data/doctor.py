@@ -136,11 +136,14 @@ def leakage(train: SideReport, val: SideReport) -> list[str]:
             for i, h in sorted(val.hashes.items()) if h in by_hash]
 
 
-def read_side(cfg: dict, train: bool, class_names: list[str] | None = None) -> SideReport:
+def read_side(cfg: dict, train: bool, class_names: list[str] | None = None, split: str | None = None) -> SideReport:
+    """One split as training reads it (`split`: another split of the data set, read as validation is)."""
     from .dataset import read_split
 
     d = cfg["data"]
-    side = SideReport("train" if train else "val")
+    side = SideReport(split or ("train" if train else "val"))
+    if split:
+        d = {**d, "val_split": split}
     try:
         side.records, side.info = read_split(d, d["train_split"] if train else d["val_split"], train, class_names,
                                              cfg["seed"])
@@ -153,14 +156,51 @@ def read_side(cfg: dict, train: bool, class_names: list[str] | None = None) -> S
     return side
 
 
-def check(cfg: dict) -> tuple[SideReport, SideReport, list[str]]:
-    """(train side, val side, leakage): everything report.md says."""
+def check(cfg: dict, every_split: bool = False) -> tuple[list[SideReport], list[str]]:
+    """([train side, val side, other splits found], leakage): everything report.md says.
+    `every_split` also reads the data set's other splits (a test split), as validation is read."""
     train = read_side(cfg, True)
-    val = read_side(cfg, False, train.info.class_names if train.info else None)
-    for side in (train, val):
+    names = train.info.class_names if train.info else None
+    sides = [train, read_side(cfg, False, names)]
+    if every_split:
+        sides += [read_side(cfg, False, names, split) for split in other_splits(cfg["data"])]
+    for side in sides:
         if side.records:
             inspect_images(side)
-    return train, val, leakage(train, val) if train.records and val.records else []
+    leaks = []
+    for side in sides[1:]:
+        if train.records and side.records:
+            leaks += [f"{side.name}: {x}" if side.name != "val" else x for x in leakage(train, side)]
+    return sides, leaks
+
+
+def other_splits(dcfg: dict) -> list[str]:
+    """The data set's splits besides the configured train and val (VOC split files, COCO
+    instances_*.json, YOLO data.yaml entries or images/ folders); none for a carved split."""
+    if dcfg["val_fraction"] > 0 or dcfg["split_file"] or dcfg["format"] == "synthetic":
+        return []
+    root, fmt = dcfg["root"], dcfg["format"]
+    found: list[str] = []
+    if fmt == "voc":
+        folder = os.path.join(root, "ImageSets", "Main")
+        found = [f[:-4] for f in sorted(os.listdir(folder)) if f.endswith(".txt") and "_" not in f] \
+            if os.path.isdir(folder) else []
+        if {"train", "val"} <= set(found):
+            found = [f for f in found if f != "trainval"]  # their union: nothing new to check
+    elif fmt == "coco":
+        folder = os.path.join(root, "annotations")
+        found = [f[len("instances_"):-5] for f in sorted(os.listdir(folder))
+                 if f.startswith("instances_") and f.endswith(".json")] if os.path.isdir(folder) else []
+    elif fmt == "yolo":
+        from .yolo import find_yaml, load_yolo_yaml
+
+        yaml_file = find_yaml(root)
+        if yaml_file:
+            found = sorted(load_yolo_yaml(yaml_file)[1])
+        elif os.path.isdir(os.path.join(root, "images")):
+            found = sorted(d for d in os.listdir(os.path.join(root, "images"))
+                           if os.path.isdir(os.path.join(root, "images", d)))
+    return [s for s in found if s not in (dcfg["train_split"], dcfg["val_split"])]
 
 
 # --- the report -----------------------------------------------------------------------------
@@ -171,12 +211,15 @@ def _table(header: list[str], rows: list[list]) -> list[str]:
         ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
 
 
-def markdown(train: SideReport, val: SideReport, leaks: list[str], min_size: int, max_size: int) -> str:
-    sides = [s for s in (train, val) if s.records]
+def markdown(all_sides: list[SideReport], leaks: list[str], min_size: int, max_size: int) -> str:
+    """report.md: `all_sides` is [train, val, other splits]; only train's and val's errors stop training."""
+    train, val = all_sides[:2]
+    sides = [s for s in all_sides if s.records]
     names = train.info.class_names if train.info else []
     lines = [f"# Data check: {train.info.source if train.info else 'data set'}", ""]
     errors = [s.error for s in (train, val) if s.error]
     lines += [f"**Training would fail:** {e}" for e in errors] or ["**Training can start.**"]
+    lines += [f"**The {s.name} split cannot be read:** {s.error}" for s in all_sides[2:] if s.error]
     lines += ["", "## Splits", ""] + _table(
         ["split", "images", "boxes", "images without boxes", "source"],
         [[s.name, len(s.records), sum(len(r.boxes) for r in s.records), sum(1 for r in s.records if not len(r.boxes)),
@@ -193,7 +236,7 @@ def markdown(train: SideReport, val: SideReport, leaks: list[str], min_size: int
         [[n] + [f"{q:.2f}" for q in st["ratio_quantiles"]] for n, st in stats.items() if st["ratio_quantiles"]])
     lines += ["", "## Defects", ""]
     found = False
-    for s in (train, val):
+    for s in all_sides:
         for kind, files in sorted(s.defects.items()):
             found = True
             lines.append(f"### {s.name}: {kind} ({sum(files.values())})")
@@ -202,7 +245,8 @@ def markdown(train: SideReport, val: SideReport, leaks: list[str], min_size: int
         lines += ["None found.", ""]
     lines += ["## Leakage (validation images that are also training images, by content hash)", ""]
     lines += [f"- {x}" for x in leaks] if leaks else \
-        [f"None among {len(val.hashes)} validation and {len(train.hashes)} training images."]
+        [f"None among {sum(len(s.hashes) for s in all_sides[1:])} validation (and other split) and "
+         f"{len(train.hashes)} training images."]
     return "\n".join(lines) + "\n"
 
 

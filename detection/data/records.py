@@ -95,9 +95,26 @@ def inside(image_dir: str, name: str, where: str, allow_outside: bool = False) -
     base = os.path.realpath(image_dir)
     real = os.path.realpath(path)
     if os.path.isabs(name) or os.path.commonpath([base, real]) != base:
+        link = _leaving_link(image_dir, name)
+        if link:
+            raise DataError(f"{where}: {path} is reached through the symlink {link} -> {os.readlink(link)}, which "
+                            f"leads outside the data folder {image_dir} (reads stay inside the data set unless told "
+                            "otherwise): set data.allow_outside_root=true to follow it, or copy the files in")
         raise DataError(f"{where}: file name {name!r} leads outside the image folder {image_dir}; fix the "
                         "annotation, or set data.allow_outside_root=true if the images really live elsewhere")
     return path
+
+
+def _leaving_link(image_dir: str, name: str) -> str | None:
+    """The first symlink on the way from `image_dir` to `name` (relative, no `..`) that leaves the folder."""
+    if os.path.isabs(name) or ".." in name.replace("\\", "/").split("/"):
+        return None
+    base, here = os.path.realpath(image_dir), image_dir
+    for part in name.replace("\\", "/").split("/"):
+        here = os.path.join(here, part)
+        if os.path.islink(here) and os.path.commonpath([base, os.path.realpath(here)]) != base:
+            return here
+    return None
 
 
 def parse_box(values) -> list[float] | None:

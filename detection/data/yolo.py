@@ -13,6 +13,7 @@ is an error naming the file and line. Polygon lines (segmentation exports) becom
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 from collections import Counter
@@ -24,6 +25,7 @@ from ..errors import DataError
 from .images import DEFAULT_MAX_PIXELS, IMAGE_EXTS
 from .records import DatasetInfo, ImageRecord, RawImage, SkipCounter, build_records, inside, resolve_classes
 
+log = logging.getLogger("detection.data")
 META_KEYS = {"path", "names", "nc", "download", "yaml_file", "roboflow", "license", "url"}
 
 
@@ -32,12 +34,32 @@ class YOLOFormatError(DataError):
 
 
 def find_yaml(root: str) -> str | None:
+    """`root` itself, its data.yaml (or data.yml, dataset.yaml), else the one YAML beside it that
+    has `names` (exports also call it config.yaml or <project>.yaml), said in the log."""
     if os.path.isfile(root):
         return root
     for name in ("data.yaml", "data.yml", "dataset.yaml"):
         if os.path.isfile(os.path.join(root, name)):
             return os.path.join(root, name)
+    if not os.path.isdir(root):
+        return None
+    named = [p for p in sorted(os.listdir(root)) if p.lower().endswith((".yaml", ".yml")) and _has_names(root, p)]
+    if len(named) > 1:
+        raise DataError(f"{root}: no data.yaml, and several YAML files have `names` ({', '.join(named)}): set "
+                        "data.root to the one that describes the data set")
+    if named:
+        log.info("%s: no data.yaml; reading %s, the one YAML here with `names`", root, named[0])
+        return os.path.join(root, named[0])
     return None
+
+
+def _has_names(root: str, file: str) -> bool:
+    try:
+        with open(os.path.join(root, file), encoding="utf-8") as f:
+            data = yaml_load(f)
+    except (OSError, yaml.YAMLError, UnicodeDecodeError):
+        return False
+    return isinstance(data, dict) and "names" in data
 
 
 def load_yolo_yaml(yaml_file: str) -> tuple[str, dict, list[str]]:
