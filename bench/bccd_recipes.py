@@ -19,7 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from detection.config import CONFIG_DIR, load_config  # noqa: E402
-from detection.trainer import train  # noqa: E402
+from detection.training.trainer import train  # noqa: E402
 
 
 def recipes(epochs: int) -> dict[str, dict]:

@@ -31,7 +31,7 @@ from detection.config import load_config  # noqa: E402
 from detection.data import pixels  # noqa: E402
 from detection.data.dataset import build_loader, get_dataset  # noqa: E402
 from detection.models.builders import build_model  # noqa: E402
-from detection.optim import build_optimizer  # noqa: E402
+from detection.training.optim import build_optimizer  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 TINY_MODEL = ["model.weights=none"]

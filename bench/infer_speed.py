@@ -26,9 +26,9 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from detection.export import export, match  # noqa: E402
-from detection.loading import open_model  # noqa: E402
-from detection.predictor import Predictor  # noqa: E402
+from detection.inference.export import export, match  # noqa: E402
+from detection.inference.loading import open_model  # noqa: E402
+from detection.inference.predictor import Predictor  # noqa: E402
 from detection.runs import model_file  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent

@@ -72,7 +72,7 @@ def run(data: str, recipe: str, minutes: float, out: str) -> dict:
 
     with open(Path(run_dir) / "results.csv") as f:
         last = list(csv.DictReader(f))[-1]
-    return {"AP": results["coco"]["AP"], "AP50": results["coco"]["AP50"], "iters": int(float(last["plan_iters"])),
+    return {"AP": results["coco"]["AP"], "AP50": results["coco"]["AP50"], "iters": int(float(last["step"])),
             "val_s": float(last.get("val_s") or 0), "train_s": total - float(last.get("val_s") or 0)}
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ConfigError, DataError
-from .predictor import Predictor, Result
+from .inference.predictor import Predictor, Result
 
 log = logging.getLogger("detection")
 
@@ -35,7 +35,7 @@ class Detector:
     def from_checkpoint(cls, path, device: str = "auto", amp: str = "none") -> Detector:
         """A run folder (its best.pt), a .pt checkpoint, or an exported .onnx / .torchscript file."""
         from .distributed import device_for
-        from .loading import open_model
+        from .inference.loading import open_model
 
         return cls(open_model(path, device_for(device, 0), amp).predictor)
 
@@ -71,7 +71,7 @@ class Detector:
         return out
 
     def _iterate(self, source, score, classes, max_det, batch, recursive, vid_stride, stream) -> Iterator[Result]:
-        from .predictor import stream_inference
+        from .inference.predictor import stream_inference
 
         items = source if isinstance(source, (list, tuple)) else [source]
         for _, item, result in stream_inference(self.predictor, _sources(items, recursive, vid_stride), score,
@@ -86,7 +86,7 @@ class Detector:
 
 def _sources(items: list, recursive: bool, vid_stride: int):
     """Each path, URL or webcam index opened as it comes; runs of arrays and PIL images as one source."""
-    from .sources import Arrays, open_source
+    from .inference.sources import Arrays, open_source
 
     arrays: list = []
     for k, src in enumerate(items):
@@ -155,7 +155,7 @@ def _yaml_value(v) -> str:
 def train(cfg=None, **overrides) -> tuple[Path, dict]:
     """Train as `tools/train_det.py` does; returns the run folder and the last validation results."""
     from .runs import resume_checkpoint
-    from .trainer import train as run_training
+    from .training.trainer import train as run_training
 
     if overrides.get("resume"):  # the run's own config; the other overrides extend or adjust it
         cfg = resume_checkpoint(overrides["resume"])[1].config
@@ -166,7 +166,7 @@ def evaluate(ckpt, cfg=None, **overrides) -> dict:
     """Evaluate a run folder, checkpoint or exported file on its run's validation split (or
     `cfg`'s); the metrics dict `tools/eval_det.py` prints (COCO, per class, VOC)."""
     from .distributed import device_for
-    from .loading import open_model
+    from .inference.loading import open_model
     from .scoring import evaluate_model
 
     loaded = open_model(ckpt, "cpu")

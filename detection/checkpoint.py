@@ -76,8 +76,8 @@ class Checkpointer:
     """Saves and restores everything a run needs to go on: the training parts' state dicts,
     the loop's `TrainState`, RNG states, and plain values (config, classes, freezing)."""
 
-    def __init__(self, run_dir: Path, fixed: dict, enabled: bool = True):
-        self.dir, self.fixed, self.enabled = Path(run_dir) / "weights", fixed, enabled
+    def __init__(self, fixed: dict, enabled: bool = True):
+        self.fixed, self.enabled = fixed, enabled
 
     def snapshot(self, parts, state, rng: dict, metrics: dict | None = None) -> dict:
         return dict(
@@ -89,10 +89,10 @@ class Checkpointer:
             **dataclasses.asdict(state),
         )
 
-    def save(self, name: str, snapshot: dict) -> Path | None:
-        if not self.enabled:  # only rank 0 writes
+    def save(self, path: Path, snapshot: dict) -> Path | None:
+        """Write `snapshot` to `path` (a run's `last` or `best`); only rank 0 writes."""
+        if not self.enabled:
             return None
-        path = self.dir / name
         save_checkpoint(path, **snapshot)
         return path
 

@@ -23,6 +23,7 @@ from typing import Any
 import yaml
 
 from .errors import ConfigError
+from .yaml_io import yaml_load
 
 # an installed wheel carries the configs inside the package; a checkout has them at its top
 _PACKAGED = Path(__file__).resolve().parent / "configs"
@@ -33,22 +34,6 @@ MISSING = "???"  # a value the user must supply
 PATH_KEYS = (("data", "root"), ("data", "split_file"), ("data", "cache_dir"), ("model", "weights_file"))
 
 __all__ = ["ConfigError", "load_config", "save_config", "parse_overrides", "yaml_load", "validate", "check_values"]
-
-
-class _Loader(yaml.SafeLoader):
-    """safe_load that reads `1e-3` and `5e-4` as floats: YAML 1.1, and so PyYAML, wants a dot."""
-
-
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
-    list("-+0123456789"),
-)
-
-
-def yaml_load(text_or_stream):
-    """yaml.safe_load, with exponent floats read as floats."""
-    return yaml.load(text_or_stream, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
 
 
 def _read_yaml(path: Path) -> dict:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 
 from .errors import DataError, UnknownClassesError
-from .loading import LoadedModel
+from .inference.loading import LoadedModel
 
 
 class PredictorModule(torch.nn.Module):
@@ -32,8 +32,8 @@ class PredictorModule(torch.nn.Module):
 
 def evaluate_model(loaded: LoadedModel, cfg: dict, device: torch.device) -> tuple[dict, object]:
     """(results, evaluator) of `loaded` on `cfg`'s validation split, in the model's class order."""
-    from .engine import evaluate
     from .evaluation.evaluator import build_validation, check_ground_truth
+    from .evaluation.loop import evaluate
 
     try:
         loader, ev = build_validation(cfg, loaded.class_names, device)

@@ -51,7 +51,7 @@ def test_auto_size_shrinks_until_the_small_boxes_reach_the_smallest_anchor():
 
 
 def test_auto_size_sets_the_training_size_and_is_pinned(tmp_path):
-    from detection.trainer import Trainer
+    from detection.training.trainer import Trainer
 
     boxes = [("cell", 100, 100, 140, 150, 0), ("cell", 300, 200, 420, 330, 0)]  # shorter sides 40 and 120
     for split in ("train", "val"):
@@ -75,7 +75,7 @@ def test_auto_size_sets_the_training_size_and_is_pinned(tmp_path):
 
 def test_auto_anchors_are_pinned_and_rebuilt_from_the_checkpoint(tmp_path, synthetic_root, tiny_model_cfg):
     from detection.checkpoint import load_checkpoint, model_from_checkpoint
-    from detection.trainer import train
+    from detection.training.trainer import train
 
     cfg = load_config(None, {
         "name": "a", "output_dir": str(tmp_path / "runs"),

@@ -60,7 +60,7 @@ SHIPPED = sorted(p.name for p in (Path(__file__).resolve().parent.parent / "conf
 def test_shipped_configs_are_valid(name):
     from detection.config import CONFIG_DIR
     from detection.models.builders import ARCHS
-    from detection.optim import plan_stages
+    from detection.training.optim import plan_stages
 
     needs_root = "root: ???" in (CONFIG_DIR / name).read_text()  # the user's folder configs
     if needs_root:

@@ -18,7 +18,7 @@ from detection.cli import evaluate as eval_cli
 from detection.cli import export as export_cli
 from detection.cli import infer as infer_cli
 from detection.config import load_config
-from detection.export import ExportError, export, match
+from detection.inference.export import ExportError, export, match
 from detection.models.builders import build_model
 
 REPO = Path(__file__).resolve().parents[1]
@@ -158,7 +158,7 @@ def test_broken_exported_files_are_one_line(tmp_path):
     import zipfile
 
     from detection.errors import CheckpointError
-    from detection.loading import open_model
+    from detection.inference.loading import open_model
 
     (tmp_path / "junk.torchscript").write_bytes(b"not a zip")
     with zipfile.ZipFile(tmp_path / "bare.torchscript", "w") as z:  # an archive without our metadata
@@ -222,7 +222,7 @@ def test_detector_results_are_in_the_images_pixels(ckpt):
 
 @pytest.mark.parametrize("arch", ["fasterrcnn_mobilenet_v2_fpn", "retinanet_mobilenet_v2_fpn", "ssdlite_mobilenet_v2"])
 def test_onnx_and_torchscript_give_pytorchs_detections_on_real_images(tmp_path, arch):
-    from detection.loading import open_model
+    from detection.inference.loading import open_model
 
     pytest.importorskip("onnxruntime")
     size = (320, 320) if arch.startswith("ssd") else (224, 288)
@@ -246,7 +246,7 @@ def test_static_onnx_pads_and_infer_uses_exported_files(tmp_path, ckpt, monkeypa
     _images(tmp_path / "imgs", 2, size=(200, 150))  # portrait: fitted inside the fixed landscape input
     export_cli.main(["--ckpt", str(ckpt.parent.parent), "--format", "onnx", "--static",
                      "--out", str(tmp_path / "m.onnx")])
-    from detection.export import read_metadata
+    from detection.inference.export import read_metadata
 
     assert read_metadata(tmp_path / "m.onnx", "onnx")["fixed_size"] == [224, 288]
     infer_cli.main(["--source", "imgs", "--ckpt", "m.onnx", "--name", "o", "--score", "0", "--save-json"])

@@ -43,7 +43,7 @@ def test_progress_lines_come_by_time_as_well_as_by_count(monkeypatch, caplog):
 def test_a_lone_validation_shows_its_value(tmp_path):
     import matplotlib.pyplot as plt
 
-    from detection.results_log import plot_results
+    from detection.training.results_log import plot_results
 
     (tmp_path / "results.csv").write_text("epoch,loss,AP\n1,1.5,\n2,1.2,\n3,1.0,0.4321\n")
     seen = {}

@@ -10,12 +10,12 @@ import signal
 import pytest
 import torch
 
-import detection.engine as engine_module
+import detection.training.engine as engine_module
 from detection.checkpoint import load_checkpoint
 from detection.cli import train as train_cli
 from detection.config import load_config
 from detection.errors import ConfigError
-from detection.trainer import train
+from detection.training.trainer import train
 
 TIMING = ("images_per_s", "epoch_s", "val_s", "elapsed_s")
 

@@ -3,7 +3,7 @@
 import pytest
 
 from detection.config import ConfigError, load_config
-from detection.optim import fit_milestones, lr_lambda, warmup_length
+from detection.training.optim import fit_milestones, lr_lambda, warmup_length
 
 
 def _tcfg(**kw):

@@ -10,11 +10,11 @@ import logging
 
 import pytest
 
-import detection.engine as engine_module
-import detection.time_budget as tb
-import detection.trainer as trainer_module
+import detection.training.engine as engine_module
+import detection.training.time_budget as tb
+import detection.training.trainer as trainer_module
 from detection.config import load_config
-from detection.time_budget import TimeBudget, share_lr_lambda, too_few_iterations
+from detection.training.time_budget import TimeBudget, share_lr_lambda, too_few_iterations
 
 
 class FakeClock:
@@ -143,3 +143,13 @@ def test_a_timed_run_stops_within_its_budget(tmp_path, synthetic_root, tiny_mode
     assert training <= 0.4 * 60 * 1.05, training  # the budget (set-up included)
     assert float(last["lr"]) == pytest.approx(0.001)  # the milestone at 80% of the time was reached
     assert results["num_images"] == 8
+
+
+def test_a_low_estimate_never_shortens_the_warmup(tmp_path, synthetic_root, tiny_model_cfg):
+    """A start measured under load estimated 42 iterations on BCCD; a warmup cut to fit them
+    reached the full lr at iteration 41 and the losses blew up once the machine sped up."""
+    t = trainer_module.Trainer(_cfg(tmp_path, synthetic_root, tiny_model_cfg, time=2.0, warmup_iters=100))
+    t.state.plan = [42]
+    assert t.timed_warmup(0) == 100
+    t.tcfg = {**t.tcfg, "warmup_fraction": 0.1}  # asked for a share: of the estimate, capped
+    assert t.timed_warmup(0) == 4

@@ -14,8 +14,8 @@ from torch import nn
 
 from detection.checkpoint import load_checkpoint
 from detection.config import load_config
-from detection.engine import NonFiniteLossError, StepOptions, TrainParts, train_one_epoch
-from detection.trainer import train
+from detection.training.engine import NonFiniteLossError, StepOptions, TrainParts, train_one_epoch
+from detection.training.trainer import train
 
 ROOT = Path(__file__).resolve().parent.parent
 CPU = torch.device("cpu")
@@ -94,7 +94,7 @@ def test_bf16_on_cpu_trains_and_predicts(tmp_path, synthetic_root, tiny_model_cf
 
 def test_sync_bn_on_cpu_processes_is_a_clear_error():
     from detection.config import ConfigError
-    from detection.trainer import check_sync_bn
+    from detection.training.trainer import check_sync_bn
 
     with pytest.raises(ConfigError, match="train.sync_bn=true needs CUDA.*set train.sync_bn=false"):
         check_sync_bn(True, 2, torch.device("cpu"))
@@ -105,7 +105,7 @@ def test_sync_bn_on_cpu_processes_is_a_clear_error():
 
 def test_adamw_is_built_with_the_parameter_groups(tiny_model_cfg, default_cfg):
     from detection.models.builders import build_model
-    from detection.optim import build_optimizer
+    from detection.training.optim import build_optimizer
 
     model = build_model(tiny_model_cfg, ["a"], verbose=False)
     opt = build_optimizer(model, {**default_cfg["train"], "optimizer": "adamw"}, 1e-3, 0.1)
@@ -114,7 +114,7 @@ def test_adamw_is_built_with_the_parameter_groups(tiny_model_cfg, default_cfg):
 
 
 def test_deterministic_switch_asks_torch_for_deterministic_kernels():
-    from detection.trainer import seed_everything
+    from detection.training.trainer import seed_everything
 
     try:
         seed_everything(0, deterministic=True)
@@ -128,7 +128,7 @@ def test_deterministic_switch_asks_torch_for_deterministic_kernels():
 
 def test_validation_images_with_boxes_go_to_tensorboard(synthetic_root):
     from detection.evaluation.evaluator import build_validation
-    from detection.trainer import log_val_images
+    from detection.training.trainer import log_val_images
 
     cfg = load_config(None, {"data": {"format": "coco", "root": str(synthetic_root / "coco"), "num_workers": 0}})
     _, ev = build_validation(cfg, None, torch.device("cpu"))
@@ -190,7 +190,7 @@ def test_amp_auto_picks_by_device_and_measurement(monkeypatch):
 
 
 def test_amp_auto_is_resolved_before_training_and_pinned(tmp_path, synthetic_root, tiny_model_cfg):
-    from detection.trainer import Trainer
+    from detection.training.trainer import Trainer
 
     t = Trainer(tiny_cfg(tmp_path, synthetic_root, tiny_model_cfg, epochs=1, amp="auto"))
     t.setup()
@@ -280,7 +280,7 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path, synthetic_roo
 
 
 def test_cuda_oom_becomes_a_message_with_the_knobs():
-    from detection.trainer import TrainingOOMError, oom_hint
+    from detection.training.trainer import TrainingOOMError, oom_hint
 
     with pytest.raises(TrainingOOMError, match=r"train.batch_size=8 .*model.min_size=480 .*last checkpoint is kept"):
         with oom_hint(8, {"min_size": 480, "max_size": 640}):

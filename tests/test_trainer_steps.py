@@ -13,8 +13,8 @@ import yaml
 
 from detection.checkpoint import Checkpointer, load_checkpoint
 from detection.config import CONFIG_DIR, load_config
-from detection.engine import TrainParts
-from detection.trainer import TrainState, keep_best
+from detection.training.engine import TrainParts
+from detection.training.trainer import TrainState, keep_best
 
 
 def test_keep_best_and_patience():
@@ -35,8 +35,8 @@ def test_checkpointer_round_trips_the_train_state_and_parts(tmp_path):
     opt.step()
     sched.step()
     state = TrainState(epoch=3, iter_in_epoch=2, step=17, stage=1, best=0.4, bad_evals=1, epoch_sums={"n": 2})
-    ckpt = Checkpointer(tmp_path, {"config": {"a": 1}, "class_names": ["x"]})
-    path = ckpt.save("last.pt", ckpt.snapshot(TrainParts(model, opt, sched), state, {"r": 1}, {"AP": 0.4}))
+    ckpt = Checkpointer({"config": {"a": 1}, "class_names": ["x"]})
+    path = ckpt.save(tmp_path / "last.pt", ckpt.snapshot(TrainParts(model, opt, sched), state, {"r": 1}, {"AP": 0.4}))
     loaded = load_checkpoint(path)
     assert TrainState.from_checkpoint(loaded) == state
     model2 = torch.nn.Linear(2, 1)
@@ -47,11 +47,11 @@ def test_checkpointer_round_trips_the_train_state_and_parts(tmp_path):
     momentum = [o.state_dict()["state"][0]["momentum_buffer"] for o in (opt, opt2)]
     assert torch.equal(*momentum)
     assert loaded["freeze"] == model.freeze and loaded["metrics"] == {"AP": 0.4}
-    assert Checkpointer(tmp_path, {}, enabled=False).save("x.pt", {}) is None  # ranks > 0 write nothing
+    assert Checkpointer({}, enabled=False).save(tmp_path / "x.pt", {}) is None  # ranks > 0 write nothing
 
 
 def test_results_csv_adds_a_column_first_seen_later(tmp_path):
-    from detection.results_log import ResultsLog, plot_results
+    from detection.training.results_log import ResultsLog, plot_results
 
     log = ResultsLog(tmp_path / "results.csv")
     log.append({"epoch": 1, "loss": 1.0})

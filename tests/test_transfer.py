@@ -10,7 +10,7 @@ from torchvision.models.detection.retinanet import RetinaNetClassificationHead
 
 from detection.config import ConfigError, load_config
 from detection.models.heads import coco_label_of, replace_heads
-from detection.optim import build_optimizer, param_groups, plan_stages
+from detection.training.optim import build_optimizer, param_groups, plan_stages
 from tests.test_zoo import fake_pretrained
 
 COCO = ["__background__", "person", "bicycle", "car", "motorcycle", "airplane", "N/A", "couch", "tv",
@@ -112,7 +112,7 @@ def test_two_stage_run_unfreezes_and_continues(tiny_model_cfg, synthetic_root, t
     import logging
 
     from detection.checkpoint import load_checkpoint, model_from_checkpoint
-    from detection.trainer import train
+    from detection.training.trainer import train
 
     mcfg = fake_pretrained(tiny_model_cfg, "fasterrcnn_mobilenet_v2_fpn", freeze_bn="frozen_stages")
     cfg = load_config(None, {

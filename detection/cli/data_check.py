@@ -18,7 +18,8 @@ import os
 import sys
 
 from ..config import load_config
-from ..data.doctor import check, markdown, short_summary, write_browse, write_plots
+from ..data.doctor import check, markdown, write_browse, write_plots
+from ..data.summary import short_summary
 from ..errors import ConfigError, writing
 from ..runs import new_run_dir
 from .common import setup_logging, user_errors_as_one_line

@@ -18,6 +18,7 @@ import logging
 import time
 from pathlib import Path
 
+from .. import results_json
 from ..config import load_config
 from ..errors import ConfigError
 from .common import add_config_args, setup_logging, user_errors_as_one_line
@@ -67,7 +68,7 @@ def main(argv: list[str] | None = None) -> None:
     (out_dir / "results.json").write_text(json.dumps({"source": source, "seconds": seconds, **res},
                                                      indent=1, default=float))
     if args.save_pred:
-        (out_dir / "predictions.json").write_text(json.dumps(ev.coco_results(source_ids=True)))
+        results_json.write(out_dir / "predictions.json", ev.coco_results(source_ids=True))
     writer = None
     if run is not None:
         from torch.utils.tensorboard import SummaryWriter
@@ -101,7 +102,7 @@ def _pred_config(args) -> dict:
 def _evaluate_model(args):
     """(results, evaluator, run or None, source) of the model --ckpt names (or the newest run's)."""
     from ..distributed import device_for
-    from ..loading import open_model
+    from ..inference.loading import open_model
     from ..scoring import evaluate_model
 
     loaded = open_model(args.ckpt, "cpu", runs=args.runs)

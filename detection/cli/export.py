@@ -13,13 +13,13 @@ import logging
 from ..commands import command
 from .common import setup_logging, user_errors_as_one_line
 
-log = logging.getLogger("detection.export")
+log = logging.getLogger("detection.inference.export")
 
 
 @user_errors_as_one_line
 def main(argv: list[str] | None = None) -> None:
     from ..errors import CheckpointError
-    from ..export import FORMATS, export
+    from ..inference.export import FORMATS, export
     from ..runs import model_file
 
     p = argparse.ArgumentParser(description="Export a trained detector to ONNX or TorchScript.")

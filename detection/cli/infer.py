@@ -22,13 +22,14 @@ from pathlib import Path
 
 import cv2
 
+from .. import results_json
 from ..data.yolo import yolo_line
 from ..errors import CheckpointError, DataError
 from ..runs import new_run_dir
 from ..visualize import draw_detections
 from .common import setup_logging, user_errors_as_one_line
 
-log = logging.getLogger("detection.infer")
+log = logging.getLogger("detection.inference")
 
 
 def parse_args(argv):
@@ -62,8 +63,8 @@ def parse_args(argv):
 
 def load_predictor(args, device):
     """(predictor, name for runs/predict/) of --ckpt, else the newest run, else COCO-pretrained."""
-    from ..loading import open_model
-    from ..predictor import Predictor
+    from ..inference.loading import open_model
+    from ..inference.predictor import Predictor
     from ..runs import newest_run
 
     path = args.ckpt
@@ -88,8 +89,8 @@ def _coco_pretrained(args, device):
     from torchvision.models.detection import FasterRCNN_MobileNet_V3_Large_FPN_Weights as W
 
     from ..commands import command
+    from ..inference.predictor import Predictor
     from ..models.weights import WeightsUnavailableError
-    from ..predictor import Predictor
 
     try:
         return Predictor.coco_pretrained(device)
@@ -150,12 +151,10 @@ class Outputs:
         image_id = len(self.images) + 1
         h, w = item.image.shape[:2]
         self.images.append({"id": image_id, "file_name": item.rel, "width": w, "height": h})
+        frame = {"frame": item.frame} if item.frame is not None else {}
         for d in dets:  # unrounded scores: a tie made by rounding would reorder the matching of a scored file
-            x1, y1, x2, y2 = d["box"]
-            self.json.append({"image_id": image_id, "file_name": item.rel, "category_id": d["label"],
-                              "category_name": d["class"], "bbox": [round(v, 3) for v in (x1, y1, x2 - x1, y2 - y1)],
-                              "score": round(d["score"], 6),
-                              **({"frame": item.frame} if item.frame is not None else {})})
+            self.json.append(results_json.entry(image_id, d["box"], d["score"], d["label"], item.rel, d["class"],
+                                                digits=3, **frame))
 
     def _txt(self, rel: Path, shape, dets) -> None:
         h, w = shape[:2]
@@ -189,7 +188,7 @@ class Outputs:
             writer.release()
         if self.args.save_json:
             categories = [{"id": i + 1, "name": n} for i, n in enumerate(self.names)]
-            (self.out / "predictions.json").write_text(json.dumps(self.json))
+            results_json.write(self.out / "predictions.json", self.json)
             (self.out / "images.json").write_text(json.dumps({"images": self.images, "categories": categories}))
 
 
@@ -198,8 +197,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     setup_logging()
     from ..distributed import device_for
-    from ..predictor import stream_inference
-    from ..sources import open_sources
+    from ..inference.predictor import stream_inference
+    from ..inference.sources import open_sources
 
     predictor, run_name = load_predictor(args, device_for(args.device, 0))
     classes = class_filter(args.classes, predictor.class_names)

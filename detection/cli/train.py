@@ -27,13 +27,13 @@ def main(argv: list[str] | None = None) -> None:
         if not cfg_file.is_file():
             raise ConfigError(f"resume={resume}: no run there ({cfg_file} does not exist)")
         if args.cfg:
-            logging.getLogger("detection.train").warning("resume=%s uses the run's own config, not --cfg %s",
+            logging.getLogger("detection.training").warning("resume=%s uses the run's own config, not --cfg %s",
                                                          resume, args.cfg)
     elif cfg_file is None:
         raise ConfigError("give --cfg FILE, or resume=<run folder> to continue a run")
     cfg = load_config(cfg_file, args.overrides)
 
-    from ..trainer import train
+    from ..training.trainer import train
 
     train(cfg)
 

@@ -12,12 +12,12 @@ from torch.utils.data import DataLoader, Dataset, SequentialSampler
 
 from ..errors import DataError
 from .coco import coco_paths, coco_raws
-from .doctor import short_summary
 from .images import DEFAULT_MAX_PIXELS, ImageReadError
 from .pixels import ImagePixels
 from .records import DatasetInfo, ImageRecord, RawImage, build_records
 from .sampler import GroupedBatchSampler, aspect_ratio_groups
 from .splits import read_split_file, relative_name, select
+from .summary import short_summary
 from .transforms import apply_transforms, build_transforms
 from .voc import split_file_path, voc_raws
 from .yolo import yolo_raws

@@ -20,8 +20,8 @@ from collections import Counter
 
 import yaml
 
-from ..config import yaml_load
 from ..errors import DataError
+from ..yaml_io import yaml_load
 from .images import DEFAULT_MAX_PIXELS, IMAGE_EXTS
 from .records import DatasetInfo, ImageRecord, RawImage, SkipCounter, build_records, inside, resolve_classes
 

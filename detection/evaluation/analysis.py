@@ -13,17 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..plotting import pyplot
 from .voc_ap import box_iou
-
-
-def pyplot():
-    """matplotlib's pyplot on the Agg backend: files only, no display needed."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def pr_curves_figure(coco_eval, class_names: list[str], legend_max: int = 20):

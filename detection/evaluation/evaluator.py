@@ -16,6 +16,7 @@ import os
 import numpy as np
 
 from .. import distributed as dist
+from .. import results_json
 from ..data.records import DatasetInfo, ImageRecord
 from ..errors import ConfigError, DataError
 from .voc_ap import voc_class_ap
@@ -106,11 +107,10 @@ class DetectionEvaluator:
         for idx, (boxes, scores, labels) in self.predictions.items():
             record = self.records[idx]
             image_id = record.image_id if source_ids else idx + 1
-            named = {"file_name": relative_name(record.path, self.info.root)} if source_ids else {}
+            name = relative_name(record.path, self.info.root) if source_ids else None
             for b, s, lab in zip(boxes.tolist(), scores.tolist(), labels.tolist()):
-                out.append({"image_id": image_id, **named, "category_id": self.info.cat_ids[lab - 1],
-                            **({"category_name": self.info.class_names[lab - 1]} if source_ids else {}),
-                            "bbox": [b[0], b[1], b[2] - b[0], b[3] - b[1]], "score": s})
+                out.append(results_json.entry(image_id, b, s, self.info.cat_ids[lab - 1], name,
+                                              self.info.class_names[lab - 1] if source_ids else None))
         return out
 
     def _coco(self) -> tuple[dict, list[dict]]:
@@ -227,23 +227,6 @@ def check_ground_truth(res: dict, source: str, class_names: list[str]) -> None:
                         "model on data of its own classes, or check data.classes")
 
 
-def read_results_file(pred_json: str) -> list[dict]:
-    import json
-
-    try:
-        with open(pred_json, encoding="utf-8") as f:
-            preds = json.load(f)
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise DataError(f"{pred_json}: cannot read a COCO results file ({e})") from None
-    if not isinstance(preds, list):
-        raise DataError(f"{pred_json}: a COCO results file is a list of {{image_id, category_id, bbox, score}}")
-    for n, p in enumerate(preds):
-        missing = [k for k in ("category_id", "bbox", "score") if not isinstance(p, dict) or k not in p]
-        if missing:
-            raise DataError(f"{pred_json}: entry {n} lacks {missing}")
-    return preds
-
-
 def score_results(ev: DetectionEvaluator, preds: list[dict], image_of, label_of, pred_json: str) -> dict:
     """Feed a results list into `ev` (every record counts, with or without detections) and evaluate.
     `image_of(p)` / `label_of(p)` give an entry's record index and label, or raise DataError."""
@@ -278,7 +261,7 @@ def evaluate_files(gt_json: str, pred_json: str, voc_metric: str = "voc07", iou_
 
     records, info = read_coco(gt_json, "", require_images=False)
     ev = DetectionEvaluator(records, info, voc_metric, iou_thresh, backend)
-    preds = read_results_file(pred_json)
+    preds = results_json.read(pred_json)
     index = {r.image_id: i for i, r in enumerate(records)}
     labels = {c: i + 1 for i, c in enumerate(info.cat_ids)}
 
@@ -335,4 +318,4 @@ def evaluate_results_on_split(cfg: dict, pred_json: str) -> tuple[dict, Detectio
             raise DataError(f"has category_id {p['category_id']!r}, not a category of {info.source}")
         return ids[p["category_id"]]
 
-    return score_results(ev, read_results_file(pred_json), image_of, label_of, pred_json), ev
+    return score_results(ev, results_json.read(pred_json), image_of, label_of, pred_json), ev

@@ -55,7 +55,7 @@ def check_fittable(arch: str) -> tuple[int, int]:
 
 def fitted_config(cfg: dict, records) -> dict:
     """`cfg` with model.anchor_sizes / aspect_ratios fitted to the training records' boxes."""
-    from ..data.doctor import box_stats
+    from ..data.summary import box_stats
 
     m = cfg["model"]
     levels, per_level = check_fittable(m["arch"])
@@ -86,7 +86,7 @@ def check_sizable(arch: str) -> None:
 
 def sized_config(cfg: dict, records) -> tuple[dict, str]:
     """(`cfg` with model.min_size / max_size from `auto_size`, a line for the log)."""
-    from ..data.doctor import box_stats
+    from ..data.summary import box_stats
 
     m = cfg["model"]
     check_sizable(m["arch"])

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .data.images import DEFAULT_MAX_PIXELS, IMAGE_EXTS, ImageReadError, read_image
-from .errors import DataError
+from ..data.images import DEFAULT_MAX_PIXELS, IMAGE_EXTS, ImageReadError, read_image
+from ..errors import DataError
 
 VIDEO_EXTS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"}
 STREAM_PREFIXES = ("rtsp://", "rtmp://", "http://", "https://", "udp://", "tcp://")

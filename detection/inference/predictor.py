@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .data.pixels import resize_to, target_size
-from .detections import to_detections
-from .errors import CheckpointError, DataError
+from ..data.pixels import resize_to, target_size
+from ..detections import to_detections
+from ..errors import CheckpointError, DataError
 
 
 @dataclass
@@ -50,12 +50,12 @@ class Result:
              conf: bool = True) -> np.ndarray:
         """An RGB uint8 copy of the image with the boxes drawn. The pixels: `image`, else the ones
         kept (arrays, PIL images, `stream=True` frames), else the file at `path` read again."""
-        from .visualize import draw_detections
+        from ..visualize import draw_detections
 
         if image is None:
             image = self.image
         if image is None and self.path:
-            from .data.images import read_image
+            from ..data.images import read_image
 
             image = read_image(self.path)
         if image is None:
@@ -70,7 +70,7 @@ class Result:
         """Write `plot()` to `path` (.jpg, .png, ...); returns the path."""
         import cv2
 
-        from .errors import writing
+        from ..errors import writing
 
         path = Path(path)
         drawn = self.plot(image, **plot_options)
@@ -92,7 +92,7 @@ class TorchBackend:
 
     @torch.no_grad()
     def __call__(self, batch: list[torch.Tensor]) -> list[tuple]:
-        from .precision import autocast
+        from ..precision import autocast
 
         with autocast(self.device, self.amp):
             out = self.model([t.to(self.device) for t in batch])
@@ -162,7 +162,7 @@ class Predictor:
         from torchvision.models.detection import FasterRCNN_MobileNet_V3_Large_FPN_Weights as W
         from torchvision.models.detection import fasterrcnn_mobilenet_v3_large_fpn
 
-        from .models.weights import load_state_dict, load_weights_into
+        from ..models.weights import load_state_dict, load_weights_into
 
         model = fasterrcnn_mobilenet_v3_large_fpn(weights=None, weights_backbone=None, num_classes=91)
         load_weights_into(model, load_state_dict(W.COCO_V1), str(W.COCO_V1))

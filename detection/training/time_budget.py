@@ -10,8 +10,11 @@ iterations (from a measured step, refitted at each epoch end) is kept for the lo
 
 from __future__ import annotations
 
+import logging
 import math
 import time
+
+log = logging.getLogger("detection.training")
 
 
 def clock() -> float:
@@ -31,12 +34,14 @@ class TimeBudget:
         self.step_s = 0.0  # recent seconds per step (a moving average), to stop before crossing
         self.last_step_s = 0.0
         self._last = None
+        self.pace_from = None  # (run seconds, step) at the end of the stage's first epoch: see refit
 
     def elapsed(self) -> float:
         return clock() - self.start
 
     def enter(self, si: int) -> None:
         """Start stage `si` (once): its deadline is its share of what is left of the budget."""
+        self.pace_from = None
         if si < len(self.deadline):
             return
         now = self.elapsed()
@@ -80,6 +85,21 @@ class TimeBudget:
             self.deadline[si] = start + max(0.0, self.seconds - start) * self.shares[si] / sum(self.shares[si:])
             del self.stage_from[si + 1:], self.deadline[si + 1:]
 
+    def estimate(self, si: int, seconds_per_step: float) -> int:
+        """Iterations stage `si`'s time holds at a measured pace (its steps start at that pace)."""
+        self.step_s = seconds_per_step
+        return max(1, int(max(0.0, self.left(si)) / max(seconds_per_step, 1e-9)))
+
+    def refit(self, si: int, step: int, done: int, estimate: int) -> int:
+        """At an epoch end: the stage's estimate from the pace it keeps (epoch ends and checkpoints
+        included), timed from the end of its first epoch, which carries the one-time costs."""
+        now = self.elapsed()
+        if self.pace_from is None:
+            self.pace_from = (now, step)
+            return estimate
+        pace = (now - self.pace_from[0]) / max(1, step - self.pace_from[1])
+        return max(done, done + int(max(0.0, self.left(si)) / max(pace, 1e-9)))
+
     def state_dict(self) -> dict:
         return {"seconds": self.seconds, "stage_from": list(self.stage_from), "deadline": list(self.deadline)}
 
@@ -109,3 +129,45 @@ def too_few_iterations(iters: int, num_classes: int, minutes: float, seconds_per
             f"{num_classes} classes: too few to learn much (aim for {need} or more). Give it more time "
             f"(train.time={math.ceil(minutes * need / max(iters, 1))}), a smaller input (model.min_size, or "
             "model.auto_size=true), fewer proposals (model.rpn_post_nms_top_n_train), or a GPU")
+
+
+def budget_for(tcfg: dict, stages: list[dict], elapsed: float, saved: dict | None, stage: int) -> TimeBudget | None:
+    """train.time's deadlines: new, restored from a checkpoint's `saved` state, or (a resume given
+    another train.time) extended from the current `stage` on; None for a run planned by epochs."""
+    if tcfg["time"] <= 0:
+        return None
+    budget = TimeBudget(tcfg["time"], [st["epochs"] for st in stages], elapsed)
+    if saved:
+        budget.load_state_dict(saved)
+        if budget.seconds != tcfg["time"] * 60:
+            budget.extend(tcfg["time"], stage)
+    return budget
+
+
+def timed_warmup(tcfg: dict, stage: dict, estimate: int) -> int:
+    """Warmup iterations of a timed stage: train.warmup_iters, never cut to fit the estimate (a
+    start measured under load estimated 42 iterations, the warmup shrank to 41, and the full lr
+    that came after it blew BCCD's losses up); with train.warmup_fraction, that share of the
+    estimate, at most warmup_iters."""
+    from .optim import warmup_length
+
+    if tcfg["warmup_fraction"] > 0:
+        return warmup_length(tcfg, stage["warmup_iters"], estimate)
+    return stage["warmup_iters"]
+
+
+def log_plan(budget: TimeBudget, si: int, stages: int, iters: int, ipe: int, num_classes: int, tcfg: dict,
+             warmup: int) -> None:
+    """What a timed stage will do, said at its start, with the warnings a short budget deserves."""
+    log.info("train.time=%g min: stage %d/%d trains until %.0f s into the run (%.0f s from now): about %d "
+             "iterations (%.1f epochs of %d) at a measured %.2f s each. The lr follows the share of that time "
+             "used and the stage stops at its deadline, whatever the pace; validation runs after the budget",
+             tcfg["time"], si + 1, stages, budget.deadline[si], max(0.0, budget.left(si)), iters, iters / ipe, ipe,
+             budget.step_s)
+    run_iters = int(max(0.0, budget.seconds - budget.elapsed()) / max(budget.step_s, 1e-9))
+    if si == 0 and (warning := too_few_iterations(run_iters, num_classes, tcfg["time"], budget.step_s)):
+        log.warning(warning)
+    if warmup > iters / 2:
+        log.warning("train.time: the warmup (%d iterations, train.warmup_iters) may take most of this stage's "
+                    "about %d; the lr reaches its peak late or not at all", warmup, iters)
+

@@ -21,10 +21,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .commands import command
-from .errors import CheckpointError, DetectionError
+from ..commands import command
+from ..errors import CheckpointError, DetectionError
 
-log = logging.getLogger("detection.export")
+log = logging.getLogger("detection.inference.export")
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".torchscript"}
 META_KEY = "detection"  # ONNX metadata_props key / TorchScript extra file name (json)
@@ -134,9 +134,9 @@ def _write_torchscript(model, path: str, meta: dict) -> None:
 def export(ckpt_path, fmt: str, opset: int = 17, dynamic: bool = True, size: int | None = None,
            out: str | None = None, check: bool = True) -> Path:
     """Write `<checkpoint stem>.onnx|.torchscript` beside the checkpoint (or `out`); returns its path."""
-    from .checkpoint import load_checkpoint, model_from_checkpoint
-    from .config import load_config
-    from .runs import model_file
+    from ..checkpoint import load_checkpoint, model_from_checkpoint
+    from ..config import load_config
+    from ..runs import model_file
 
     if fmt not in FORMATS:
         raise ExportError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")

@@ -1,7 +1,8 @@
-"""The two loops: one epoch of training, one pass of evaluation.
+"""One epoch of training, and the step-time measurement train.time starts from.
 
 Everything around them (the schedule, precision, progress output, checkpoints) lives in
-its own module; these functions only iterate, step and hand outputs on.
+its own module; these functions only iterate, step and hand outputs on. (The evaluation
+pass is `evaluation.loop.evaluate`.)
 """
 
 from __future__ import annotations
@@ -11,10 +12,10 @@ from dataclasses import dataclass
 
 import torch
 
-from . import distributed as dist
-from .errors import DetectionError
-from .precision import autocast
-from .progress import Progress, memory_in_use
+from .. import distributed as dist
+from ..errors import DetectionError
+from ..precision import autocast
+from ..progress import Progress, memory_in_use
 
 
 class NonFiniteLossError(DetectionError, FloatingPointError):
@@ -158,25 +159,3 @@ def _backward_and_step(parts: TrainParts, loss, params, clip_grad_norm: float) -
     if parts.ema is not None:
         parts.ema.update_parameters(parts.model)
     return grad_norm
-
-
-@torch.no_grad()
-def predict_into(model, loader, evaluator, device, amp: str = "none") -> None:
-    """Run `model` over `loader`, handing every batch to `evaluator.process`."""
-    model.eval()
-    bar = Progress(loader, "eval")
-    for images, targets in bar:
-        with autocast(device, amp):
-            outputs = model([i.to(device, non_blocking=True) for i in images])
-        evaluator.process(targets, outputs)
-        bar.update()
-    bar.close()
-
-
-def evaluate(model, loader, evaluator, device, amp: str = "none") -> dict:
-    """Predict and score. Under DDP each rank predicts its share with rank 0's BatchNorm
-    statistics, and the evaluator gathers the shares; every rank gets the same results."""
-    dist.sync_buffers(model)
-    evaluator.reset()
-    predict_into(model, loader, evaluator, device, amp)
-    return evaluator.evaluate()

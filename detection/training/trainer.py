@@ -17,127 +17,34 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import signal
-import threading
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 
-from . import distributed as dist
-from . import time_budget
-from .checkpoint import Checkpointer, load_checkpoint, restore_model
-from .commands import command
-from .config import flat_items, load_config, save_config
-from .data.dataset import DetectionDataset, build_loader, dataset_from, get_dataset, read_split
-from .data.splits import record_names, write_split
-from .engine import StepOptions, TrainParts, evaluate, measure_step_time, train_one_epoch
-from .errors import CheckpointError, ConfigError, DetectionError, TrainingInterrupted
-from .evaluation.evaluator import build_validation, format_results
-from .models.builders import build_model
-from .models.freeze import apply_policy, count_parameters, freeze_policy
-from .optim import build_optimizer, fit_milestones, lr_lambda, milestone_shares, plan_stages, warmup_length
-from .precision import amp_warning, choose_amp
+from .. import distributed as dist
+from ..checkpoint import Checkpointer, restore_model
+from ..commands import command
+from ..config import save_config
+from ..data.dataset import build_loader
+from ..errors import ConfigError, DetectionError, TrainingInterrupted
+from ..evaluation.evaluator import build_validation, format_results
+from ..evaluation.loop import evaluate
+from ..models.builders import build_model
+from ..models.freeze import apply_policy, count_parameters, freeze_policy
+from ..precision import amp_warning
+from ..rng import rng_state, seed_everything, set_rng_state
+from ..runs import Run, new_run_dir
+from . import plan, time_budget
+from .engine import StepOptions, TrainParts, measure_step_time, train_one_epoch
+from .interrupt import on_ctrl_c
+from .optim import build_optimizer, fit_milestones, lr_lambda, milestone_shares, plan_stages
 from .results_log import ResultsLog, plot_results
-from .rng import rng_state, seed_everything, set_rng_state
-from .runs import Run, new_run_dir, resume_checkpoint
-from .time_budget import TimeBudget, share_lr_lambda, too_few_iterations
+from .resume import nothing_left, resume_source
+from .state import TrainState, keep_best, make_ema
+from .time_budget import budget_for, log_plan, share_lr_lambda, timed_warmup
 
-log = logging.getLogger("detection.train")
-
-
-@dataclass
-class TrainState:
-    """Where the loop is; all of it goes into every checkpoint."""
-
-    epoch: int = 0  # epochs finished
-    iter_in_epoch: int = 0  # iterations done of the epoch in progress
-    step: int = 0  # iterations done in the run
-    stage: int = 0
-    best: float = -1.0  # best validation COCO AP so far
-    bad_evals: int = 0  # validations in a row without a better AP
-    epoch_sums: dict = field(default_factory=dict)  # running loss sums of the epoch in progress
-    plan: list = field(default_factory=list)  # train.time: estimated iterations of each stage entered (for the log)
-    elapsed: float = 0.0  # seconds of the run so far (train.time counts them across a resume)
-    finished: bool = False  # the run ended as configured (a resume then has nothing to do unless extended)
-
-    @classmethod
-    def from_checkpoint(cls, ckpt: dict) -> TrainState:
-        return cls(**{k: ckpt[k] for k in cls.__dataclass_fields__ if k in ckpt})
-
-
-def keep_best(state: TrainState, ap: float, patience: int) -> tuple[bool, bool]:
-    """(improved, stop): record a validation AP; stop after `patience` without a better one."""
-    improved = ap > state.best
-    state.bad_evals = 0 if improved else state.bad_evals + 1
-    if improved:
-        state.best = ap
-    return improved, bool(patience) and state.bad_evals >= patience
-
-
-def make_ema(model: torch.nn.Module, decay: float, tau: float):
-    """torch's AveragedModel as an EMA whose decay ramps up: decay * (1 - exp(-updates / tau))."""
-    from torch.optim.swa_utils import AveragedModel
-
-    @torch.no_grad()
-    def ema_update(ema_params, params, num_averaged):
-        d = decay * (1 - math.exp(-float(num_averaged) / tau))
-        floats = [(e, p) for e, p in zip(ema_params, params) if e.is_floating_point()]
-        if floats:
-            torch._foreach_lerp_([e for e, _ in floats], [p for _, p in floats], 1 - d)
-        for e, p in zip(ema_params, params):
-            if not e.is_floating_point():  # counters such as BatchNorm's num_batches_tracked
-                e.copy_(p)
-
-    return AveragedModel(model, multi_avg_fn=ema_update, use_buffers=True)
-
-
-# what `resume=` may change: the run goes on with them; anything else is refused in one line
-RESUME_CHANGEABLE = ("train.epochs", "train.time", "device", "data.num_workers", "train.eval_every",
-                     "train.patience", "train.ckpt_every")
-RESUME_IGNORED = ("resume", "data.split_file", "name", "output_dir")  # where the run is, not how it trains
-
-
-def resume_source(cfg: dict) -> tuple[dict, Run, dict, dict]:
-    """(checkpoint, run, its config with the allowed changes, {key: (was, now)}) for `resume=`."""
-    last, run = resume_checkpoint(cfg["resume"])
-    ckpt = load_checkpoint(last)
-    if "optimizer" not in ckpt or "rng" not in ckpt:
-        raise CheckpointError(f"{last} holds weights only (a best.pt or an old checkpoint): resume needs a last.pt")
-    saved = load_config(base=ckpt["config"])
-    was, now = dict(flat_items(saved)), dict(flat_items(cfg))
-    changed = {k: (was.get(k), v) for k, v in now.items() if was.get(k) != v and k not in RESUME_IGNORED}
-    check_resume_changes(changed, saved, run)
-    overrides = {"resume": str(cfg["resume"])}
-    for key, (_, value) in changed.items():
-        section, _, leaf = key.rpartition(".")
-        (overrides.setdefault(section, {}) if section else overrides)[leaf] = value
-    return ckpt, run, load_config(base=saved, overrides=overrides), changed
-
-
-def check_resume_changes(changed: dict, saved: dict, run: Run) -> None:
-    """Only what can continue a run may change on resume; the rest is refused, naming the keys."""
-    refused = {k: v for k, v in changed.items() if k not in RESUME_CHANGEABLE}
-    t, timed = saved["train"], saved["train"]["time"] > 0
-    if "train.epochs" in changed and (timed or t["stages"]):
-        refused["train.epochs"] = changed["train.epochs"]
-    if "train.time" in changed and not timed:
-        refused["train.time"] = changed["train.time"]
-    if refused:
-        listing = ", ".join(f"{k} ({a!r} -> {b!r})" for k, a, b in ((k, *v) for k, v in refused.items()))
-        raise ConfigError(
-            f"resume={run.dir} continues the run as it was configured, so these cannot change: {listing}. A resume "
-            f"may {extend_how(saved)} or change {', '.join(RESUME_CHANGEABLE[2:])}; for other settings start a new "
-            f"run: {command('train')} --cfg {run.config} key=value")
-
-
-def extend_how(cfg: dict) -> str:
-    t = cfg["train"]
-    if t["time"] > 0:
-        return "extend it (train.time=MINUTES, more than it had)"
-    if t["stages"]:
-        return "not extend it (a staged run: its train.stages fix the epochs)"
-    return "extend it (train.epochs=N, more than it had)"
+log = logging.getLogger("detection.training")
 
 
 class Trainer:
@@ -153,22 +60,12 @@ class Trainer:
         check_sync_bn(self.tcfg["sync_bn"], self.world, self.device)
         seed_everything(cfg["seed"], cfg["deterministic"])
         self.state = TrainState.from_checkpoint(self.ckpt) if self.ckpt else TrainState()
-        self.budget = self._time_budget()
+        self.budget = budget_for(self.tcfg, self.stages, self.state.elapsed,
+                                 self.ckpt.get("time_budget") if self.ckpt else None, self.state.stage)
         self.results: dict = {}
         self.stop = self.interrupted = self.in_steps = False
         self.parts: TrainParts | None = None
         self.clock_start = time_budget.clock() - self.state.elapsed
-
-    def _time_budget(self) -> TimeBudget | None:
-        """train.time's deadlines: new, restored, or (a resume given more time) extended."""
-        if not self.timed:
-            return None
-        budget = TimeBudget(self.tcfg["time"], [st["epochs"] for st in self.stages], self.state.elapsed)
-        if self.ckpt is not None and self.ckpt.get("time_budget"):
-            budget.load_state_dict(self.ckpt["time_budget"])
-            if budget.seconds != self.tcfg["time"] * 60:
-                budget.extend(self.tcfg["time"], self.state.stage)
-        return budget
 
     @property
     def timed(self) -> bool:
@@ -178,26 +75,14 @@ class Trainer:
 
     def finished_already(self) -> bool:
         """A resumed run that has nothing left to do (it ended as configured, and was not extended)."""
-        if self.ckpt is None:
-            return False
-        extended = self.resume_changes.keys() & {"train.time", "train.epochs", "train.patience"}
-        if self.state.finished and not extended:
-            return True  # ended as configured, early stopping included
-        return not self.timed and self.state.epoch >= sum(st["epochs"] for st in self.stages)
+        return self.ckpt is not None and nothing_left(self.state, self.resume_changes, self.timed,
+                                                      sum(st["epochs"] for st in self.stages))
 
     def setup(self) -> None:
         """Data, model and run folder (new, or the resumed one), loaders, writers."""
-        cfg, tcfg = self.cfg, self.tcfg
-        cfg, train_ds = self._train_data(cfg)
-        self.cfg = cfg
-        self.class_names = list(train_ds.info.class_names)
-        if cfg["model"]["anchors"] == "auto" and not cfg["model"]["anchor_sizes"]:
-            from .models.anchors import fitted_config
-
-            self.cfg = cfg = fitted_config(cfg, train_ds.records)  # pinned in config.yaml below
-            log.info("model.anchors=auto: sizes %s, aspect ratios %s (from %d training boxes)",
-                     cfg["model"]["anchor_sizes"], cfg["model"]["aspect_ratios"],
-                     sum(len(r.boxes) for r in train_ds.records))
+        tcfg = self.tcfg
+        cfg, train_ds = plan.training_data(self.cfg, fresh=self.ckpt is None)  # sizes and anchors pinned
+        self.cfg, self.class_names = cfg, list(train_ds.info.class_names)
         self.val_loader, self.evaluator = build_validation(cfg, self.class_names, self.device, self.rank, self.world)
         self.model = build_model(cfg["model"], self.class_names, load_pretrained=self.ckpt is None,
                                  verbose=dist.is_main())
@@ -207,20 +92,20 @@ class Trainer:
         else:
             self.run = Run(Path(dist.broadcast_object(str(new_run_dir(cfg["output_dir"], cfg["name"]))
                                                       if dist.is_main() else None)))
+            split_file = plan.pin_split(cfg, self.run, train_ds, self.val_loader.dataset)
             self.cfg = cfg = {**cfg, "data": {**cfg["data"], "classes": self.class_names,  # pin the label order
-                                              "split_file": self._pin_split(train_ds)}}
+                                              "split_file": split_file}}
         self.model.to(self.device)
         if tcfg["channels_last"]:
             self.model.to(memory_format=torch.channels_last)
         self.loader = build_loader(train_ds, tcfg["batch_size"], True, cfg["data"]["num_workers"],
                                    self.device.type == "cuda", seed=cfg["seed"], rank=self.rank, world_size=self.world)
         if self.ckpt is None:
-            self.cfg = cfg = self._resolve_amp(cfg)
+            self.cfg = cfg = plan.resolve_amp(cfg, self.model, self.loader, self.device)
             self.tcfg = tcfg = cfg["train"]
         if dist.is_main() and (self.ckpt is None or self.resume_changes):
             save_config(cfg, self.run.config)  # a resume's allowed changes go into the run's config too
-        self.checkpointer = Checkpointer(self.run.dir, {"config": cfg, "class_names": self.class_names},
-                                         enabled=dist.is_main())
+        self.checkpointer = Checkpointer({"config": cfg, "class_names": self.class_names}, enabled=dist.is_main())
         self.writer = self.results_log = None
         if dist.is_main():  # the only rank that writes (on resume ResultsLog rewrites results.csv)
             from torch.utils.tensorboard import SummaryWriter
@@ -244,45 +129,6 @@ class Trainer:
         if self.resume_changes.keys() & {"train.epochs", "train.time"}:
             st.finished = False
             log.info("resume: the run is extended; its lr schedule is laid over the new length")
-
-    def _train_data(self, cfg: dict) -> tuple[dict, DetectionDataset]:
-        """(config, training dataset). model.auto_size picks the input size from the training boxes
-        before the dataset resizes to it, and is pinned in config.yaml as that size with auto_size
-        off, so a resume or an evaluation keeps it."""
-        if not (cfg["model"]["auto_size"] and self.ckpt is None):
-            return cfg, get_dataset(cfg, train=True)
-        from .models.anchors import sized_config
-
-        records, info = read_split(cfg["data"], cfg["data"]["train_split"], True, None, cfg["seed"])
-        cfg, why = sized_config(cfg, records)
-        if dist.is_main():
-            log.info(why)
-        cfg = {**cfg, "model": {**cfg["model"], "auto_size": False}}
-        return cfg, dataset_from(cfg, records, info, train=True)
-
-    def _resolve_amp(self, cfg: dict) -> dict:
-        """train.amp=auto becomes the precision this device trains fastest in, pinned in config.yaml."""
-        if cfg["train"]["amp"] != "auto":
-            return cfg
-        amp, why = choose_amp(self.device, lambda a: measure_step_time(self.model, self.loader, self.device, a,
-                                                                       steps=5, warmup=2))
-        amp = dist.broadcast_object(amp)
-        if dist.is_main():
-            log.info("train.amp=auto: %s (%s)", {"none": "fp32"}.get(amp, amp), why)
-        return {**cfg, "train": {**cfg["train"], "amp": amp}}
-
-    def _pin_split(self, train_ds) -> str:
-        """A split made by hash is written to `<run>/split.json`; the saved config points at it."""
-        d = self.cfg["data"]
-        if d["split_file"] or d["val_fraction"] <= 0:
-            return d["split_file"]
-        path = self.run.split
-        if dist.is_main():
-            val = self.val_loader.dataset
-            write_split(path, record_names(train_ds.records, train_ds.info), record_names(val.records, val.info),
-                        f"val_fraction={d['val_fraction']} of {d['train_split']} by file name hash, "
-                        f"fraction={d['fraction']} seed={self.cfg['seed']}")
-        return str(path.resolve())
 
     @property
     def ipe(self) -> int:
@@ -326,7 +172,6 @@ class Trainer:
             self.budget.enter(si)
             if si >= len(self.state.plan):
                 self.plan_stage(si)
-        self.pace_start = None  # (clock, step) at the end of the stage's first epoch: see replan_stage
         optimizer = build_optimizer(self.model, tcfg, st["lr"], st["backbone_lr_mult"])
         self.parts = TrainParts(
             self.model, optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, self._stage_lr(si)),
@@ -342,48 +187,32 @@ class Trainer:
         st = self.stages[si]
         run_epochs = sum(x["epochs"] for x in self.stages)
         if self.timed:
-            warmup = warmup_length(self.tcfg, st["warmup_iters"], self.state.plan[si])
-            return share_lr_lambda(self.tcfg, warmup, milestone_shares(self.tcfg, run_epochs), self.budget)
+            return share_lr_lambda(self.tcfg, self.timed_warmup(si), milestone_shares(self.tcfg, run_epochs),
+                                   self.budget)
         return lr_lambda(self.tcfg, self.ipe, st["epochs"], st["warmup_iters"], self.stage_start(si), run_epochs)
+
+    def timed_warmup(self, si: int) -> int:
+        return timed_warmup(self.tcfg, self.stages[si], self.state.plan[si])
 
     def plan_stage(self, si: int) -> None:
         """train.time: measure this stage's seconds per iteration (its own freezing) to estimate how
         many iterations its time holds (for the warmup, the log and the too-few warning). The lr and
         the stop follow the clock, so a wrong estimate costs nothing."""
         spi = dist.broadcast_object(measure_step_time(self.model, self.loader, self.device, self.tcfg["amp"]))
-        self.budget.step_s = spi
-        left = max(0.0, self.budget.left(si))
-        iters = max(1, int(left / max(spi, 1e-9)))
-        self.state.plan.append(iters)
-        if not dist.is_main():
-            return
-        log.info("train.time=%g min: stage %d/%d trains until %.0f s into the run (%.0f s from now): about %d "
-                 "iterations (%.1f epochs of %d) at a measured %.2f s each. The lr follows the share of that time "
-                 "used and the stage stops at its deadline, whatever the pace; validation runs after the budget",
-                 self.tcfg["time"], si + 1, len(self.stages), self.budget.deadline[si], left, iters, iters / self.ipe,
-                 self.ipe, spi)
-        run_left = max(0.0, self.budget.seconds - self.budget.elapsed())
-        if si == 0 and (warning := too_few_iterations(int(run_left / max(spi, 1e-9)), len(self.class_names),
-                                                      self.tcfg["time"], spi)):
-            log.warning(warning)
+        self.state.plan.append(self.budget.estimate(si, spi))
+        if dist.is_main():
+            log_plan(self.budget, si, len(self.stages), self.state.plan[si], self.ipe, len(self.class_names),
+                     self.tcfg, self.timed_warmup(si))
 
     def replan_stage(self, si: int) -> None:
-        """train.time: at each epoch end, refit the estimate of the stage's iterations to the pace it
-        keeps (epoch ends and checkpoints included), for the log and the epoch count shown."""
+        """train.time: at each epoch end, refit the stage's estimate to the pace it keeps (the log and
+        the epoch count shown)."""
         st = self.state
-        if si >= len(st.plan):
-            return
-        now = time_budget.clock()
-        if self.pace_start is None:
-            self.pace_start = (now, st.step)
-            return
-        pace = (now - self.pace_start[0]) / max(1, st.step - self.pace_start[1])
-        done = (st.epoch - self.stage_start(si)) * self.ipe
-        before = st.plan[si]
-        st.plan[si] = dist.broadcast_object(max(done, done + int(max(0.0, self.budget.left(si)) / max(pace, 1e-9))))
+        done, before = (st.epoch - self.stage_start(si)) * self.ipe, st.plan[si]
+        st.plan[si] = dist.broadcast_object(self.budget.refit(si, st.step, done, before))
         if dist.is_main() and abs(st.plan[si] - before) > 0.1 * before:
-            log.info("train.time: stage %d/%d keeps %.2f s an iteration; about %d iterations (%.1f epochs) fit "
-                     "its time", si + 1, len(self.stages), pace, st.plan[si], st.plan[si] / self.ipe)
+            log.info("train.time: stage %d/%d: about %d iterations (%.1f epochs) fit its time at the pace it keeps",
+                     si + 1, len(self.stages), st.plan[si], st.plan[si] / self.ipe)
 
     def _apply_stage_freezing(self, si: int) -> None:
         st = self.stages[si]
@@ -413,7 +242,7 @@ class Trainer:
                 for k, v in losses.items():
                     self.writer.add_scalar(f"train/{k}", v, step)
             if self.tcfg["ckpt_every"] and step % self.tcfg["ckpt_every"] == 0:
-                self.checkpointer.save("last.pt", self.snapshot())
+                self.checkpointer.save(self.run.last, self.snapshot())
 
         if self.budget is not None:
             self.budget.epoch_break()
@@ -445,7 +274,7 @@ class Trainer:
 
     def save_interrupted(self) -> None:
         """Ctrl-C inside an epoch: last.pt at the step reached (exact resume continues from it)."""
-        self.checkpointer.save("last.pt", self.snapshot())
+        self.checkpointer.save(self.run.last, self.snapshot())
         raise TrainingInterrupted(
             f"interrupted: {self.run.last} holds epoch {self.state.epoch + 1}, iteration {self.state.iter_in_epoch} "
             f"(step {self.state.step}); continue with: {command('train')} resume={self.run.dir}")
@@ -483,11 +312,11 @@ class Trainer:
     def save(self, row: dict, improved: bool) -> None:
         """last.pt always; best.pt (with the EMA weights when kept) when validation improved."""
         snap = self.snapshot(row)
-        self.checkpointer.save("last.pt", snap)
+        self.checkpointer.save(self.run.last, snap)
         if improved:
             if self.parts.ema is not None:
                 snap["model"] = self.parts.ema.module.state_dict()  # inference uses the averaged weights
-            self.checkpointer.save("best.pt", snap)
+            self.checkpointer.save(self.run.best, snap)
 
     def log_epoch(self, row: dict, t0: float) -> None:
         """results.csv and the one-line epoch summary; `t0` is when the epoch started."""
@@ -510,7 +339,7 @@ class Trainer:
         row = self.train_epoch()
         improved = False
         if self.due_for_validation():
-            self.checkpointer.save("last.pt", self.snapshot(row))
+            self.checkpointer.save(self.run.last, self.snapshot(row))
             v0 = time_budget.clock()
             improved = self.validate(row)
             row["val_s"] = round(time_budget.clock() - v0, 1)  # apart from the training time
@@ -570,27 +399,6 @@ class Trainer:
             log.info("best COCO AP %.3f -> %s", self.state.best, self.run.best)
 
 
-@contextlib.contextmanager
-def on_ctrl_c(trainer: Trainer):
-    """The first Ctrl-C during the steps asks the loop to stop after the step it is in (last.pt is
-    saved there); elsewhere, or a second time, it stops at once."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum, frame):
-        if trainer.interrupted or not trainer.in_steps:
-            raise KeyboardInterrupt
-        trainer.interrupted = True
-        log.warning("\nCtrl-C: saving the run after this step (press again to stop at once)")
-
-    previous = signal.signal(signal.SIGINT, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
 def train(cfg: dict) -> tuple[Path, dict]:
     """Train as configured; returns the run folder and the last validation results."""
     return Trainer(cfg).train()
@@ -616,9 +424,9 @@ def oom_hint(batch_size: int, mcfg: dict):
 
 def log_val_images(writer, evaluator, step: int, count: int = 4, score: float = 0.3) -> None:
     """A few validation images with their predictions drawn, to TensorBoard."""
-    from .data.images import read_image
-    from .detections import to_detections
-    from .visualize import draw_detections
+    from ..data.images import read_image
+    from ..detections import to_detections
+    from ..visualize import draw_detections
 
     for idx in sorted(evaluator.predictions)[:count]:
         dets = to_detections(*evaluator.predictions[idx], evaluator.info.class_names, score)

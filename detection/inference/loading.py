@@ -10,9 +10,9 @@ from pathlib import Path
 
 import torch
 
-from .errors import CheckpointError
+from ..errors import CheckpointError
+from ..runs import Run, model_file
 from .predictor import ONNXBackend, Predictor, TorchBackend, TorchScriptBackend
-from .runs import Run, model_file
 
 
 @dataclass
@@ -55,8 +55,8 @@ def open_model(path=None, device: torch.device | str = "cpu", amp: str = "none",
 
 
 def _open_checkpoint(file: Path, run: Run | None, device: torch.device, amp: str) -> LoadedModel:
-    from .checkpoint import load_checkpoint, model_from_checkpoint
-    from .config import load_config
+    from ..checkpoint import load_checkpoint, model_from_checkpoint
+    from ..config import load_config
 
     ckpt = load_checkpoint(file)
     model = model_from_checkpoint(ckpt, file)
@@ -69,7 +69,7 @@ def _open_checkpoint(file: Path, run: Run | None, device: torch.device, amp: str
 
 def run_config(run: Run) -> dict | None:
     """The config a run was trained with, from its config.yaml (None when it has none)."""
-    from .config import load_config, yaml_load
+    from ..config import load_config, yaml_load
 
     if not run.config.is_file():
         return None

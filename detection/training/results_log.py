@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import writing
+from ..errors import writing
 
 
 class ResultsLog:
@@ -42,7 +42,7 @@ class ResultsLog:
 
 def plot_results(csv_path: Path, out: Path) -> None:
     """A grid of small plots, one per loss and metric, over integer epochs."""
-    from .evaluation.analysis import pyplot
+    from ..plotting import pyplot
 
     plt = pyplot()
     from matplotlib.ticker import MaxNLocator

@@ -13,7 +13,7 @@ import math
 import torch
 from torch import nn
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 NORM_TYPES = (nn.BatchNorm2d, nn.GroupNorm, nn.LayerNorm, nn.SyncBatchNorm)
 

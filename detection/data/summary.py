@@ -1,0 +1,65 @@
+"""What a split holds, in numbers: boxes per class and box sizes at the model's input, and the
+few lines `train_det.py` prints at start. Shared by the dataset (the start-up summary), the
+data check and model.auto_size / anchors=auto, so it sits below all of them.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+
+from ..commands import command
+from .pixels import target_size
+from .records import DatasetInfo, ImageRecord
+
+SMALL, MEDIUM = 32 ** 2, 96 ** 2  # COCO's area limits
+SHOWN = 10  # classes named in a summary line
+TINY = 8  # pixels: a box this thin at the model's input is hardly seen by a stride-8+ detector
+
+
+def box_stats(records: list[ImageRecord], min_size: int, max_size: int) -> dict:
+    """Widths and heights of every box at the model's input, with COCO size classes and tiny ones."""
+    ws, hs = [], []
+    for r in records:
+        if not len(r.boxes):
+            continue
+        new_w, new_h = target_size(r.width, r.height, min_size, max_size)
+        sx, sy = new_w / r.width, new_h / r.height
+        ws.append((r.boxes[:, 2] - r.boxes[:, 0]) * sx)
+        hs.append((r.boxes[:, 3] - r.boxes[:, 1]) * sy)
+    w = np.concatenate(ws) if ws else np.zeros(0)
+    h = np.concatenate(hs) if hs else np.zeros(0)
+    area = w * h
+    ratio = w / np.maximum(h, 1e-6)
+    return {"w": w, "h": h, "small": int((area < SMALL).sum()),
+            "medium": int(((area >= SMALL) & (area < MEDIUM)).sum()),
+            "large": int((area >= MEDIUM).sum()), "tiny": int((np.minimum(w, h) < TINY).sum()),
+            "ratio_quantiles": np.quantile(ratio, [0.05, 0.25, 0.5, 0.75, 0.95]).tolist() if len(ratio) else []}
+
+
+def class_counts(records: list[ImageRecord], names: list[str]) -> Counter:
+    counts: Counter = Counter({n: 0 for n in names})
+    for r in records:
+        counts.update(names[int(label) - 1] for label in r.labels)
+    return counts
+
+
+def short_summary(records: list[ImageRecord], info: DatasetInfo, min_size: int, max_size: int) -> str:
+    """The lines train_det.py prints per split: counts, classes, small boxes, defects."""
+    boxes = sum(len(r.boxes) for r in records)
+    negatives = sum(1 for r in records if not len(r.boxes))
+    s = box_stats(records, min_size, max_size)
+    counts = class_counts(records, info.class_names).most_common()
+    per_class = ", ".join(f"{c} {n}" for c, n in counts[:SHOWN] if n) + (", ..." if len(counts) > SHOWN else "")
+    lines = [f"{info.source}: {len(records)} images ({negatives} without boxes), {boxes} boxes: {per_class}",
+             f"  at the model's input: {s['small']} small / {s['medium']} medium / {s['large']} large boxes"
+             + (f", {s['tiny']} under {TINY} px (hard to detect)" if s["tiny"] else "")]
+    empty = [c for c, n in counts if n == 0]
+    if empty:
+        lines.append(f"  {len(empty)} classes without a box here: {', '.join(empty[:SHOWN])}"
+                     + (", ..." if len(empty) > SHOWN else ""))
+    if any(info.skipped.values()):
+        lines.append("  notes: " + ", ".join(f"{k} {n}" for k, n in info.skipped.items() if n)
+                     + f" ({command('data_check')} names every file)")
+    return "\n".join(lines)

@@ -1,0 +1,63 @@
+"""The run's config resolved before the loop, once, and pinned in config.yaml: the input size
+(model.auto_size), fitted anchors (model.anchors=auto), the split (data.val_fraction) and the
+precision (train.amp=auto), so a resume or an evaluation sees exactly what was trained.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from .. import distributed as dist
+from ..data.dataset import DetectionDataset, dataset_from, get_dataset, read_split
+from ..data.splits import record_names, write_split
+from ..precision import choose_amp
+from ..runs import Run
+from .engine import measure_step_time
+
+log = logging.getLogger("detection.training")
+
+
+def training_data(cfg: dict, fresh: bool) -> tuple[dict, DetectionDataset]:
+    """(config, training dataset). A new run's model.auto_size picks the input size from the
+    training boxes before the dataset resizes to it (pinned as that size with auto_size off), and
+    model.anchors=auto fits the anchors to them; a resumed run's config already holds both."""
+    if not fresh:
+        return cfg, get_dataset(cfg, train=True)
+    records, info = read_split(cfg["data"], cfg["data"]["train_split"], True, None, cfg["seed"])
+    if cfg["model"]["auto_size"]:
+        from ..models.anchors import sized_config
+
+        cfg, why = sized_config(cfg, records)
+        if dist.is_main():
+            log.info(why)
+        cfg = {**cfg, "model": {**cfg["model"], "auto_size": False}}
+    if cfg["model"]["anchors"] == "auto" and not cfg["model"]["anchor_sizes"]:
+        from ..models.anchors import fitted_config
+
+        cfg = fitted_config(cfg, records)
+        log.info("model.anchors=auto: sizes %s, aspect ratios %s (from %d training boxes)",
+                 cfg["model"]["anchor_sizes"], cfg["model"]["aspect_ratios"], sum(len(r.boxes) for r in records))
+    return cfg, dataset_from(cfg, records, info, train=True)
+
+
+def pin_split(cfg: dict, run: Run, train_ds, val_ds) -> str:
+    """A split made by hash is written to `<run>/split.json`; the saved config points at it."""
+    d = cfg["data"]
+    if d["split_file"] or d["val_fraction"] <= 0:
+        return d["split_file"]
+    if dist.is_main():
+        write_split(run.split, record_names(train_ds.records, train_ds.info), record_names(val_ds.records, val_ds.info),
+                    f"val_fraction={d['val_fraction']} of {d['train_split']} by file name hash, "
+                    f"fraction={d['fraction']} seed={cfg['seed']}")
+    return str(run.split.resolve())
+
+
+def resolve_amp(cfg: dict, model, loader, device) -> dict:
+    """train.amp=auto becomes the precision this device trains fastest in, pinned in config.yaml."""
+    if cfg["train"]["amp"] != "auto":
+        return cfg
+    amp, why = choose_amp(device, lambda a: measure_step_time(model, loader, device, a, steps=5, warmup=2))
+    amp = dist.broadcast_object(amp)
+    if dist.is_main():
+        log.info("train.amp=auto: %s (%s)", {"none": "fp32"}.get(amp, amp), why)
+    return {**cfg, "train": {**cfg["train"], "amp": amp}}

@@ -1,0 +1,66 @@
+"""What `resume=` does: continue a run from its last.pt with the run's own config, apply the
+changes that can continue it (a longer run, another device), and refuse the rest in one line.
+"""
+
+from __future__ import annotations
+
+from ..checkpoint import load_checkpoint
+from ..commands import command
+from ..config import flat_items, load_config
+from ..errors import CheckpointError, ConfigError
+from ..runs import Run, resume_checkpoint
+
+# what `resume=` may change: the run goes on with them; anything else is refused in one line
+RESUME_CHANGEABLE = ("train.epochs", "train.time", "device", "data.num_workers", "train.eval_every",
+                     "train.patience", "train.ckpt_every")
+RESUME_IGNORED = ("resume", "data.split_file", "name", "output_dir")  # where the run is, not how it trains
+
+
+def resume_source(cfg: dict) -> tuple[dict, Run, dict, dict]:
+    """(checkpoint, run, its config with the allowed changes, {key: (was, now)}) for `resume=`."""
+    last, run = resume_checkpoint(cfg["resume"])
+    ckpt = load_checkpoint(last)
+    if "optimizer" not in ckpt or "rng" not in ckpt:
+        raise CheckpointError(f"{last} holds weights only (a best.pt or an old checkpoint): resume needs a last.pt")
+    saved = load_config(base=ckpt["config"])
+    was, now = dict(flat_items(saved)), dict(flat_items(cfg))
+    changed = {k: (was.get(k), v) for k, v in now.items() if was.get(k) != v and k not in RESUME_IGNORED}
+    check_resume_changes(changed, saved, run)
+    overrides = {"resume": str(cfg["resume"])}
+    for key, (_, value) in changed.items():
+        section, _, leaf = key.rpartition(".")
+        (overrides.setdefault(section, {}) if section else overrides)[leaf] = value
+    return ckpt, run, load_config(base=saved, overrides=overrides), changed
+
+
+def check_resume_changes(changed: dict, saved: dict, run: Run) -> None:
+    """Only what can continue a run may change on resume; the rest is refused, naming the keys."""
+    refused = {k: v for k, v in changed.items() if k not in RESUME_CHANGEABLE}
+    t, timed = saved["train"], saved["train"]["time"] > 0
+    if "train.epochs" in changed and (timed or t["stages"]):
+        refused["train.epochs"] = changed["train.epochs"]
+    if "train.time" in changed and not timed:
+        refused["train.time"] = changed["train.time"]
+    if refused:
+        listing = ", ".join(f"{k} ({a!r} -> {b!r})" for k, a, b in ((k, *v) for k, v in refused.items()))
+        raise ConfigError(
+            f"resume={run.dir} continues the run as it was configured, so these cannot change: {listing}. A resume "
+            f"may {extend_how(saved)} or change {', '.join(RESUME_CHANGEABLE[2:])}; for other settings start a new "
+            f"run: {command('train')} --cfg {run.config} key=value")
+
+
+def extend_how(cfg: dict) -> str:
+    t = cfg["train"]
+    if t["time"] > 0:
+        return "extend it (train.time=MINUTES, more than it had)"
+    if t["stages"]:
+        return "not extend it (a staged run: its train.stages fix the epochs)"
+    return "extend it (train.epochs=N, more than it had)"
+
+
+def nothing_left(state, changes: dict, timed: bool, configured_epochs: int) -> bool:
+    """A resumed run that ended as configured (early stopping too) and was not extended."""
+    extended = changes.keys() & {"train.time", "train.epochs", "train.patience"}
+    if state.finished and not extended:
+        return True
+    return not timed and state.epoch >= configured_epochs
