@@ -94,6 +94,7 @@ def test_a_finished_run_says_so_and_an_extended_one_continues(tmp_path, syntheti
     with caplog.at_level(logging.INFO):
         train(_resume(run, "train.epochs=5", "data.num_workers=1"))
     assert "resume: train.epochs 3 -> 5" in caplog.text and "extended" in caplog.text
+    assert "epoch 5/5  mean loss" in caplog.text  # the summary says the loss is the epoch's mean
     extended = _rows(run)
     assert [r["epoch"] for r in extended] == ["1", "2", "3", "4", "5"] and extended[:3] == rows
     assert load_config(run / "config.yaml")["train"]["epochs"] == 5  # a later resume sees the new length

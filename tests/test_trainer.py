@@ -285,3 +285,17 @@ def test_cuda_oom_becomes_a_message_with_the_knobs():
     with pytest.raises(TrainingOOMError, match=r"train.batch_size=8 .*model.min_size=480 .*last checkpoint is kept"):
         with oom_hint(8, {"min_size": 480, "max_size": 640}):
             raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+
+def test_the_progress_line_says_which_loss_is_the_last_and_which_the_mean(caplog):
+    """Without a terminal the epoch's line names both: the last step's loss and the epoch's mean."""
+    import logging
+
+    model = FakeDetector()
+    opt, sched = _opt(model)
+    with caplog.at_level(logging.INFO, logger="detection.progress"):
+        train_one_epoch(TrainParts(model, opt, sched), fake_loader(3), CPU, StepOptions(), desc="epoch 1/1")
+    line = [r.getMessage() for r in caplog.records if r.getMessage().startswith("epoch 1/1 3/3")][0]
+    last = float(line.split("loss_last ")[1].split()[0])
+    mean = float(line.split("loss_mean ")[1].split()[0])
+    assert last < mean  # the loss falls over the three steps: the last is below the mean
