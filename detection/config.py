@@ -216,8 +216,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | dict | No
 
 # --- values: every choice and numeric range, in one place -----------------------------------
 
-CHOICES = {
-    "data.format": ("coco", "voc", "yolo", "synthetic"),
+CHOICES = {  # data.format's choices are data/formats.CHOICES, checked in check_values
     "data.augment": ("default", "none"),
     "data.cache": ("none", "ram", "disk"),
     "model.weights": ("pretrained", "none"),
@@ -310,6 +309,13 @@ def check_values(cfg: dict) -> None:
             raise ConfigError(f"config key `{key}` must be one of {', '.join(allowed)}, got {v!r}{hint}")
     for key, rng in RANGES.items():
         _in_range(key, _get(cfg, key), rng)
+    from .data.formats import CHOICES as FORMATS  # the one table of data formats
+
+    fmt = cfg["data"]["format"]
+    if fmt != MISSING and fmt not in FORMATS:
+        close = difflib.get_close_matches(str(fmt), FORMATS, n=1)
+        hint = f"; did you mean `{close[0]}`?" if close else ""
+        raise ConfigError(f"config key `data.format` must be one of {', '.join(FORMATS)}, got {fmt!r}{hint}")
     m, t = cfg["model"], cfg["train"]
     from .models.builders import ARCHS  # the one list of architectures
 

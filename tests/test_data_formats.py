@@ -301,3 +301,15 @@ def test_a_yolo_copy_trains(tmp_path, monkeypatch):
                     "data.val_fraction=0.25"] + _tiny("y"))
     assert (tmp_path / "runs/y/weights/best.pt").is_file()
     assert load_config(tmp_path / "runs/y/config.yaml")["data"]["classes"] == ["cat", "dog"]
+
+
+def test_one_table_of_formats_feeds_the_config_the_converter_and_the_data_check():
+    from detection.cli import data_check
+    from detection.config import ConfigError, load_config
+    from detection.data import convert, formats
+
+    assert convert.FORMATS == formats.ON_DISK and set(formats.CHOICES) == set(formats.ON_DISK) | {"synthetic"}
+    with pytest.raises(ConfigError, match=r"`data.format` must be one of voc, coco, yolo, synthetic.*`yolo`"):
+        load_config(None, ["data.format=yoloo", "data.root=x"])
+    with pytest.raises(SystemExit):
+        data_check.main(["--data", "x", "--format", "pascal"])  # argparse's choices are the table's

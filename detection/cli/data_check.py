@@ -19,6 +19,7 @@ import sys
 
 from ..config import load_config
 from ..data.doctor import check, markdown, write_browse, write_plots
+from ..data.formats import ON_DISK
 from ..data.summary import short_summary
 from ..errors import ConfigError, writing
 from ..runs import new_run_dir
@@ -32,7 +33,7 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description="Check a data set before training: counts, sizes, defects, leakage.")
     p.add_argument("--cfg", help="a training config (its data and model sections are used)")
     p.add_argument("--data", help="a data folder (or YOLO data.yaml); with --cfg, it replaces the config's data.root")
-    p.add_argument("--format", choices=["voc", "coco", "yolo"], help="with --data")
+    p.add_argument("--format", choices=list(ON_DISK), help="with --data")
     p.add_argument("--out", help="output folder (default: runs/data_check/<name>, never overwritten)")
     p.add_argument("--browse", type=int, default=16, help="images per split drawn into browse/ (0: none)")
     p.add_argument("overrides", nargs="*", help="config overrides, e.g. data.val_fraction=0.2 model.min_size=640")
@@ -52,11 +53,12 @@ def main(argv: list[str] | None = None) -> None:
     cfg = load_config(args.cfg, given + list(args.overrides))
     sides, leaks = check(cfg, every_split=True)
     train, val = sides[:2]
-    if cfg["model"]["auto_size"] and train.records:  # the sizes below are then the ones training would use
-        from ..models.anchors import sized_config
+    if train.records:  # auto_size and anchors=auto as training resolves them: the sizes below are its own
+        from ..training.plan import fit_to_boxes
 
-        cfg, why = sized_config(cfg, train.records)
-        log.info(why)
+        cfg, lines = fit_to_boxes(cfg, train.records)
+        for line in lines:
+            log.info(line)
     m = cfg["model"]
     log.info("box sizes at the model's input: min_size %d, max_size %d", m["min_size"], m["max_size"])
     readable = [s for s in sides if s.records]

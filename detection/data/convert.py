@@ -22,36 +22,18 @@ import numpy as np
 import yaml
 
 from ..errors import DataError, writing
-from .coco import coco_raws
+from .formats import ON_DISK, find_splits, read_raws
 from .records import DatasetInfo, ImageRecord, build_records
 from .splits import record_names
-from .voc import split_file_path, voc_folders, voc_raws
-from .yolo import find_yaml, load_yolo_yaml, yolo_line, yolo_raws
+from .voc import split_file_path, voc_folders
+from .yolo import yolo_line
 
 log = logging.getLogger("detection.data")
 
-FORMATS = ("voc", "coco", "yolo")
+FORMATS = ON_DISK
 
 
 # --- reading every split --------------------------------------------------------------------
-
-
-def find_splits(fmt: str, root: str) -> list[str]:
-    """The split names a data set has: VOC split files, COCO instances_<split>.json, YOLO yaml keys."""
-    if fmt == "voc":
-        found = [os.path.basename(p)[:-4] for p in sorted(glob.glob(split_file_path(root, "*")))]
-        found = [s for s in found if "_" not in s]  # VOC's per-class lists (cat_train.txt) are not splits
-        return found or ["all"]
-    if fmt == "coco":
-        found = [os.path.basename(p)[len("instances_"):-5]
-                 for p in sorted(glob.glob(os.path.join(root, "annotations", "instances_*.json")))]
-        if not found:
-            raise DataError(f"no annotations/instances_<split>.json under {root}")
-        return found
-    yaml_file = find_yaml(root)
-    if yaml_file:
-        return list(load_yolo_yaml(yaml_file)[1])
-    return sorted(d for d in os.listdir(os.path.join(root, "images")) if os.path.isdir(os.path.join(root, "images", d)))
 
 
 def read_all(fmt: str, root: str, splits: list[str] | None = None, classes: list[str] | None = None,
@@ -60,13 +42,7 @@ def read_all(fmt: str, root: str, splits: list[str] | None = None, classes: list
     splits = splits or find_splits(fmt, root)
     parsed = {}
     for split in splits:
-        if fmt == "voc":
-            raws, info, skips = voc_raws(root, split, classes, use_difficult=True)
-        elif fmt == "coco":
-            raws, info, skips = coco_raws(os.path.join(root, "annotations", f"instances_{split}.json"),
-                                          os.path.join(root, split), classes)
-        else:
-            raws, info, skips = yolo_raws(root, split, classes)
+        raws, info, skips = read_raws(fmt, root, split, classes, use_difficult=True)
         parsed[split] = (build_records(raws, info, skips), info)
     names = list(classes or [])
     for _, info in parsed.values():

@@ -11,7 +11,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, SequentialSampler
 
 from ..errors import DataError
-from .coco import coco_paths, coco_raws
+from .formats import read_raws
 from .images import DEFAULT_MAX_PIXELS, ImageReadError
 from .pixels import ImagePixels
 from .records import DatasetInfo, ImageRecord, RawImage, build_records
@@ -19,8 +19,7 @@ from .sampler import GroupedBatchSampler, aspect_ratio_groups
 from .splits import read_split_file, relative_name, select
 from .summary import short_summary
 from .transforms import apply_transforms, build_transforms
-from .voc import split_file_path, voc_raws
-from .yolo import yolo_raws
+from .voc import split_file_path
 
 log = logging.getLogger("detection.data")
 
@@ -114,17 +113,11 @@ def source_raws(dcfg: dict, split: str, train: bool, classes: list[str] | None
 
         ensure_synthetic(root, **dcfg["synthetic"])
         fmt, root = "coco", os.path.join(root, "coco")
-    if fmt == "coco":
-        ann, images = coco_paths(root, split, dcfg[f"{which}_ann"], dcfg[f"{which}_images"])
-        return coco_raws(ann, images, classes, unknown, allow_outside=outside)
-    if fmt == "voc":
-        if dcfg["val_fraction"] > 0 and not os.path.isfile(split_file_path(root, split)):
-            split = "all"  # LabelImg: no split files, the hash decides
-        # difficult boxes always stay in validation records: the evaluator ignores them
-        return voc_raws(root, split, classes, unknown, dcfg["use_difficult"] or not train, outside)
-    if fmt == "yolo":
-        return yolo_raws(root, split, classes, unknown, outside)
-    raise DataError(f"data.format must be coco, voc, yolo or synthetic, got {fmt!r}")
+    if fmt == "voc" and dcfg["val_fraction"] > 0 and not os.path.isfile(split_file_path(root, split)):
+        split = "all"  # LabelImg: no split files, the hash decides
+    # difficult boxes always stay in validation records: the evaluator ignores them
+    return read_raws(fmt, root, split, classes, unknown, dcfg["use_difficult"] or not train, outside,
+                     dcfg.get(f"{which}_ann", ""), dcfg.get(f"{which}_images", ""))
 
 
 def read_split(dcfg: dict, split: str, train: bool, classes: list[str] | None = None, seed: int = 0

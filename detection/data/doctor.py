@@ -122,32 +122,19 @@ def check(cfg: dict, every_split: bool = False) -> tuple[list[SideReport], list[
 
 
 def other_splits(dcfg: dict) -> list[str]:
-    """The data set's splits besides the configured train and val (VOC split files, COCO
-    instances_*.json, YOLO data.yaml entries or images/ folders); none for a carved split."""
+    """The data set's splits besides the configured train and val (`formats.find_splits`); none
+    for a carved split, and VOC's trainval when train and val are there (their union)."""
     if dcfg["val_fraction"] > 0 or dcfg["split_file"] or dcfg["format"] == "synthetic":
         return []
-    root, fmt = dcfg["root"], dcfg["format"]
-    found: list[str] = []
-    if fmt == "voc":
-        folder = os.path.join(root, "ImageSets", "Main")
-        found = [f[:-4] for f in sorted(os.listdir(folder)) if f.endswith(".txt") and "_" not in f] \
-            if os.path.isdir(folder) else []
-        if {"train", "val"} <= set(found):
-            found = [f for f in found if f != "trainval"]  # their union: nothing new to check
-    elif fmt == "coco":
-        folder = os.path.join(root, "annotations")
-        found = [f[len("instances_"):-5] for f in sorted(os.listdir(folder))
-                 if f.startswith("instances_") and f.endswith(".json")] if os.path.isdir(folder) else []
-    elif fmt == "yolo":
-        from .yolo import find_yaml, load_yolo_yaml
+    from .formats import find_splits
 
-        yaml_file = find_yaml(root)
-        if yaml_file:
-            found = sorted(load_yolo_yaml(yaml_file)[1])
-        elif os.path.isdir(os.path.join(root, "images")):
-            found = sorted(d for d in os.listdir(os.path.join(root, "images"))
-                           if os.path.isdir(os.path.join(root, "images", d)))
-    return [s for s in found if s not in (dcfg["train_split"], dcfg["val_split"])]
+    try:
+        found = find_splits(dcfg["format"], dcfg["root"])
+    except (DataError, OSError):
+        return []  # what train and val say about the folder is the error to show
+    if dcfg["format"] == "voc" and {"train", "val"} <= set(found):
+        found = [s for s in found if s != "trainval"]
+    return [s for s in found if s not in (dcfg["train_split"], dcfg["val_split"], "all")]
 
 
 # --- the report -----------------------------------------------------------------------------

@@ -24,20 +24,31 @@ def training_data(cfg: dict, fresh: bool) -> tuple[dict, DetectionDataset]:
     if not fresh:
         return cfg, get_dataset(cfg, train=True)
     records, info = read_split(cfg["data"], cfg["data"]["train_split"], True, None, cfg["seed"])
+    cfg, lines = fit_to_boxes(cfg, records)
+    if dist.is_main():
+        for line in lines:
+            log.info(line)
+    return cfg, dataset_from(cfg, records, info, train=True)
+
+
+def fit_to_boxes(cfg: dict, records) -> tuple[dict, list[str]]:
+    """(config, log lines): model.auto_size's input size and model.anchors=auto's anchors, from the
+    training boxes, pinned (auto_size off, the sizes and anchors written). The data check sizes
+    the boxes it reports through this too, so it shows the input training will use."""
+    lines = []
     if cfg["model"]["auto_size"]:
         from ..models.anchors import sized_config
 
         cfg, why = sized_config(cfg, records)
-        if dist.is_main():
-            log.info(why)
+        lines.append(why)
         cfg = {**cfg, "model": {**cfg["model"], "auto_size": False}}
     if cfg["model"]["anchors"] == "auto" and not cfg["model"]["anchor_sizes"]:
         from ..models.anchors import fitted_config
 
         cfg = fitted_config(cfg, records)
-        log.info("model.anchors=auto: sizes %s, aspect ratios %s (from %d training boxes)",
-                 cfg["model"]["anchor_sizes"], cfg["model"]["aspect_ratios"], sum(len(r.boxes) for r in records))
-    return cfg, dataset_from(cfg, records, info, train=True)
+        lines.append(f"model.anchors=auto: sizes {cfg['model']['anchor_sizes']}, aspect ratios "
+                     f"{cfg['model']['aspect_ratios']} (from {sum(len(r.boxes) for r in records)} training boxes)")
+    return cfg, lines
 
 
 def pin_split(cfg: dict, run: Run, train_ds, val_ds) -> str:
