@@ -306,7 +306,7 @@ def test_unwritable_output_dir_is_one_line(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_ddp_start_on_a_fresh_clone_generates_the_synthetic_set_once(tmp_path):
-    from tests.test_ddp import free_port
+    from tests.training.test_ddp import free_port
 
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
            "--master_port", str(free_port()), str(ROOT / "tools" / "train_det.py"), "--cfg",

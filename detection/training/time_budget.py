@@ -30,9 +30,12 @@ class TimeBudget:
         self.start = clock() - elapsed  # resumed runs count the time they already ran
         self.stage_from: list[float] = []  # run seconds at which each stage entered so far started
         self.deadline: list[float] = []  # run seconds by which each of them ends
-        self.share = 0.0  # of the current stage's time used (the lr follows it); same on every rank
+        self.share = 0.0  # of the current stage's time used, as of the last step (the same on every rank)
+        self.live = True  # one process: the lr reads the clock itself; under DDP, rank 0's `share`
+        self.stage = 0
         self.step_s = 0.0  # recent seconds per step (a moving average), to stop before crossing
         self.last_step_s = 0.0
+        self.reserve = 0.0  # seconds the run needs after its last step (saving last.pt), set by the trainer
         self._last = None
         self.pace_from = None  # (run seconds, step) at the end of the stage's first epoch: see refit
 
@@ -41,7 +44,7 @@ class TimeBudget:
 
     def enter(self, si: int) -> None:
         """Start stage `si` (once): its deadline is its share of what is left of the budget."""
-        self.pace_from = None
+        self.pace_from, self.stage = None, si
         if si < len(self.deadline):
             return
         now = self.elapsed()
@@ -69,9 +72,9 @@ class TimeBudget:
 
     def over(self, si: int) -> bool:
         """The stage's time is used up, or the next step (at the recent pace, or the last step's
-        if slower) would end past it."""
+        if slower), and the save after it, would end past it."""
         left = self.left(si)
-        return left <= 0 or left < max(self.step_s, self.last_step_s)
+        return left <= 0 or left < max(self.step_s, self.last_step_s) + self.reserve
 
     def epoch_break(self) -> None:
         """Between epochs (checkpoint, validation, loader start) no step ran: not a step's time."""
@@ -114,7 +117,7 @@ def share_lr_lambda(tcfg: dict, warmup: int, milestone_shares: list[float], budg
     from .optim import lr_factor
 
     def f(it: int) -> float:
-        share = budget.share
+        share = budget.stage_share(budget.stage) if budget.live else budget.share
         return lr_factor(tcfg, share, sum(share >= m for m in milestone_shares), it, warmup)
 
     return f

@@ -62,6 +62,8 @@ class Trainer:
         self.state = TrainState.from_checkpoint(self.ckpt) if self.ckpt else TrainState()
         self.budget = budget_for(self.tcfg, self.stages, self.state.elapsed,
                                  self.ckpt.get("time_budget") if self.ckpt else None, self.state.stage)
+        if self.budget is not None:
+            self.budget.live = self.world == 1  # under DDP every rank follows rank 0's share
         self.results: dict = {}
         self.stop = self.interrupted = self.in_steps = False
         self.parts: TrainParts | None = None
@@ -311,8 +313,11 @@ class Trainer:
 
     def save(self, row: dict, improved: bool) -> None:
         """last.pt always; best.pt (with the EMA weights when kept) when validation improved."""
+        t0 = time_budget.clock()
         snap = self.snapshot(row)
         self.checkpointer.save(self.run.last, snap)
+        if self.budget is not None:  # the last step leaves time for this save before the deadline
+            self.budget.reserve = time_budget.clock() - t0
         if improved:
             if self.parts.ema is not None:
                 snap["model"] = self.parts.ema.module.state_dict()  # inference uses the averaged weights
@@ -337,6 +342,8 @@ class Trainer:
         """Train; save the epoch before validating (a failing validation never loses it); validate; save."""
         t0 = time_budget.clock()
         row = self.train_epoch()
+        if self.timed:  # run seconds when the steps ended (elapsed_s adds saving and validating)
+            row["train_end_s"] = round(time_budget.clock() - self.clock_start, 1)
         improved = False
         if self.due_for_validation():
             self.checkpointer.save(self.run.last, self.snapshot(row))

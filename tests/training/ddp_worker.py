@@ -1,4 +1,4 @@
-"""Run by tests/test_ddp.py under torchrun on 2 CPU processes (gloo).
+"""Run by tests/training/test_ddp.py under torchrun on 2 CPU processes (gloo).
 
     ddp_worker.py train OUT DATA_ROOT   the real trainer
     ddp_worker.py nonfinite OUT         train_one_epoch with a NaN loss on rank 1 only
@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import torch  # noqa: E402
 
@@ -68,7 +68,7 @@ def main(out: str, data_root: str) -> None:
 
 
 def nonfinite(out: str) -> None:
-    from tests.test_trainer import FakeDetector, fake_loader
+    from tests.training.test_trainer import FakeDetector, fake_loader
 
     rank, _, device = dist.init("cpu")
     model = torch.nn.parallel.DistributedDataParallel(FakeDetector(bad={2} if rank == 1 else ()))

@@ -11,7 +11,7 @@ from torchvision.models.detection.retinanet import RetinaNetClassificationHead
 from detection.config import ConfigError, load_config
 from detection.models.heads import coco_label_of, replace_heads
 from detection.training.optim import build_optimizer, param_groups, plan_stages
-from tests.test_zoo import fake_pretrained
+from tests.models.test_zoo import fake_pretrained
 
 COCO = ["__background__", "person", "bicycle", "car", "motorcycle", "airplane", "N/A", "couch", "tv",
         "dining table", "potted plant"]

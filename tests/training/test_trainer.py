@@ -17,7 +17,7 @@ from detection.config import load_config
 from detection.training.engine import NonFiniteLossError, StepOptions, TrainParts, train_one_epoch
 from detection.training.trainer import train
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CPU = torch.device("cpu")
 
 

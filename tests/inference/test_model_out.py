@@ -21,7 +21,7 @@ from detection.config import load_config
 from detection.inference.export import ExportError, export, match
 from detection.models.builders import build_model
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 BCCD = REPO.parent / "shared" / "datasets" / "bccd_voc" / "BCCD" / "JPEGImages"
 
 

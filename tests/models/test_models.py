@@ -5,7 +5,7 @@ from torchvision.ops.misc import FrozenBatchNorm2d
 
 from detection.models.builders import build_model
 from detection.models.freeze import apply_freeze, count_parameters
-from tests.test_zoo import fake_pretrained
+from tests.models.test_zoo import fake_pretrained
 
 
 def _step(model, n=2, size=128):

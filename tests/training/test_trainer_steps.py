@@ -182,7 +182,7 @@ def test_no_function_in_the_package_is_much_longer_than_a_screen():
     import ast
 
     long = []
-    for path in (Path(__file__).resolve().parent.parent / "detection").rglob("*.py"):
+    for path in (Path(__file__).resolve().parents[2] / "detection").rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 n = node.end_lineno - node.lineno + 1

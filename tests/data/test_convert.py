@@ -15,7 +15,7 @@ from detection.data.voc import read_voc
 from detection.data.yolo import read_yolo
 from detection.errors import DataError
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 BCCD = REPO.parent / "shared" / "datasets" / "bccd_voc" / "BCCD"
 
 
