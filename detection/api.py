@@ -165,7 +165,6 @@ def train(cfg=None, **overrides) -> tuple[Path, dict]:
 def evaluate(ckpt, cfg=None, **overrides) -> dict:
     """Evaluate a run folder, checkpoint or exported file on its run's validation split (or
     `cfg`'s); the metrics dict `tools/eval_det.py` prints (COCO, per class, VOC)."""
-    from .distributed import device_for
     from .inference.loading import open_model
     from .scoring import evaluate_model
 
@@ -173,7 +172,4 @@ def evaluate(ckpt, cfg=None, **overrides) -> dict:
     if cfg is None and loaded.config is None:
         raise ConfigError(f"{loaded.path} is outside a run folder: pass cfg= (whose validation split to score it on)")
     full = get_config(cfg, **overrides) if cfg else get_config(loaded.config, **overrides)
-    device = device_for(full["device"], 0)
-    if device.type != "cpu":
-        loaded = open_model(loaded.path, device)
-    return evaluate_model(loaded, full, device)[0]
+    return evaluate_model(loaded, full)[0]

@@ -20,7 +20,6 @@ from pathlib import Path
 from .errors import CheckpointError, OutputError
 
 EXPORT_SUFFIXES = {".onnx": "onnx", ".torchscript": "torchscript"}
-CHECKPOINT_SUFFIXES = (".pt", ".pth")
 
 
 @dataclass(frozen=True)

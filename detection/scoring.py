@@ -30,10 +30,16 @@ class PredictorModule(torch.nn.Module):
         return out
 
 
-def evaluate_model(loaded: LoadedModel, cfg: dict, device: torch.device) -> tuple[dict, object]:
-    """(results, evaluator) of `loaded` on `cfg`'s validation split, in the model's class order."""
+def evaluate_model(loaded: LoadedModel, cfg: dict) -> tuple[dict, object]:
+    """(results, evaluator) of `loaded` (opened on the CPU) on `cfg`'s validation split, in the
+    model's class order, on the device `cfg` names (auto: CUDA when present)."""
+    from .distributed import device_for
     from .evaluation.evaluator import build_validation, check_ground_truth
     from .evaluation.loop import evaluate
+    from .inference.loading import on_device
+
+    device = device_for(cfg["device"], 0)
+    loaded = on_device(loaded, device)
 
     try:
         loader, ev = build_validation(cfg, loaded.class_names, device)

@@ -78,9 +78,8 @@ def main(argv: list[str] | None = None) -> None:
     for s in sides:
         if s.error:
             log.error("%s: %s", s.name, s.error)
-        for kind in ("damaged_images",):
-            if s.defects.get(kind):
-                log.warning("%s: %d %s (see the report)", s.name, len(s.defects[kind]), kind.replace("_", " "))
+        if s.defects.get("damaged_images"):
+            log.warning("%s: %d damaged images (see the report)", s.name, len(s.defects["damaged_images"]))
     if leaks:
         log.warning("%d validation images are also training images (same bytes): %s", len(leaks), leaks[0])
     log.info("report: %s", out / "report.md")

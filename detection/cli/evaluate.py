@@ -93,30 +93,28 @@ def _out_dir(args, run) -> Path:
     return new_run_dir(Path(args.runs) / "eval", name)
 
 
+def _overrides(args) -> list[str]:
+    """The command line's key=value overrides, with --voc-metric and --backend as theirs."""
+    return list(args.overrides) + ([f"eval.voc_metric={args.voc_metric}"] if args.voc_metric else []) \
+        + ([f"eval.backend={args.backend}"] if args.backend else [])
+
+
 def _pred_config(args) -> dict:
-    extra = ([f"eval.voc_metric={args.voc_metric}"] if args.voc_metric else []) + \
-        ([f"eval.backend={args.backend}"] if args.backend else [])
-    return load_config(args.cfg, list(args.overrides) + extra)
+    return load_config(args.cfg, _overrides(args))
 
 
 def _evaluate_model(args):
     """(results, evaluator, run or None, source) of the model --ckpt names (or the newest run's)."""
-    from ..distributed import device_for
     from ..inference.loading import open_model
     from ..scoring import evaluate_model
 
     loaded = open_model(args.ckpt, "cpu", runs=args.runs)
-    overrides = list(args.overrides) + ([f"eval.voc_metric={args.voc_metric}"] if args.voc_metric else []) \
-        + ([f"eval.backend={args.backend}"] if args.backend else [])
     if loaded.config is None and not args.cfg:
         raise ConfigError(f"{loaded.path} is outside a run folder, so which data to score it on is unknown: "
                           "add --cfg (a config whose validation split to use)")
     # the run's own config, then --cfg's, then overrides: the data and eval keys may change
-    cfg = load_config(args.cfg, overrides, base=None if args.cfg else loaded.config)
-    device = device_for(cfg["device"], 0)
-    if device.type != "cpu":  # the config's device (auto: CUDA when present)
-        loaded = open_model(loaded.path, device)
-    res, ev = evaluate_model(loaded, cfg, device)
+    cfg = load_config(args.cfg, _overrides(args), base=None if args.cfg else loaded.config)
+    res, ev = evaluate_model(loaded, cfg)
     log.info("evaluated %s (%s) on %s", loaded.path, loaded.predictor.backend.name, ev.info.source)
     return res, ev, loaded.run, f"{loaded.path} on {ev.info.source}"
 

@@ -18,7 +18,6 @@ log = logging.getLogger("detection.inference.export")
 
 @user_errors_as_one_line
 def main(argv: list[str] | None = None) -> None:
-    from ..errors import CheckpointError
     from ..inference.export import FORMATS, export
     from ..runs import model_file
 
@@ -37,10 +36,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", help="output file (default: beside the checkpoint)")
     args = p.parse_args(argv)
     setup_logging()
-    ckpt, kind, _ = model_file(args.ckpt, args.runs)
-    if kind != "checkpoint":
-        raise CheckpointError(f"{ckpt} is already an exported {kind} file: export from its checkpoint (the run folder "
-                              "or its .pt)")
+    ckpt = model_file(args.ckpt, args.runs)[0]  # export refuses a file that is already exported
     path = export(ckpt, args.format, opset=args.opset, dynamic=args.dynamic, size=args.size, out=args.out)
     log.info("written %s (%.1f MB); run it with: %s --ckpt %s --source IMAGES", path,
              path.stat().st_size / 1e6, command("infer"), path)

@@ -64,7 +64,6 @@ def parse_args(argv):
 def load_predictor(args, device):
     """(predictor, name for runs/predict/) of --ckpt, else the newest run, else COCO-pretrained."""
     from ..inference.loading import open_model
-    from ..inference.predictor import Predictor
     from ..runs import newest_run
 
     path = args.ckpt
@@ -80,7 +79,6 @@ def load_predictor(args, device):
         predictor, name = loaded.predictor, loaded.run.name if loaded.run else Path(loaded.path).stem
     if args.size:
         predictor.set_size(args.size)
-    assert isinstance(predictor, Predictor)
     return predictor, name
 
 

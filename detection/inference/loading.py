@@ -54,6 +54,18 @@ def open_model(path=None, device: torch.device | str = "cpu", amp: str = "none",
     return LoadedModel(file, kind, run, predictor, run_config(run) if run else None)
 
 
+def on_device(loaded: LoadedModel, device: torch.device) -> LoadedModel:
+    """`loaded` on `device`: a checkpoint's module moves there; an exported file's runtime session
+    is made for its device, so the file is opened again there."""
+    if loaded.predictor.backend.device == device:
+        return loaded
+    if loaded.kind == "checkpoint":
+        backend = loaded.predictor.backend
+        loaded.predictor.backend = TorchBackend(backend.model, device, backend.amp)
+        return loaded
+    return open_model(loaded.path, device)
+
+
 def _open_checkpoint(file: Path, run: Run | None, device: torch.device, amp: str) -> LoadedModel:
     from ..checkpoint import load_checkpoint, model_from_checkpoint
     from ..config import load_config

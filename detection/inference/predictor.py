@@ -119,6 +119,7 @@ class ONNXBackend:
     name = "onnxruntime"
 
     def __init__(self, path: str, device: torch.device):
+        self.device = device
         try:
             import onnxruntime as ort
         except ImportError:
