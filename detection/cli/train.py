@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 
 from ..config import load_config, parse_overrides
 from ..errors import ConfigError
@@ -23,6 +24,8 @@ def main(argv: list[str] | None = None) -> None:
     cfg_file = args.cfg
     resume = parse_overrides(args.overrides).get("resume")
     if resume:  # the run's own config; the overrides say what changes (train.epochs=N extends it)
+        if not os.path.exists(str(resume)):
+            raise ConfigError(f"resume={resume} does not exist: give a run folder (runs/<name>) or its weights/last.pt")
         cfg_file = resume_checkpoint(str(resume))[1].config
         if not cfg_file.is_file():
             raise ConfigError(f"resume={resume}: no run there ({cfg_file} does not exist)")

@@ -47,15 +47,26 @@ def find_yaml(root: str) -> str | None:
     if len(named) > 1:
         raise DataError(f"{root}: no data.yaml, and several YAML files have `names` ({', '.join(named)}): set "
                         "data.root to the one that describes the data set")
-    if named:
+    if not named:
+        return None
+    found = os.path.join(root, named[0])
+    if found not in _SAID:  # every split reads the folder: say it once
+        _SAID.add(found)
         log.info("%s: no data.yaml; reading %s, the one YAML here with `names`", root, named[0])
-        return os.path.join(root, named[0])
-    return None
+    return found
+
+
+_SAID: set[str] = set()
+MAX_YAML_BYTES = 1 << 20  # a data set's YAML is a few kB (1000 class names fit in 100 kB)
 
 
 def _has_names(root: str, file: str) -> bool:
+    """A data set's YAML among the others beside it; a file over MAX_YAML_BYTES is none, unread."""
+    path = os.path.join(root, file)
     try:
-        with open(os.path.join(root, file), encoding="utf-8") as f:
+        if os.path.getsize(path) > MAX_YAML_BYTES:
+            return False
+        with open(path, encoding="utf-8") as f:
             data = yaml_load(f)
     except (OSError, yaml.YAMLError, UnicodeDecodeError):
         return False

@@ -313,3 +313,16 @@ def test_one_table_of_formats_feeds_the_config_the_converter_and_the_data_check(
         load_config(None, ["data.format=yoloo", "data.root=x"])
     with pytest.raises(SystemExit):
         data_check.main(["--data", "x", "--format", "pascal"])  # argparse's choices are the table's
+
+
+def test_a_big_yaml_beside_a_yolo_set_is_not_parsed_while_looking_for_its_names(tmp_path, caplog):
+    import logging
+
+    _yolo_set(tmp_path / "y")
+    (tmp_path / "y" / "data.yaml").rename(tmp_path / "y" / "export.yaml")
+    (tmp_path / "y" / "dump.yaml").write_text("names: [a]\nx: '" + "a" * (2 << 20) + "'\n")  # 2 MB: not a data.yaml
+    with caplog.at_level(logging.INFO):
+        recs, info = read_yolo(str(tmp_path / "y"), "train")
+        read_yolo(str(tmp_path / "y"), "val")
+    assert info.class_names == ["cat", "dog"]
+    assert caplog.text.count("reading export.yaml") == 1  # said once, not at every split

@@ -109,3 +109,8 @@ def test_resume_refuses_what_it_cannot_apply_naming_it(tmp_path, synthetic_root,
     assert "train.lr (0.01 -> 0.5)" in msg and "model.min_size (128 -> 160)" in msg and "train.epochs=N" in msg
     with pytest.raises(ConfigError, match=r"train.time \(0.0 -> 1\)"):
         train(_resume(run, "train.time=1"))  # an epoch-planned run is extended by epochs
+
+
+def test_resume_of_nothing_says_what_to_give(tmp_path):
+    with pytest.raises(SystemExit, match=r"resume=.*nope does not exist: give a run folder"):
+        train_cli.main([f"resume={tmp_path / 'nope'}"])
