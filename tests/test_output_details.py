@@ -51,6 +51,7 @@ def test_a_lone_validation_shows_its_value(tmp_path):
 
     def keep(fig, *a, **k):
         seen["texts"] = [t.get_text() for ax in fig.axes for t in ax.texts + [ax.title]]
+        seen["ticks"] = [list(ax.get_xticks()) for ax in fig.axes if ax.get_title()]
         return real(fig, *a, **k)
 
     plt.Figure.savefig = keep
@@ -59,6 +60,7 @@ def test_a_lone_validation_shows_its_value(tmp_path):
     finally:
         plt.Figure.savefig = real
     assert "0.432" in seen["texts"] and "AP  0.4321" in seen["texts"]
+    assert all(ticks == [1, 2, 3] for ticks in seen["ticks"])  # the lone point's panel too: whole epochs
 
 
 def test_a_wrong_data_root_says_the_folder_does_not_exist(tmp_path):

@@ -64,7 +64,11 @@ def plot_results(csv_path: Path, out: Path) -> None:
             ax.annotate(f"{known[0][1]:.3f}", known[0], textcoords="offset points", xytext=(0, 8), ha="center",
                         fontsize=9)
         ax.set_title(f"{k}  {known[-1][1]:.4g}" if known else k, fontsize=9)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlim(min(epochs) - 0.5, max(epochs) + 0.5)  # every panel on the run's epochs, a lone point too
+        if len(epochs) <= 12:
+            ax.set_xticks(epochs)
+        else:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.tick_params(labelsize=7)
     for ax in list(axes.flat)[len(keys):]:
         ax.axis("off")
