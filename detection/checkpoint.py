@@ -58,7 +58,7 @@ def load_checkpoint(path: str | Path) -> dict:
 def restore_model(model: torch.nn.Module, ckpt: dict, source: str | Path = "checkpoint") -> torch.nn.Module:
     """Load a checkpoint's weights into `model`, with the freezing it was saved under first
     (freezing swaps BatchNorm types, so the modules must match before the weights go in)."""
-    if ckpt.get("freeze") and "freeze_bn" in ckpt["freeze"] and ckpt["freeze"] != getattr(model, "freeze", None):
+    if ckpt.get("freeze") and "freeze_bn" in ckpt["freeze"] and ckpt["freeze"] != model.facts.freeze:
         apply_policy(model, ckpt["freeze"])
     load_weights_into(model, ckpt["model"], str(source))
     return model
@@ -85,7 +85,7 @@ class Checkpointer:
             scheduler=parts.scheduler.state_dict(),
             scaler=parts.scaler.state_dict() if parts.scaler is not None else None,
             ema=parts.ema.state_dict() if parts.ema is not None else None,
-            rng=rng, metrics=dict(metrics or {}), **self.fixed, freeze=dict(parts.model.freeze),
+            rng=rng, metrics=dict(metrics or {}), **self.fixed, freeze=dict(parts.model.facts.freeze),
             **dataclasses.asdict(state),
         )
 

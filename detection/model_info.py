@@ -20,13 +20,13 @@ def count_flops(module: nn.Module, x) -> int:
 
 def stage_table(model: nn.Module, height: int, width: int) -> list[dict]:
     """One row per trunk stage, on a 1 x 3 x height x width input (after the detector's normalisation)."""
-    trunk = model.get_submodule(model.trunk)
+    trunk = model.get_submodule(model.facts.trunk)
     rows = []
     x = torch.zeros(1, 3, height, width)
     was_training = model.training
     model.eval()
     with torch.no_grad():
-        for name, children in model.stages:
+        for name, children in model.facts.stages:
             flops = 0
             params = trainable = 0
             for c in children:

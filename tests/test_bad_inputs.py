@@ -77,7 +77,7 @@ def tiny_ckpt(tmp_path, tiny_model_cfg) -> Path:
     cfg = load_config(None, {"data": {"format": "coco", "root": "x"}, "model": tiny_model_cfg})
     model = build_model(cfg["model"], ["a"], verbose=False)
     path = tmp_path / "tiny" / "weights" / "best.pt"
-    save_checkpoint(path, model=model.state_dict(), config=cfg, class_names=["a"], freeze=model.freeze)
+    save_checkpoint(path, model=model.state_dict(), config=cfg, class_names=["a"], freeze=model.facts.freeze)
     return path
 
 

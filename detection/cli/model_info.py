@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> None:
     model.eval()
     total = count_flops(model, [torch.zeros(3, h, w)])
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    f = model.freeze
+    f = model.facts.freeze
     print(f"{mcfg['arch']}  {len(classes)} classes  input {h}x{w}  mode {f['mode']}  freeze_at {f['freeze_at']}")
     print(format_table(rows, {"params": sum(p.numel() for p in model.parameters()), "trainable": trainable,
                               "gflops": total / 1e9}))

@@ -2,13 +2,9 @@
 
 `build_model(cfg["model"], class_names)` is the one entry point. ARCHS is a plain dict
 from name to builder function: read it to see what exists. Every builder returns the
-detector with four plain attributes that the rest of the toolkit relies on:
-
-- `family`: frcnn | retinanet | fcos | ssd | ssdlite (decides the head type)
-- `trunk`, `stages`: where the pretrained trunk lives (`model.get_submodule(trunk)`) and
-  its stages, stem first, which `freeze_at` counts
-- `neck`, `neck_pretrained`: the FPN or SSD extra layers, and whether their weights came
-  pretrained (they are frozen in `feature_extraction` mode only then)
+detector with `model.facts` (`facts.ModelFacts`): its family, where its pretrained trunk,
+stages and neck live, its class names and the freezing applied, which the rest of the
+toolkit reads.
 """
 
 from __future__ import annotations
@@ -42,6 +38,7 @@ from .backbones import (
     ssdlite_mobilenet_v3_stage_spec,
     vgg_stage_spec,
 )
+from .facts import ModelFacts
 from .freeze import apply_policy, count_parameters, freeze_policy
 from .heads import replace_heads
 from .weights import load_state_dict, load_weights_into
@@ -62,9 +59,10 @@ def _family_kwargs(family: str, mcfg: dict) -> dict:
     return out
 
 
-def _describe(model: nn.Module, family: str, trunk: str, stages, neck: list[str], neck_pretrained: bool):
-    model.family, model.trunk, model.stages = family, trunk, stages
-    model.neck, model.neck_pretrained = neck, neck_pretrained
+def _describe(model: nn.Module, family: str, trunk: str, stages, neck: list[str], neck_pretrained: bool,
+              carried_classes: list[str] | None = None):
+    model.facts = ModelFacts(family, trunk, list(stages), list(neck), neck_pretrained,
+                             carried_classes=list(carried_classes or []))
     return model
 
 
@@ -81,7 +79,7 @@ def _anchors(mcfg: dict, sizes: tuple, ratios: tuple) -> AnchorGenerator:
     return AnchorGenerator(sizes, (tuple(ratios),) * len(sizes))
 
 
-def fasterrcnn_mobilenet_v2_fpn(mcfg: dict, num_classes: int, load: bool) -> nn.Module:
+def fasterrcnn_mobilenet_v2_fpn(mcfg: dict, class_names: list[str], load: bool) -> nn.Module:
     """Faster R-CNN on ImageNet MobileNetV2 with a narrow FPN: built to train fast on a CPU."""
     ch = mcfg["fpn_channels"]
     backbone = mobilenet_v2_fpn(load, ch, mcfg["weights_file"])
@@ -92,13 +90,13 @@ def fasterrcnn_mobilenet_v2_fpn(mcfg: dict, num_classes: int, load: bool) -> nn.
         rpn_anchor_generator=_anchors(mcfg, sizes, (0.5, 1.0, 2.0)),
         box_roi_pool=MultiScaleRoIAlign(["0", "1", "2"], output_size=7, sampling_ratio=2),
         box_head=TwoMLPHead(ch * 7 * 7, 512),
-        box_predictor=FastRCNNPredictor(512, num_classes + 1),
+        box_predictor=FastRCNNPredictor(512, len(class_names) + 1),
         **_family_kwargs("frcnn", mcfg),
     )
     return _describe(model, "frcnn", "backbone.body", mobilenet_v2_stage_spec(), ["backbone.fpn"], False)
 
 
-def fasterrcnn_mobilenet_v2_c5(mcfg: dict, num_classes: int, load: bool) -> nn.Module:
+def fasterrcnn_mobilenet_v2_c5(mcfg: dict, class_names: list[str], load: bool) -> nn.Module:
     """torchvision's tutorial detector: all of MobileNetV2's `features` as one 1280-channel /32 map,
     one anchor level (32..512 px), the default 1024-wide box head. For comparison (bench/)."""
     from collections import OrderedDict
@@ -110,7 +108,7 @@ def fasterrcnn_mobilenet_v2_c5(mcfg: dict, num_classes: int, load: bool) -> nn.M
         [(name, net.features[a:b]) for name, (a, b) in MOBILENET_V2_STAGES.items()] + [("last", net.features[18:])]))
     backbone.out_channels = 1280
     model = FasterRCNN(
-        backbone, num_classes=num_classes + 1,
+        backbone, num_classes=len(class_names) + 1,
         rpn_anchor_generator=AnchorGenerator(((32, 64, 128, 256, 512),), ((0.5, 1.0, 2.0),)),
         box_roi_pool=MultiScaleRoIAlign(["0"], output_size=7, sampling_ratio=2), **_family_kwargs("frcnn", mcfg))
     stages = [(name, [name]) for name in MOBILENET_V2_STAGES]
@@ -118,27 +116,27 @@ def fasterrcnn_mobilenet_v2_c5(mcfg: dict, num_classes: int, load: bool) -> nn.M
     return _describe(model, "frcnn", "backbone", stages, [], False)
 
 
-def retinanet_mobilenet_v2_fpn(mcfg: dict, num_classes: int, load: bool) -> nn.Module:
+def retinanet_mobilenet_v2_fpn(mcfg: dict, class_names: list[str], load: bool) -> nn.Module:
     """RetinaNet on ImageNet MobileNetV2: FPN P3-P5 plus P6, P7; GroupNorm in the head towers."""
     ch = mcfg["fpn_channels"]
     backbone = mobilenet_v2_fpn(load, ch, mcfg["weights_file"], extra_blocks=LastLevelP6P7(ch, ch))
     sizes = tuple((x, int(x * 2 ** (1 / 3)), int(x * 2 ** (2 / 3))) for x in (32, 64, 128, 256, 512))
     anchors = _anchors(mcfg, sizes, (0.5, 1.0, 2.0))
-    head = RetinaNetHead(ch, anchors.num_anchors_per_location()[0], num_classes + 1,
+    head = RetinaNetHead(ch, anchors.num_anchors_per_location()[0], len(class_names) + 1,
                          norm_layer=partial(nn.GroupNorm, 16))
-    model = RetinaNet(backbone, num_classes + 1, anchor_generator=anchors, head=head,
+    model = RetinaNet(backbone, len(class_names) + 1, anchor_generator=anchors, head=head,
                       **_family_kwargs("retinanet", mcfg))
     return _describe(model, "retinanet", "backbone.body", mobilenet_v2_stage_spec(), ["backbone.fpn"], False)
 
 
-def ssdlite_mobilenet_v2(mcfg: dict, num_classes: int, load: bool) -> nn.Module:
+def ssdlite_mobilenet_v2(mcfg: dict, class_names: list[str], load: bool) -> nn.Module:
     """SSDLite on ImageNet MobileNetV2 (MobileNetV2 paper), square input of model.min_size."""
     backbone = MobileNetV2SSDLite(load, mcfg["weights_file"])
     anchors = DefaultBoxGenerator([[2, 3] for _ in range(6)], min_ratio=0.2, max_ratio=0.95)
     norm = partial(nn.BatchNorm2d, eps=0.001, momentum=0.03)
-    head = SSDLiteHead(backbone.out_channels, anchors.num_anchors_per_location(), num_classes + 1, norm)
+    head = SSDLiteHead(backbone.out_channels, anchors.num_anchors_per_location(), len(class_names) + 1, norm)
     size = mcfg["min_size"]
-    model = SSD(backbone, anchors, (size, size), num_classes + 1, head=head,
+    model = SSD(backbone, anchors, (size, size), len(class_names) + 1, head=head,
                 **_family_kwargs("ssdlite", mcfg))
     return _describe(model, "ssdlite", "backbone.body", MOBILENET_V2_SSDLITE_STAGES, ["backbone.extra"], False)
 
@@ -148,7 +146,7 @@ def ssdlite_mobilenet_v2(mcfg: dict, num_classes: int, load: bool) -> nn.Module:
 def _torchvision(family, builder, weights_enum, trunk, stages_of, neck):
     """A torchvision detector with its COCO weights and new K-class heads."""
 
-    def build(mcfg: dict, num_classes: int, load: bool) -> nn.Module:
+    def build(mcfg: dict, class_names: list[str], load: bool) -> nn.Module:
         model = builder(weights=None, weights_backbone=None, num_classes=91, **_family_kwargs(family, mcfg))
         if load:
             sd = load_state_dict(weights_enum, mcfg["weights_file"])
@@ -160,8 +158,8 @@ def _torchvision(family, builder, weights_enum, trunk, stages_of, neck):
                 raise CheckpointError(f"{mcfg['weights_file'] or weights_enum}: weights do not fit {builder.__name__}: "
                                  f"missing {missing[:5]}, unexpected {unexpected[:5]}")
         coco = list(weights_enum.meta["categories"]) if load and mcfg["carry_coco_classes"] else None
-        model.carried_classes = replace_heads(model, family, num_classes, coco, mcfg.get("class_names"))
-        return _describe(model, family, trunk, stages_of(model.get_submodule(trunk)), neck, load)
+        carried = replace_heads(model, family, len(class_names), coco, class_names)
+        return _describe(model, family, trunk, stages_of(model.get_submodule(trunk)), neck, load, carried)
 
     build.__doc__ = f"torchvision's {builder.__name__} ({weights_enum})"
     build.builder, build.weights = builder, weights_enum  # for tools and tests
@@ -215,22 +213,22 @@ def build_model(mcfg: dict, class_names: list[str], load_pretrained: bool = True
 
     `load_pretrained=False` builds the same modules without reading weight files: for
     restoring a checkpoint, which brings its own weights. The model also carries
-    `class_names`, so checkpoints, inference and staged unfreezing need nothing else.
+    `facts.class_names`, so checkpoints, inference and staged unfreezing need nothing else.
     """
     arch = mcfg["arch"]
     if not class_names:
         raise DataError("no classes: set data.classes or give annotations with boxes")
     pretrained = mcfg["weights"] == "pretrained"
-    model = ARCHS[arch]({**mcfg, "class_names": list(class_names)}, len(class_names), pretrained and load_pretrained)
-    model.class_names = list(class_names)
+    model = ARCHS[arch](mcfg, list(class_names), pretrained and load_pretrained)
+    model.facts.arch, model.facts.class_names = arch, list(class_names)
     if not pretrained and (mcfg["freeze_at"] or mcfg["mode"] != "fine_tune") and verbose:
         log.info("model.weights=none: nothing is frozen (freezing random weights would only hurt)")
     policy = apply_policy(model, freeze_policy(mcfg))
     if verbose:
         trainable, frozen = count_parameters(model)
-        frozen_names = [name for name, _ in model.stages[:policy["freeze_at"]]] or ["nothing"]
+        frozen_names = model.facts.frozen_stage_names() or ["nothing"]
         log.info("%s: %.2fM trainable, %.2fM frozen parameters (mode %s; frozen stages: %s; BatchNorm frozen: %s)",
                  arch, trainable / 1e6, frozen / 1e6, policy["mode"], ", ".join(frozen_names), policy["freeze_bn"])
-        if getattr(model, "carried_classes", None):
-            log.info("classes starting from their COCO-pretrained rows: %s", ", ".join(model.carried_classes))
+        if model.facts.carried_classes:
+            log.info("classes starting from their COCO-pretrained rows: %s", ", ".join(model.facts.carried_classes))
     return model

@@ -97,13 +97,14 @@ def freeze_model(model: nn.Module, freeze_at: int, bn_policy: str = "all", mode:
     """
     if mode not in MODES:
         raise ValueError(f"model.mode must be one of {MODES}, got {mode!r}")
+    facts = model.facts
     if mode == "feature_extraction":
-        freeze_at = len(model.stages)
-    apply_freeze(model.get_submodule(model.trunk), model.stages, freeze_at, bn_policy)
-    neck_frozen = mode == "feature_extraction" and model.neck_pretrained
-    for path in model.neck:  # a freshly initialised neck keeps live BatchNorm
+        freeze_at = len(facts.stages)
+    apply_freeze(model.get_submodule(facts.trunk), facts.stages, freeze_at, bn_policy)
+    neck_frozen = mode == "feature_extraction" and facts.neck_pretrained
+    for path in facts.neck:  # a freshly initialised neck keeps live BatchNorm
         _set_frozen(model, path, neck_frozen,
-                    freeze_norm=neck_frozen or (bn_policy == "all" and model.neck_pretrained))
+                    freeze_norm=neck_frozen or (bn_policy == "all" and facts.neck_pretrained))
     return freeze_at
 
 
@@ -122,11 +123,11 @@ def apply_policy(model: nn.Module, policy: dict) -> dict:
     """Apply a policy from `freeze_policy` (or a checkpoint's `freeze`) to a built detector.
 
     The one way freezing reaches a model: at build, at a stage's start and when restoring
-    a checkpoint. What was applied is kept as `model.freeze`, which checkpoints record.
+    a checkpoint. What was applied is kept as `model.facts.freeze`, which checkpoints record.
     """
     used = freeze_model(model, policy["freeze_at"], policy["freeze_bn"], policy["mode"])
-    model.freeze = {"freeze_at": used, "mode": policy["mode"], "freeze_bn": policy["freeze_bn"]}
-    return model.freeze
+    model.facts.freeze = {"freeze_at": used, "mode": policy["mode"], "freeze_bn": policy["freeze_bn"]}
+    return model.facts.freeze
 
 
 def count_parameters(model: nn.Module) -> tuple[int, int]:

@@ -21,7 +21,7 @@ NORM_TYPES = (nn.BatchNorm2d, nn.GroupNorm, nn.LayerNorm, nn.SyncBatchNorm)
 def param_groups(model: nn.Module, lr: float, weight_decay: float, norm_weight_decay: float,
                  backbone_lr_mult: float) -> list[dict]:
     """Trainable parameters in up to four named groups with their lr and weight decay."""
-    trunk = model.get_submodule(model.trunk)
+    trunk = model.get_submodule(model.facts.trunk)
     trunk_ids = {id(p) for p in trunk.parameters()}
     no_decay_ids = {id(m.weight) for m in model.modules() if isinstance(m, NORM_TYPES) and m.weight is not None}
     groups: dict[str, dict] = {}

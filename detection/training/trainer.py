@@ -225,7 +225,7 @@ class Trainer:
             log.info("stage %d/%d from epoch %d: %s, freeze_at %d (%s frozen), lr %g, backbone_lr_mult %g: "
                      "%.2fM trainable, %.2fM frozen", si + 1, len(self.stages), self.state.epoch + 1, st["mode"],
                      policy["freeze_at"],
-                     ", ".join(name for name, _ in self.model.stages[:policy["freeze_at"]]) or "nothing",
+                     ", ".join(self.model.facts.frozen_stage_names()) or "nothing",
                      st["lr"], st["backbone_lr_mult"], trainable / 1e6, frozen / 1e6)
 
     # --- one epoch ------------------------------------------------------------------------------

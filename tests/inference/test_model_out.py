@@ -36,7 +36,7 @@ def _checkpoint(path: Path, arch="fasterrcnn_mobilenet_v2_fpn", classes=("cell",
     for m in model.modules():
         if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)):
             torch.nn.init.kaiming_normal_(m.weight, nonlinearity="linear")
-    save_checkpoint(path, model=model.state_dict(), config=cfg, class_names=list(classes), freeze=model.freeze)
+    save_checkpoint(path, model=model.state_dict(), config=cfg, class_names=list(classes), freeze=model.facts.freeze)
     return path
 
 

@@ -33,7 +33,7 @@ def test_freeze_survives_train_and_counts(tiny_model_cfg):
     assert frozen == stage_params and trainable == sum(p.numel() for p in model.parameters()) - frozen
     # re-applying with a lower freeze_at unfreezes (staged fine-tuning) and keeps BN statistics
     mean = body.stage2[0].conv[0][1].running_mean.clone()
-    apply_freeze(body, model.stages, 1, "frozen_stages")
+    apply_freeze(body, model.facts.stages, 1, "frozen_stages")
     assert all(p.requires_grad for p in body.stage2.parameters())
     assert isinstance(body.stage2[0].conv[0][1], torch.nn.BatchNorm2d)
     assert torch.equal(body.stage2[0].conv[0][1].running_mean, mean)

@@ -63,9 +63,9 @@ def test_carry_over_through_the_builder_and_switch_off(tiny_model_cfg):
 
     mcfg = fake_pretrained(tiny_model_cfg, "ssdlite320_mobilenet_v3_large")
     model = build_model(mcfg, ["person", "unicorn", "sofa"], verbose=False)
-    assert model.carried_classes == ["person", "sofa"]
+    assert model.facts.carried_classes == ["person", "sofa"]
     model = build_model(dict(mcfg, carry_coco_classes=False), ["person"], verbose=False)
-    assert model.carried_classes == []
+    assert model.facts.carried_classes == []
 
 
 def _cfg(**train):

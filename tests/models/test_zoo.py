@@ -15,10 +15,10 @@ HEAVY = {"fasterrcnn_resnet50_fpn", "fasterrcnn_resnet50_fpn_v2", "retinanet_res
 
 
 def class_columns(model) -> int:
-    if model.family == "frcnn":
+    if model.facts.family == "frcnn":
         return model.roi_heads.box_predictor.cls_score.out_features
     head = model.head.classification_head
-    return head.num_columns if model.family in ("ssd", "ssdlite") else head.num_classes
+    return head.num_columns if model.facts.family in ("ssd", "ssdlite") else head.num_classes
 
 
 def train_step(model, size=128):
@@ -101,14 +101,14 @@ def check_freezing(tiny_model_cfg, arch, freeze_at):
     """After optimizer steps: frozen stages and all BatchNorm statistics bit-identical, the rest changed."""
     torch.manual_seed(0)
     model = build_model(fake_pretrained(tiny_model_cfg, arch, freeze_at=freeze_at), ["a", "b", "c"], verbose=False)
-    trunk = model.get_submodule(model.trunk)
+    trunk = model.get_submodule(model.facts.trunk)
     before = {k: v.clone() for k, v in trunk.state_dict().items()}
-    head = model.roi_heads.box_predictor.cls_score if model.family == "frcnn" else model.head.classification_head
+    head = model.roi_heads.box_predictor.cls_score if model.facts.family == "frcnn" else model.head.classification_head
     head_before = [p.detach().clone() for p in head.parameters()]
     for _ in range(2):
         train_step(model)
     after = trunk.state_dict()
-    for i, (stage, children) in enumerate(model.stages):
+    for i, (stage, children) in enumerate(model.facts.stages):
         keys = [k for k in before if any(k.startswith(c + ".") for c in children)]
         assert keys, stage
         changed = [k for k in keys if not torch.equal(before[k], after[k])]
@@ -125,10 +125,10 @@ def check_freezing(tiny_model_cfg, arch, freeze_at):
 @pytest.mark.parametrize("arch", LIGHT_FAMILIES)
 def test_feature_extraction_trains_only_new_layers(tiny_model_cfg, arch):
     model = build_model(fake_pretrained(tiny_model_cfg, arch, mode="feature_extraction"), ["a"], verbose=False)
-    trunk = model.get_submodule(model.trunk)
+    trunk = model.get_submodule(model.facts.trunk)
     assert not any(p.requires_grad for p in trunk.parameters())
-    neck_trainable = any(p.requires_grad for n in model.neck for p in model.get_submodule(n).parameters())
-    assert neck_trainable == (not model.neck_pretrained)  # a COCO-pretrained neck is frozen too
+    neck_trainable = any(p.requires_grad for n in model.facts.neck for p in model.get_submodule(n).parameters())
+    assert neck_trainable == (not model.facts.neck_pretrained)  # a COCO-pretrained neck is frozen too
     assert count_parameters(model)[0] > 0
     model.train()  # freezing survives train(): the trunk has no BatchNorm left to switch to batch statistics
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in trunk.modules())

@@ -13,6 +13,7 @@ import yaml
 
 from detection.checkpoint import Checkpointer, load_checkpoint
 from detection.config import CONFIG_DIR, load_config
+from detection.models.facts import ModelFacts
 from detection.training.engine import TrainParts
 from detection.training.trainer import TrainState, keep_best
 
@@ -28,7 +29,8 @@ def test_keep_best_and_patience():
 
 def test_checkpointer_round_trips_the_train_state_and_parts(tmp_path):
     model = torch.nn.Linear(2, 1)
-    model.freeze = {"freeze_at": 0, "mode": "fine_tune", "freeze_bn": "all"}
+    freeze = {"freeze_at": 0, "mode": "fine_tune", "freeze_bn": "all"}
+    model.facts = ModelFacts("frcnn", "", [], [], False, freeze=freeze)
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: 0.5 ** i)
     model(torch.ones(1, 2)).sum().backward()
@@ -46,7 +48,7 @@ def test_checkpointer_round_trips_the_train_state_and_parts(tmp_path):
     assert sched2.last_epoch == 1 and opt2.param_groups[0]["lr"] == pytest.approx(0.05)
     momentum = [o.state_dict()["state"][0]["momentum_buffer"] for o in (opt, opt2)]
     assert torch.equal(*momentum)
-    assert loaded["freeze"] == model.freeze and loaded["metrics"] == {"AP": 0.4}
+    assert loaded["freeze"] == model.facts.freeze and loaded["metrics"] == {"AP": 0.4}
     assert Checkpointer({}, enabled=False).save(tmp_path / "x.pt", {}) is None  # ranks > 0 write nothing
 
 
@@ -173,8 +175,8 @@ def test_freezing_reaches_the_model_through_one_policy(tiny_model_cfg):
     staged = apply_policy(model, freeze_policy(mcfg, freeze_at=5))
     assert staged["freeze_at"] == 5
     fresh = build_model(tiny_model_cfg, ["a"], verbose=False)
-    restore_model(fresh, {"model": model.state_dict(), "freeze": model.freeze})
-    assert fresh.freeze == model.freeze
+    restore_model(fresh, {"model": model.state_dict(), "freeze": model.facts.freeze})
+    assert fresh.facts.freeze == model.facts.freeze
     assert [p.requires_grad for p in fresh.parameters()] == [p.requires_grad for p in model.parameters()]
 
 
