@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 import torchvision
 
-from .config import load_config
+from .config import load_config, thaw
 from .errors import CheckpointError, OutputError
 from .models.builders import build_model
 from .models.freeze import apply_policy
@@ -25,6 +25,9 @@ from .models.weights import load_weights_into, torch_load_safe
 def save_checkpoint(path: str | Path, **state) -> None:
     """Write `state` to `path` atomically; OutputError (one line) when the disk refuses."""
     path = Path(path)
+    for key in ("config", "class_names"):  # a loaded config is frozen; weights_only loads plain types only
+        if key in state:
+            state[key] = thaw(state[key])
     state["versions"] = {"torch": str(torch.__version__), "torchvision": str(torchvision.__version__)}
     tmp = path.with_suffix(path.suffix + ".tmp")
     try:

@@ -5,6 +5,11 @@ the schema. A user config only says what differs. Validation (keys, types, choic
 ranges, all here) runs before anything heavy starts so that a typo costs a second, not
 an epoch.
 
+Resolved once, then read: `load_config` returns the config frozen (`FrozenDict` /
+`FrozenList`: a write raises), and the one way to change a value is `with_values`, which
+returns a changed copy. The training plan (`training/plan.py`) is the only place that does,
+before the loop starts; what it pins is saved as the run's config.yaml.
+
 Paths: `data.root` and `model.weights_file` written in a YAML file are relative to that
 file's folder; given on the command line, to the current folder. The loaded config
 holds them absolute, so a run's saved config works from anywhere.
@@ -33,7 +38,84 @@ MISSING = "???"  # a value the user must supply
 # resolved against the file that sets them
 PATH_KEYS = (("data", "root"), ("data", "split_file"), ("data", "cache_dir"), ("model", "weights_file"))
 
-__all__ = ["ConfigError", "load_config", "save_config", "parse_overrides", "yaml_load", "validate", "check_values"]
+__all__ = ["ConfigError", "load_config", "save_config", "parse_overrides", "yaml_load", "validate", "check_values",
+           "freeze", "thaw", "with_values"]
+
+
+# --- a resolved config is read-only ---------------------------------------------------------
+
+def _read_only(self, *args, **kwargs):
+    raise TypeError("a loaded config is read-only: make a changed copy with detection.config.with_values(cfg, "
+                    "{'section.key': value})")
+
+
+class FrozenDict(dict):
+    """A dict whose writes raise; equal to, and read like, the plain dict it was made from."""
+
+    __setitem__ = __delitem__ = update = pop = popitem = clear = setdefault = __ior__ = _read_only
+
+    def __reduce__(self):  # pickling (DataLoader workers, DDP broadcasts) must not write items one by one
+        return FrozenDict, (dict(self),)
+
+    def __copy__(self):
+        return self
+
+    def __deepcopy__(self, memo):
+        return self
+
+
+class FrozenList(list):
+    """A list whose writes raise (class names, milestones, stages, anchor sizes)."""
+
+    __setitem__ = __delitem__ = append = extend = insert = pop = remove = clear = sort = reverse = _read_only
+    __iadd__ = __imul__ = _read_only
+
+    def __reduce__(self):
+        return FrozenList, (list(self),)
+
+    def __copy__(self):
+        return self
+
+    def __deepcopy__(self, memo):
+        return self
+
+
+# YAML writes them as the plain mapping and list they are (user code dumps loaded configs too)
+yaml.SafeDumper.add_representer(FrozenDict, yaml.SafeDumper.represent_dict)
+yaml.SafeDumper.add_representer(FrozenList, yaml.SafeDumper.represent_list)
+
+
+def freeze(value):
+    """`value` with every mapping and list in it made read-only."""
+    if isinstance(value, dict):
+        return FrozenDict({k: freeze(v) for k, v in value.items()})
+    if isinstance(value, (list, tuple)):
+        return FrozenList(freeze(v) for v in value)
+    return value
+
+
+def thaw(value):
+    """Plain dicts and lists again: for YAML, checkpoints (`weights_only` loads plain types only)
+    and code that builds a new config from pieces."""
+    if isinstance(value, dict):
+        return {k: thaw(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [thaw(v) for v in value]
+    return value
+
+
+def with_values(cfg: dict, changes: dict) -> FrozenDict:
+    """A frozen copy of `cfg` with dotted keys set: `with_values(cfg, {"model.min_size": 512})`."""
+    out = thaw(cfg)
+    for dotted, value in changes.items():
+        *parents, key = dotted.split(".")
+        node = out
+        for p in parents:
+            node = node[p]
+        if key not in node:
+            raise KeyError(f"with_values: `{dotted}` is not a config key")
+        node[key] = thaw(value)
+    return freeze(out)
 
 
 def _read_yaml(path: Path) -> dict:
@@ -211,7 +293,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | dict | No
         cfg = _merge_checked(cfg, ov, schema, source="command line")
     validate(cfg, schema)
     check_values(cfg)
-    return cfg
+    return freeze(cfg)
 
 
 # --- values: every choice and numeric range, in one place -----------------------------------
@@ -405,4 +487,4 @@ def save_config(cfg: dict, path: str | Path) -> None:
     from .errors import writing
 
     with writing(path), open(path, "w", encoding="utf-8") as f:
-        yaml.safe_dump(cfg, f, sort_keys=False)
+        yaml.safe_dump(thaw(cfg), f, sort_keys=False)

@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from detection.config import ConfigError, load_config, parse_overrides
+from detection.config import ConfigError, load_config, parse_overrides, thaw, with_values
 
 
 def test_base_inheritance_and_overrides(tmp_path):
@@ -69,7 +69,31 @@ def test_shipped_configs_are_valid(name):
     cfg = load_config(CONFIG_DIR / name, ["data.root=/somewhere"] if needs_root else None)
     assert cfg["model"]["arch"] in ARCHS
     plan_stages(cfg)
-    yaml.safe_dump(cfg)  # plain values only: it goes into checkpoints
+    assert yaml.safe_load(yaml.safe_dump(cfg)) == cfg  # read-only, still written as plain YAML
+
+
+def test_a_loaded_config_is_read_only_and_changed_by_copy():
+    """Resolved once, then read: every write raises, with_values makes the one kind of change."""
+    import copy
+    import pickle
+
+    cfg = load_config(overrides=["data.format=synthetic", "data.root=/tmp/s", "data.classes=[a,b]"])
+    for write in (lambda: cfg.__setitem__("seed", 1), lambda: cfg["train"].update(lr=1.0),
+                  lambda: cfg["data"]["classes"].append("c"), lambda: cfg["train"].pop("lr"),
+                  lambda: cfg["data"]["classes"].__setitem__(0, "z")):
+        with pytest.raises(TypeError, match="read-only.*with_values"):
+            write()
+    changed = with_values(cfg, {"model.min_size": 320, "data.classes": ["x"]})
+    assert changed["model"]["min_size"] == 320 and changed["data"]["classes"] == ["x"]
+    assert cfg["model"]["min_size"] != 320 and cfg["data"]["classes"] == ["a", "b"]  # the original is unchanged
+    with pytest.raises(TypeError):
+        changed["model"]["min_size"] = 1
+    with pytest.raises(KeyError, match="model.min_sise"):
+        with_values(cfg, {"model.min_sise": 1})
+    # it travels like the plain dict it equals: to workers, to DDP ranks, into copies and checkpoints
+    assert pickle.loads(pickle.dumps(cfg)) == cfg and copy.deepcopy(cfg) is cfg
+    plain = thaw(cfg)
+    assert type(plain) is dict and type(plain["data"]["classes"]) is list and plain == cfg
 
 
 def test_every_family_has_voc_and_coco_configs():

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import torch
 
+from ..config import load_config, with_values, yaml_load
 from ..errors import CheckpointError
 from ..runs import Run, model_file
 from .predictor import ONNXBackend, Predictor, TorchBackend, TorchScriptBackend
@@ -81,7 +82,6 @@ def _open_checkpoint(file: Path, run: Run | None, device: torch.device, amp: str
 
 def run_config(run: Run) -> dict | None:
     """The config a run was trained with, from its config.yaml (None when it has none)."""
-    from ..config import load_config, yaml_load
 
     if not run.config.is_file():
         return None
@@ -94,5 +94,5 @@ def with_run_split(cfg: dict, run: Run | None) -> dict:
     the run's own split.json is the same file."""
     split_file = cfg["data"]["split_file"]
     if run is not None and split_file and not Path(split_file).is_file() and run.split.is_file():
-        cfg["data"]["split_file"] = str(run.split)
+        return with_values(cfg, {"data.split_file": str(run.split)})
     return cfg

@@ -53,15 +53,11 @@ def check_fittable(arch: str) -> tuple[int, int]:
     return FITTED_ARCHS[arch]
 
 
-def fitted_config(cfg: dict, records) -> dict:
-    """`cfg` with model.anchor_sizes / aspect_ratios fitted to the training records' boxes."""
-    from ..data.summary import box_stats
-
-    m = cfg["model"]
-    levels, per_level = check_fittable(m["arch"])
-    stats = box_stats(records, m["min_size"], m["max_size"])
-    sizes, ratios = fit_anchors(stats["w"], stats["h"], levels, per_level)
-    return {**cfg, "model": {**m, "anchor_sizes": sizes, "aspect_ratios": ratios}}
+def fitted_anchors(arch: str, widths: np.ndarray, heights: np.ndarray) -> tuple[list[list[int]], list[float]]:
+    """model.anchors=auto for `arch`: (anchor_sizes, aspect_ratios) for the training boxes'
+    widths and heights at the model's input."""
+    levels, per_level = check_fittable(arch)
+    return fit_anchors(widths, heights, levels, per_level)
 
 
 def auto_size(short_sides: np.ndarray, min_size: int, max_size: int, smallest_anchor: int = SMALLEST_ANCHOR,
@@ -84,19 +80,16 @@ def check_sizable(arch: str) -> None:
                           f"{SMALLEST_ANCHOR} px); {arch} keeps model.min_size (set model.auto_size=false)")
 
 
-def sized_config(cfg: dict, records) -> tuple[dict, str]:
-    """(`cfg` with model.min_size / max_size from `auto_size`, a line for the log)."""
-    from ..data.summary import box_stats
-
-    m = cfg["model"]
-    check_sizable(m["arch"])
-    stats = box_stats(records, m["min_size"], m["max_size"])
-    short = np.minimum(stats["w"], stats["h"])
-    size, max_size = auto_size(short, m["min_size"], m["max_size"])
+def sized_input(arch: str, short_sides: np.ndarray, min_size: int, max_size: int) -> tuple[int, int, str]:
+    """model.auto_size for `arch`: (min_size, max_size, a line for the log) for boxes whose shorter
+    sides at the configured (min_size, max_size) are `short_sides`."""
+    check_sizable(arch)
+    short = np.asarray(short_sides, np.float64)
+    size, new_max = auto_size(short, min_size, max_size)
     q = float(np.quantile(short[short > 0], 0.05)) if (short > 0).any() else 0.0
-    change = (f"min_size {m['min_size']} -> {size}, max_size {m['max_size']} -> {max_size}"
-              if size != m["min_size"] else f"keeps min_size {size}, max_size {max_size}")
-    why = (f"model.auto_size: {change} (5% of "
-           f"the {len(short)} training boxes are under {q:.0f} px on their shorter side at {m['min_size']}, "
-           f"{q * size / m['min_size']:.0f} px at {size}; the smallest anchor is {SMALLEST_ANCHOR} px)")
-    return {**cfg, "model": {**m, "min_size": size, "max_size": max_size}}, why
+    change = (f"min_size {min_size} -> {size}, max_size {max_size} -> {new_max}"
+              if size != min_size else f"keeps min_size {size}, max_size {new_max}")
+    why = (f"model.auto_size: {change} (5% of the {len(short)} training boxes are under {q:.0f} px on their "
+           f"shorter side at {min_size}, {q * size / min_size:.0f} px at {size}; the smallest anchor is "
+           f"{SMALLEST_ANCHOR} px)")
+    return size, new_max, why

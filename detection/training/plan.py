@@ -7,9 +7,14 @@ from __future__ import annotations
 
 import logging
 
+import numpy as np
+
 from .. import distributed as dist
+from ..config import with_values
 from ..data.dataset import DetectionDataset, dataset_from, get_dataset, read_split
 from ..data.splits import record_names, write_split
+from ..data.summary import box_stats
+from ..models.anchors import fitted_anchors, sized_input
 from ..precision import choose_amp
 from ..runs import Run
 from .engine import measure_step_time
@@ -35,20 +40,20 @@ def fit_to_boxes(cfg: dict, records) -> tuple[dict, list[str]]:
     """(config, log lines): model.auto_size's input size and model.anchors=auto's anchors, from the
     training boxes, pinned (auto_size off, the sizes and anchors written). The data check sizes
     the boxes it reports through this too, so it shows the input training will use."""
-    lines = []
-    if cfg["model"]["auto_size"]:
-        from ..models.anchors import sized_config
-
-        cfg, why = sized_config(cfg, records)
+    m, changes, lines = cfg["model"], {}, []
+    size, max_size = m["min_size"], m["max_size"]
+    if m["auto_size"]:
+        stats = box_stats(records, size, max_size)
+        size, max_size, why = sized_input(m["arch"], np.minimum(stats["w"], stats["h"]), size, max_size)
+        changes.update({"model.min_size": size, "model.max_size": max_size, "model.auto_size": False})
         lines.append(why)
-        cfg = {**cfg, "model": {**cfg["model"], "auto_size": False}}
-    if cfg["model"]["anchors"] == "auto" and not cfg["model"]["anchor_sizes"]:
-        from ..models.anchors import fitted_config
-
-        cfg = fitted_config(cfg, records)
-        lines.append(f"model.anchors=auto: sizes {cfg['model']['anchor_sizes']}, aspect ratios "
-                     f"{cfg['model']['aspect_ratios']} (from {sum(len(r.boxes) for r in records)} training boxes)")
-    return cfg, lines
+    if m["anchors"] == "auto" and not m["anchor_sizes"]:
+        stats = box_stats(records, size, max_size)  # at the input size just chosen
+        sizes, ratios = fitted_anchors(m["arch"], stats["w"], stats["h"])
+        changes.update({"model.anchor_sizes": sizes, "model.aspect_ratios": ratios})
+        lines.append(f"model.anchors=auto: sizes {sizes}, aspect ratios {ratios} "
+                     f"(from {sum(len(r.boxes) for r in records)} training boxes)")
+    return with_values(cfg, changes), lines
 
 
 def pin_split(cfg: dict, run: Run, train_ds, val_ds) -> str:
@@ -71,4 +76,4 @@ def resolve_amp(cfg: dict, model, loader, device) -> dict:
     amp = dist.broadcast_object(amp)
     if dist.is_main():
         log.info("train.amp=auto: %s (%s)", {"none": "fp32"}.get(amp, amp), why)
-    return {**cfg, "train": {**cfg["train"], "amp": amp}}
+    return with_values(cfg, {"train.amp": amp})
