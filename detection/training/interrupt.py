@@ -30,3 +30,12 @@ def on_ctrl_c(trainer):
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def interrupted_hint(run) -> str:
+    """What a Ctrl-C outside the steps says: where the last completed save is, and how to go on."""
+    from ..commands import command
+
+    if run is None or not run.last.is_file():
+        return "interrupted before the first checkpoint: nothing to resume"
+    return f"interrupted: {run.last} holds the last completed save; continue with: {command('train')} resume={run.dir}"

@@ -1,25 +1,71 @@
 """The run's config resolved before the loop, once, and pinned in config.yaml: the input size
-(model.auto_size), fitted anchors (model.anchors=auto), the split (data.val_fraction) and the
-precision (train.amp=auto), so a resume or an evaluation sees exactly what was trained.
+(model.auto_size), fitted anchors (model.anchors=auto), the label order, the split
+(data.val_fraction) and the precision (train.amp=auto), so a resume or an evaluation sees
+exactly what was trained. `prepare` does it all and hands the trainer what it trains.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
+import torch
 
 from .. import distributed as dist
+from ..checkpoint import restore_model
 from ..config import with_values
-from ..data.dataset import DetectionDataset, dataset_from, get_dataset, read_split
+from ..data.dataset import DetectionDataset, build_loader, dataset_from, get_dataset, read_split
 from ..data.splits import record_names, write_split
 from ..data.summary import box_stats
+from ..evaluation.evaluator import build_validation
 from ..models.anchors import fitted_anchors, sized_input
+from ..models.builders import build_model
 from ..precision import choose_amp
-from ..runs import Run
+from ..runs import Run, new_run_dir
 from .engine import measure_step_time
 
 log = logging.getLogger("detection.training")
+
+
+@dataclass
+class Prepared:
+    """What a run trains, on its resolved config."""
+
+    cfg: dict
+    class_names: list[str]
+    model: torch.nn.Module
+    loader: torch.utils.data.DataLoader
+    val_loader: torch.utils.data.DataLoader
+    evaluator: object
+    run: Run
+
+
+def prepare(cfg: dict, ckpt: dict | None, run: Run | None, device: torch.device, rank: int = 0,
+            world: int = 1) -> Prepared:
+    """Data, model and run folder: a new run's (its config resolved and pinned here, once), or
+    the resumed `run`'s, whose config is already resolved and whose `ckpt` the model restores."""
+    fresh = ckpt is None
+    cfg, train_ds = training_data(cfg, fresh)  # sizes and anchors pinned
+    class_names = list(train_ds.info.class_names)
+    val_loader, evaluator = build_validation(cfg, class_names, device, rank, world)
+    model = build_model(cfg["model"], class_names, load_pretrained=fresh, verbose=dist.is_main())
+    if fresh:
+        run = Run(Path(dist.broadcast_object(str(new_run_dir(cfg["output_dir"], cfg["name"]))
+                                             if dist.is_main() else None)))
+        cfg = with_values(cfg, {"data.classes": class_names,  # the label order, pinned
+                                "data.split_file": pin_split(cfg, run, train_ds, val_loader.dataset)})
+    else:
+        restore_model(model, ckpt, run.last)
+    model.to(device)
+    if cfg["train"]["channels_last"]:
+        model.to(memory_format=torch.channels_last)
+    loader = build_loader(train_ds, cfg["train"]["batch_size"], True, cfg["data"]["num_workers"],
+                          device.type == "cuda", seed=cfg["seed"], rank=rank, world_size=world)
+    if fresh:
+        cfg = resolve_amp(cfg, model, loader, device)
+    return Prepared(cfg, class_names, model, loader, val_loader, evaluator, run)
 
 
 def training_data(cfg: dict, fresh: bool) -> tuple[dict, DetectionDataset]:

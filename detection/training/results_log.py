@@ -1,13 +1,80 @@
-"""results.csv (one row per epoch) and results.png (its curves), in the run folder."""
+"""What a run reports as it goes: TensorBoard, results.csv (one row per epoch), the epoch
+line in the log and results.png (its curves), in the run folder."""
 
 from __future__ import annotations
 
 import csv
+import logging
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import writing
+from ..runs import Run
+
+log = logging.getLogger("detection.training")
+
+
+class RunLog:
+    """The run's reporting, by rank 0 only (`enabled`): TensorBoard scalars (losses and lr each
+    step, metrics and a few drawn images each validation), results.csv, the epoch line, and
+    results.png when the run ends. `resumed_epoch`: a resume rewrites results.csv up to it and
+    TensorBoard drops the events after `resumed_step`."""
+
+    def __init__(self, run: Run, enabled: bool, resumed_epoch: int | None = None, resumed_step: int = 0):
+        self.run, self.writer, self.results = run, None, None
+        if not enabled:
+            return
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.writer = SummaryWriter(str(run.dir), purge_step=resumed_step + 1 if resumed_epoch is not None else None)
+        self.results = ResultsLog(run.results_csv, keep_until_epoch=resumed_epoch)
+
+    def step(self, step: int, losses: dict, lr: float) -> None:
+        if self.writer is not None:
+            self.writer.add_scalar("train/lr", lr, step)
+            for k, v in losses.items():
+                self.writer.add_scalar(f"train/{k}", v, step)
+
+    def validation(self, results: dict, evaluator, epoch: int) -> None:
+        if self.writer is None:
+            return
+        for k in ("AP", "AP50", "AP75"):
+            self.writer.add_scalar(f"val/{k}", results["coco"][k], epoch)
+        self.writer.add_scalar("val/voc_mAP", results["voc_mAP"], epoch)
+        log_val_images(self.writer, evaluator, epoch)
+
+    def epoch(self, row: dict, total_epochs: int, world: int) -> None:
+        """results.csv's row and the one-line epoch summary."""
+        if self.results is None:
+            return
+        self.results.append(row)
+        log.info("epoch %d/%d  mean loss %.3f  %.1f img/s%s%s  (%.0fs)", row["epoch"], total_epochs,
+                 row.get("loss", float("nan")), row["images_per_s"] * world,
+                 f"  AP {row['AP']:.3f}  AP50 {row['AP50']:.3f}" if "AP" in row else "",
+                 f"  ({int(row['skipped_nonfinite'])} non-finite steps skipped)"
+                 if row.get("skipped_nonfinite") else "", row["epoch_s"])
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            if self.run.results_csv.is_file():
+                plot_results(self.run.results_csv, self.run.results_png)
+
+
+def log_val_images(writer, evaluator, step: int, count: int = 4, score: float = 0.3) -> None:
+    """A few validation images with their predictions drawn, to TensorBoard."""
+    from ..data.images import read_image
+    from ..detections import to_detections
+    from ..visualize import draw_detections
+
+    for idx in sorted(evaluator.predictions)[:count]:
+        dets = to_detections(*evaluator.predictions[idx], evaluator.info.class_names, score)
+        try:
+            img = draw_detections(read_image(evaluator.records[idx].path), dets)
+        except OSError:
+            continue
+        writer.add_image(f"val/image{idx}", img, step, dataformats="HWC")
 
 
 class ResultsLog:

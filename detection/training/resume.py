@@ -4,11 +4,15 @@ changes that can continue it (a longer run, another device), and refuse the rest
 
 from __future__ import annotations
 
+import logging
+
 from ..checkpoint import load_checkpoint
 from ..commands import command
 from ..config import flat_items, load_config
 from ..errors import CheckpointError, ConfigError
 from ..runs import Run, resume_checkpoint
+
+log = logging.getLogger("detection.training")
 
 # what `resume=` may change: the run goes on with them; anything else is refused in one line
 RESUME_CHANGEABLE = ("train.epochs", "train.time", "device", "data.num_workers", "train.eval_every",
@@ -64,3 +68,23 @@ def nothing_left(state, changes: dict, timed: bool, configured_epochs: int) -> b
     if state.finished and not extended:
         return True
     return not timed and state.epoch >= configured_epochs
+
+
+def finished_message(run: Run, state, tcfg: dict) -> str:
+    """What a resume of a finished run says: nothing to do, and how to train it further."""
+    minutes = tcfg["time"]
+    done, more = ((f"train.time={minutes:g}", f"train.time={2 * minutes:g}") if minutes > 0 else
+                  (f"{state.epoch} epochs", f"train.epochs={state.epoch + 5}"))
+    return (f"{run.dir} is finished ({done}): nothing to do. To train it further: {command('train')} "
+            f"resume={run.dir} {more}")
+
+
+def log_resume(run: Run, state, changes: dict) -> None:
+    """Where the run continues and what the resume changed; an extended run is not finished."""
+    log.info("resuming %s at epoch %d, iteration %d of it (step %d)", run.dir, state.epoch + 1,
+             state.iter_in_epoch, state.step)
+    for key, (was, now) in changes.items():
+        log.info("resume: %s %s -> %s", key, was, now)
+    if changes.keys() & {"train.epochs", "train.time"}:
+        state.finished = False
+        log.info("resume: the run is extended; its lr schedule is laid over the new length")

@@ -20,7 +20,6 @@ class TrainState:
     best: float = -1.0  # best validation COCO AP so far
     bad_evals: int = 0  # validations in a row without a better AP
     epoch_sums: dict = field(default_factory=dict)  # running loss sums of the epoch in progress
-    plan: list = field(default_factory=list)  # train.time: estimated iterations of each stage entered (for the log)
     elapsed: float = 0.0  # seconds of the run so far (train.time counts them across a resume)
     finished: bool = False  # the run ended as configured (a resume then has nothing to do unless extended)
 

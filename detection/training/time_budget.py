@@ -22,12 +22,26 @@ def clock() -> float:
     return time.perf_counter()
 
 
+class RunClock:
+    """Seconds of the run so far; a resumed run starts from the seconds it had already run.
+    The trainer's times (results.csv, checkpoints) and the budget's deadlines read this one clock."""
+
+    def __init__(self, elapsed: float = 0.0):
+        self.restart(elapsed)
+
+    def restart(self, elapsed: float) -> None:
+        self.start = clock() - elapsed
+
+    def __call__(self) -> float:
+        return clock() - self.start
+
+
 class TimeBudget:
     """The deadlines of a timed run's stages and how much of the current one is used."""
 
-    def __init__(self, minutes: float, shares: list[float], elapsed: float = 0.0):
+    def __init__(self, minutes: float, shares: list[float], run_clock: RunClock | None = None):
         self.seconds, self.shares = minutes * 60.0, list(shares)
-        self.start = clock() - elapsed  # resumed runs count the time they already ran
+        self.elapsed = run_clock or RunClock()  # resumed runs count the time they already ran
         self.stage_from: list[float] = []  # run seconds at which each stage entered so far started
         self.deadline: list[float] = []  # run seconds by which each of them ends
         self.share = 0.0  # of the current stage's time used, as of the last step (the same on every rank)
@@ -38,9 +52,6 @@ class TimeBudget:
         self.reserve = 0.0  # seconds the run needs after its last step (saving last.pt), set by the trainer
         self._last = None
         self.pace_from = None  # (run seconds, step) at the end of the stage's first epoch: see refit
-
-    def elapsed(self) -> float:
-        return clock() - self.start
 
     def enter(self, si: int) -> None:
         """Start stage `si` (once): its deadline is its share of what is left of the budget."""
@@ -134,12 +145,13 @@ def too_few_iterations(iters: int, num_classes: int, minutes: float, seconds_per
             "model.auto_size=true), fewer proposals (model.rpn_post_nms_top_n_train), or a GPU")
 
 
-def budget_for(tcfg: dict, stages: list[dict], elapsed: float, saved: dict | None, stage: int) -> TimeBudget | None:
+def budget_for(tcfg: dict, stages: list[dict], run_clock: RunClock, saved: dict | None,
+               stage: int) -> TimeBudget | None:
     """train.time's deadlines: new, restored from a checkpoint's `saved` state, or (a resume given
     another train.time) extended from the current `stage` on; None for a run planned by epochs."""
     if tcfg["time"] <= 0:
         return None
-    budget = TimeBudget(tcfg["time"], [st["epochs"] for st in stages], elapsed)
+    budget = TimeBudget(tcfg["time"], [st["epochs"] for st in stages], run_clock)
     if saved:
         budget.load_state_dict(saved)
         if budget.seconds != tcfg["time"] * 60:

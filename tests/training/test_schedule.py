@@ -60,3 +60,35 @@ def test_milestones_past_a_short_run_are_scaled_to_it():
     assert f(19) == pytest.approx(1.0) and f(20) == pytest.approx(0.1) and f(29) == pytest.approx(0.01)
     assert fit_milestones([8, 11], 12) == ([8, 11], None)  # within the run: as given
     assert fit_milestones([0.7, 0.9], 3) == ([0.7, 0.9], None)  # fractions fit any run
+
+
+def test_the_schedule_lays_out_stages_alone_and_continues_from_its_state(monkeypatch):
+    """Stages in epochs, the lr per stage, and (train.time) the estimates and deadlines a resume continues."""
+    import detection.training.time_budget as tb
+    from detection.training.schedule import Schedule
+    from detection.training.time_budget import RunClock
+
+    base = {"data": {"format": "voc", "root": "x"}}
+    cfg = load_config(None, {**base, "train": {"stages": [{"epochs": 2}, {"epochs": 3, "lr": 0.002}],
+                                               "milestones": [4], "warmup_iters": 0}})
+    s = Schedule(cfg, RunClock())
+    s.ipe = 10
+    assert not s.timed and [s.stage_end(0), s.stage_end(1), s.stage_start(1)] == [2, 5, 2]
+    assert not s.stage_done(0, 1) and s.stage_done(0, 2) and not s.run_done(0, 2) and s.run_done(1, 5)
+    assert s.lr_lambda(1)(0) == 1.0 and s.lr_lambda(1)(20) == pytest.approx(0.1)  # run epoch 4 = 2 into stage 2
+    assert s.total_epochs(7) == 7  # never fewer than the epochs done
+
+    now = [100.0]
+    monkeypatch.setattr(tb, "clock", lambda: now[0])
+    timed = load_config(None, {**base, "train": {"time": 1.0, "epochs": 1}})
+    s = Schedule(timed, RunClock())
+    s.ipe = 10
+    s.enter(0, lambda: 0.5, num_classes=3)  # 60 s at 0.5 s a step
+    assert s.timed and s.plan == [120] and s.stage_epochs(0) == 12
+    now[0] += 30
+    saved = s.state_dict()
+    again = Schedule(timed, RunClock(elapsed=30), saved, stage=0)
+    again.ipe = 10
+    again.enter(0, lambda: pytest.fail("a planned stage is not measured again"), num_classes=3)
+    assert again.plan == [120] and again.budget.deadline == s.budget.deadline
+    assert again.budget.stage_share(0) == pytest.approx(0.5)

@@ -14,7 +14,7 @@ import detection.training.engine as engine_module
 import detection.training.time_budget as tb
 import detection.training.trainer as trainer_module
 from detection.config import load_config
-from detection.training.time_budget import TimeBudget, share_lr_lambda, too_few_iterations
+from detection.training.time_budget import RunClock, TimeBudget, share_lr_lambda, too_few_iterations
 
 
 class FakeClock:
@@ -45,7 +45,7 @@ def test_deadlines_split_what_is_left_by_the_stages_shares(monkeypatch):
     assert b.deadline[1] == pytest.approx(600) and b.stage_share(1) == 0.0
     clock.now += 100
     assert b.stage_share(1) == pytest.approx(0.5)
-    restored = TimeBudget(10, [1, 2], elapsed=500)
+    restored = TimeBudget(10, [1, 2], RunClock(elapsed=500))
     restored.load_state_dict(b.state_dict())
     assert restored.deadline == b.deadline and restored.stage_share(1) == pytest.approx(0.5)
     restored.extend(20, 1)  # a resume with train.time=20: the current stage's deadline moves
@@ -158,7 +158,7 @@ def test_a_low_estimate_never_shortens_the_warmup(tmp_path, synthetic_root, tiny
     """A start measured under load estimated 42 iterations on BCCD; a warmup cut to fit them
     reached the full lr at iteration 41 and the losses blew up once the machine sped up."""
     t = trainer_module.Trainer(_cfg(tmp_path, synthetic_root, tiny_model_cfg, time=2.0, warmup_iters=100))
-    t.state.plan = [42]
-    assert t.timed_warmup(0) == 100
-    t.tcfg = {**t.tcfg, "warmup_fraction": 0.1}  # asked for a share: of the estimate, capped
-    assert t.timed_warmup(0) == 4
+    t.schedule.plan = [42]
+    assert t.schedule.warmup(0) == 100
+    t.schedule.tcfg = {**t.schedule.tcfg, "warmup_fraction": 0.1}  # asked for a share: of the estimate, capped
+    assert t.schedule.warmup(0) == 4

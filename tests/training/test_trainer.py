@@ -128,7 +128,7 @@ def test_deterministic_switch_asks_torch_for_deterministic_kernels():
 
 def test_validation_images_with_boxes_go_to_tensorboard(synthetic_root):
     from detection.evaluation.evaluator import build_validation
-    from detection.training.trainer import log_val_images
+    from detection.training.results_log import log_val_images
 
     cfg = load_config(None, {"data": {"format": "coco", "root": str(synthetic_root / "coco"), "num_workers": 0}})
     _, ev = build_validation(cfg, None, torch.device("cpu"))

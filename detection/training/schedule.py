@@ -1,0 +1,100 @@
+"""The run laid out in stages, epochs and time: which stage an epoch belongs to, when a stage
+is done, its lr multiplier at each iteration and, under train.time, its deadline and the
+iterations it is estimated to hold. The trainer asks; this owns the answers and their
+`state_dict` (the estimates and the deadlines), so a resume continues the same plan.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+from .. import distributed as dist
+from .optim import lr_lambda, milestone_shares, plan_stages
+from .time_budget import RunClock, budget_for, log_plan, share_lr_lambda, timed_warmup
+
+log = logging.getLogger("detection.training")
+
+
+class Schedule:
+    def __init__(self, cfg: dict, run_clock: RunClock, saved: dict | None = None, stage: int = 0):
+        """`saved`: a checkpoint, whose `plan` and `time_budget` it continues from (at `stage`)."""
+        self.tcfg = cfg["train"]
+        self.stages = plan_stages(cfg)
+        self.run_epochs = sum(st["epochs"] for st in self.stages)
+        self.plan: list[int] = list(saved.get("plan") or []) if saved else []  # estimated iterations a stage
+        self.budget = budget_for(self.tcfg, self.stages, run_clock, saved.get("time_budget") if saved else None,
+                                 stage)
+        self.ipe = 1  # training iterations an epoch: set once the loader exists
+
+    @property
+    def timed(self) -> bool:
+        return self.budget is not None
+
+    def stage_epochs(self, si: int) -> int:
+        """Epochs of stage `si`: configured, or (train.time) those its estimated iterations touch;
+        a stage not planned yet counts its configured epochs until it is."""
+        if self.timed and si < len(self.plan):
+            return max(1, math.ceil(self.plan[si] / self.ipe))
+        return self.stages[si]["epochs"]
+
+    def stage_end(self, si: int) -> int:
+        """The run epoch at which stage `si` ends (train.time: as estimated)."""
+        return sum(self.stage_epochs(j) for j in range(si + 1))
+
+    def stage_start(self, si: int) -> int:
+        return self.stage_end(si - 1) if si else 0
+
+    def total_epochs(self, epoch: int) -> int:
+        """The run's epochs as now planned, never fewer than those done."""
+        return max(self.stage_end(len(self.stages) - 1), epoch)
+
+    def stage_done(self, si: int, epoch: int) -> bool:
+        """Its epochs are done, or (train.time) its time is up."""
+        return self.budget.over(si) if self.timed else epoch >= self.stage_end(si)
+
+    def run_done(self, si: int, epoch: int) -> bool:
+        """The last stage is done: the epoch that just ended was the run's last."""
+        return si == len(self.stages) - 1 and self.stage_done(si, epoch)
+
+    def lr_lambda(self, si: int):
+        """The lr multiplier of stage `si` at each of its iterations: over its epochs, or under
+        train.time by the share of the stage's time used (warmup over its first iterations)."""
+        if self.timed:
+            return share_lr_lambda(self.tcfg, self.warmup(si), milestone_shares(self.tcfg, self.run_epochs),
+                                   self.budget)
+        st = self.stages[si]
+        return lr_lambda(self.tcfg, self.ipe, st["epochs"], st["warmup_iters"], self.stage_start(si), self.run_epochs)
+
+    def warmup(self, si: int) -> int:
+        return timed_warmup(self.tcfg, self.stages[si], self.plan[si])
+
+    def enter(self, si: int, measure_step, num_classes: int) -> None:
+        """train.time: start stage `si`'s clock; a stage entered the first time measures its
+        seconds a step (`measure_step()`, with its own freezing) to estimate how many iterations
+        its time holds: for the warmup, the log and the too-few warning. The lr and the stop
+        follow the clock, so a wrong estimate costs nothing."""
+        if not self.timed:
+            return
+        self.budget.enter(si)
+        if si < len(self.plan):
+            return
+        spi = dist.broadcast_object(measure_step())
+        self.plan.append(self.budget.estimate(si, spi))
+        if dist.is_main():
+            log_plan(self.budget, si, len(self.stages), self.plan[si], self.ipe, num_classes, self.tcfg,
+                     self.warmup(si))
+
+    def replan(self, si: int, epoch: int, step: int) -> None:
+        """train.time, at an epoch end: refit the stage's estimate to the pace it keeps (the log
+        and the epoch count shown)."""
+        if not self.timed:
+            return
+        done, before = (epoch - self.stage_start(si)) * self.ipe, self.plan[si]
+        self.plan[si] = dist.broadcast_object(self.budget.refit(si, step, done, before))
+        if dist.is_main() and abs(self.plan[si] - before) > 0.1 * before:
+            log.info("train.time: stage %d/%d: about %d iterations (%.1f epochs) fit its time at the pace it keeps",
+                     si + 1, len(self.stages), self.plan[si], self.plan[si] / self.ipe)
+
+    def state_dict(self) -> dict:
+        return {"plan": list(self.plan), "time_budget": self.budget.state_dict() if self.timed else None}
