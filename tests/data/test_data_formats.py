@@ -303,7 +303,7 @@ def test_a_yolo_copy_trains(tmp_path, monkeypatch):
     assert load_config(tmp_path / "runs/y/config.yaml")["data"]["classes"] == ["cat", "dog"]
 
 
-def test_one_table_of_formats_feeds_the_config_the_converter_and_the_data_check():
+def test_one_table_of_formats_feeds_the_config_the_converter_and_the_data_check(tmp_path, monkeypatch):
     from detection.cli import data_check
     from detection.config import ConfigError, load_config
     from detection.data import convert, formats
@@ -313,6 +313,16 @@ def test_one_table_of_formats_feeds_the_config_the_converter_and_the_data_check(
         load_config(None, ["data.format=yoloo", "data.root=x"])
     with pytest.raises(SystemExit):
         data_check.main(["--data", "x", "--format", "pascal"])  # argparse's choices are the table's
+    with pytest.raises(DataError, match="must be one of voc, coco, yolo, got 'pascal'"):
+        formats.write("pascal", "x", {}, [], {})
+    # the converter reads and writes through the table's rows, nothing else
+    _yolo_set(tmp_path / "y")
+    calls = []
+    row = formats.FORMATS["coco"]
+    monkeypatch.setitem(formats.FORMATS, "coco", formats.Format(row.splits, row.read,
+                                                                lambda dst, *a: calls.append(sorted(a[0]))))
+    convert.convert("yolo", "coco", str(tmp_path / "y"), str(tmp_path / "c"))
+    assert calls == [["train", "val"]]
 
 
 def test_a_big_yaml_beside_a_yolo_set_is_not_parsed_while_looking_for_its_names(tmp_path, caplog):
