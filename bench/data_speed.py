@@ -27,7 +27,7 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from detection.config import load_config  # noqa: E402
+from detection.config import load_config, with_values  # noqa: E402
 from detection.data import pixels  # noqa: E402
 from detection.data.dataset import build_loader, get_dataset  # noqa: E402
 from detection.models.builders import build_model  # noqa: E402
@@ -62,12 +62,11 @@ def make_photos(root: Path, n: int, w: int = 4032, h: int = 3024) -> Path:
 def loader_speed(cfg: dict, mode: str, workers: int, passes: int) -> tuple[float, float]:
     """(images/s over `passes` passes after a first one, seconds to build the dataset + first pass)."""
     cache = "none" if mode == "before" else mode
-    overrides = {"data": {**cfg["data"], "cache": cache, "num_workers": workers}}
     full = mock.patch.object(pixels, "reduce_factor", lambda *a: 1) if mode == "before" else mock.patch.object(
         pixels, "reduce_factor", pixels.reduce_factor)
     with full:
         t0 = time.perf_counter()
-        ds = get_dataset({**cfg, **overrides}, train=True)
+        ds = get_dataset(with_values(cfg, {"data.cache": cache, "data.num_workers": workers}), train=True)
         loader = build_loader(ds, cfg["train"]["batch_size"], True, workers, False)
         for _ in loader:
             pass
@@ -83,7 +82,7 @@ def loader_speed(cfg: dict, mode: str, workers: int, passes: int) -> tuple[float
 def train_speed(cfg: dict, workers: int, cache: str, steps: int) -> tuple[float, float]:
     """(training images/s, share of the time spent waiting for the loader) over `steps` steps."""
     torch.manual_seed(0)
-    ds = get_dataset({**cfg, "data": {**cfg["data"], "cache": cache}}, train=True)
+    ds = get_dataset(with_values(cfg, {"data.cache": cache}), train=True)
     loader = build_loader(ds, cfg["train"]["batch_size"], True, workers, False)
     model = build_model(cfg["model"], ds.info.class_names, verbose=False).train()
     opt = build_optimizer(model, cfg["train"], cfg["train"]["lr"], 1.0)

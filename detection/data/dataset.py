@@ -146,17 +146,18 @@ def read_split(dcfg: dict, split: str, train: bool, classes: list[str] | None = 
 def get_dataset(cfg: dict, train: bool, class_names: list[str] | None = None) -> DetectionDataset:
     d = cfg["data"]
     records, info = read_split(d, d["train_split"] if train else d["val_split"], train, class_names, cfg["seed"])
-    return dataset_from(cfg, records, info, train)
+    return dataset_from(d, cfg["model"]["min_size"], cfg["model"]["max_size"], records, info, train)
 
 
-def dataset_from(cfg: dict, records: list[ImageRecord], info: DatasetInfo, train: bool) -> DetectionDataset:
-    """The dataset of records already read, at the config's model size (with the start-up summary)."""
-    d, m = cfg["data"], cfg["model"]
-    log.info(short_summary(records, info, m["min_size"], m["max_size"]))
+def dataset_from(d: dict, min_size: int, max_size: int, records: list[ImageRecord], info: DatasetInfo,
+                 train: bool) -> DetectionDataset:
+    """The dataset of records already read (`d`: the data section), resized to the model's input
+    size (with the start-up summary)."""
+    log.info(short_summary(records, info, min_size, max_size))
     if train and not any(len(r.boxes) for r in records):
         raise DataError(f"{info.source}: the training split has no boxes at all (after clean-up); a detector "
                         "cannot learn from it: check the annotations and data.classes")
-    return DetectionDataset(records, info, train, m["min_size"], m["max_size"], d["augment"], d["max_pixels"],
+    return DetectionDataset(records, info, train, min_size, max_size, d["augment"], d["max_pixels"],
                             d["cache"], d["cache_dir"])
 
 

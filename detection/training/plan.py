@@ -79,7 +79,8 @@ def training_data(cfg: dict, fresh: bool) -> tuple[dict, DetectionDataset]:
     if dist.is_main():
         for line in lines:
             log.info(line)
-    return cfg, dataset_from(cfg, records, info, train=True)
+    m = cfg["model"]
+    return cfg, dataset_from(cfg["data"], m["min_size"], m["max_size"], records, info, train=True)
 
 
 def fit_to_boxes(cfg: dict, records) -> tuple[dict, list[str]]:
