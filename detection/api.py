@@ -53,6 +53,9 @@ class Detector:
         warning that names them. `stream=True` returns a generator (for videos and streams);
         its results keep their pixels for `plot()`, as do those of arrays and PIL images.
         """
+        for name, value in (("batch", batch), ("vid_stride", vid_stride), ("max_det", max_det)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ConfigError(f"predict: {name} must be a whole number of 1 or more, got {value!r}")
         keep = self._class_indices(classes)
         results = self._iterate(source, score, keep, max_det, batch, recursive, vid_stride, stream)
         return results if stream else list(results)
@@ -85,8 +88,9 @@ class Detector:
 
 
 def _sources(items: list, recursive: bool, vid_stride: int):
-    """Each path, URL or webcam index opened as it comes; runs of arrays and PIL images as one source."""
-    from .inference.sources import Arrays, open_source
+    """Each path, URL or webcam index opened as it comes (one that cannot be opened is skipped and
+    named, the others go on); runs of arrays and PIL images as one source."""
+    from .inference.sources import Arrays, Unopened, open_source
 
     arrays: list = []
     for k, src in enumerate(items):
@@ -94,7 +98,10 @@ def _sources(items: list, recursive: bool, vid_stride: int):
             if arrays:
                 yield Arrays(arrays, k - len(arrays))
                 arrays = []
-            yield open_source(str(src), recursive=recursive, vid_stride=vid_stride)
+            try:
+                yield open_source(str(src), recursive=recursive, vid_stride=vid_stride)
+            except DataError as e:
+                yield Unopened(str(src), str(e))
         else:
             arrays.append(as_rgb(src))
     if arrays:
@@ -117,6 +124,8 @@ def as_rgb(image) -> np.ndarray:
         arr = np.repeat(arr[:, :, None], 3, axis=2)
     if arr.ndim != 3 or arr.shape[2] not in (3, 4):
         raise DataError(f"images must be HxWx3 RGB arrays, got shape {arr.shape}")
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise DataError(f"images must have at least one pixel, got shape {arr.shape}")
     return np.ascontiguousarray(arr[:, :, :3])
 
 

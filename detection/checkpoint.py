@@ -37,9 +37,12 @@ def save_checkpoint(path: str | Path, **state) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except OSError as e:
+    except (OSError, RuntimeError) as e:  # a full disk reaches torch's zip writer as a RuntimeError
         tmp.unlink(missing_ok=True)
-        raise OutputError(f"cannot write checkpoint {path}: {e.strerror or e}; free space or choose a writable "
+        if isinstance(e, RuntimeError) and "writ" not in str(e).lower():
+            raise
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e).strip().splitlines()[-1][:200]
+        raise OutputError(f"cannot write checkpoint {path}: {reason}; free space or choose a writable "
                           "output_dir (the previous checkpoint is kept)") from None
 
 

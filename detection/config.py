@@ -334,7 +334,7 @@ RANGES = {
     "model.box_detections_per_img": (1, None, True, True),
     "model.box_score_thresh": (0.0, 1.0, True, False),
     "train.epochs": (1, None, True, True),
-    "train.time": (0.0, None, True, True),
+    "train.time": (0.0, 1e6, True, True),  # minutes; about two years (larger overflows the clock arithmetic)
     "train.batch_size": (1, None, True, True),
     "train.lr": (0.0, None, True, True),
     "train.momentum": (0.0, 1.0, True, False),

@@ -22,6 +22,17 @@ def setup_logging(verbose: bool = False) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+def positive_int(text: str) -> int:
+    """An argparse type for counts that must be at least 1 (`--batch 0` once ran silently as 1)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
+    return value
+
+
 def add_config_args(p: argparse.ArgumentParser, cfg_required: bool) -> None:
     p.add_argument("--cfg", required=cfg_required, help="YAML config (see configs/)")
     p.add_argument("overrides", nargs="*", help="config overrides, e.g. train.epochs=5 data.root=/data/voc")

@@ -27,7 +27,7 @@ from ..data.yolo import yolo_line
 from ..errors import CheckpointError, DataError
 from ..runs import new_run_dir
 from ..visualize import draw_detections
-from .common import setup_logging, user_errors_as_one_line
+from .common import positive_int, setup_logging, user_errors_as_one_line
 
 log = logging.getLogger("detection.inference")
 
@@ -41,10 +41,11 @@ def parse_args(argv):
     p.add_argument("--runs", default="runs", help="where to look for the newest run")
     p.add_argument("--score", "--conf", dest="score", type=float, default=0.25, help="score threshold")
     p.add_argument("--classes", help="comma-separated class names or 0-based ids to keep")
-    p.add_argument("--max-det", type=int, default=300, help="at most this many detections per image")
-    p.add_argument("--size", type=int, help="input size (shorter side) instead of the model's own (PyTorch models)")
-    p.add_argument("--batch", type=int, default=1, help="images per forward pass")
-    p.add_argument("--vid-stride", type=int, default=1, help="video: use every N-th frame")
+    p.add_argument("--max-det", type=positive_int, default=300, help="at most this many detections per image")
+    p.add_argument("--size", type=positive_int,
+                   help="input size (shorter side) instead of the model's own (PyTorch models)")
+    p.add_argument("--batch", type=positive_int, default=1, help="images per forward pass")
+    p.add_argument("--vid-stride", type=positive_int, default=1, help="video: use every N-th frame")
     p.add_argument("--recursive", action="store_true", help="folders: include subfolders")
     p.add_argument("--out", help="output folder (default: runs/predict/<model run name>; never overwritten)")
     p.add_argument("--name", help="name of the folder under runs/predict/")

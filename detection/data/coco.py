@@ -80,7 +80,7 @@ def _images(data: dict, ann_file: str) -> dict:
 def _declared_size(img: dict) -> tuple[int, int] | None:
     try:
         w, h = int(img["width"]), int(img["height"])
-    except (KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError, OverflowError):  # missing, null, text, NaN, inf
         return None
     return (w, h) if w > 0 and h > 0 else None
 
@@ -135,7 +135,7 @@ def coco_raws(ann_file: str, image_dir: str, classes: list[str] | None = None, i
         size = _declared_size(img)
         if not require_images and size is None:
             raise COCOFormatError(f"{ann_file}: image {image_id} needs positive `width` and `height`")
-        raw = RawImage(path, where, image_id, size, areas=[])
+        raw = RawImage(path, where, image_id, size, areas=[], size_unusable=size is None)
         for a in anns_by_image.get(image_id, []):
             if a["category_id"] not in label_of_cat:
                 unknown.add(where)

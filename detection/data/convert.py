@@ -56,6 +56,11 @@ def convert(src_fmt: str, dst_fmt: str, src: str, dst: str, splits: list[str] | 
             raise DataError(f"format must be one of {', '.join(FORMATS)}, got {f!r}")
     if os.path.exists(dst) and (not os.path.isdir(dst) or os.listdir(dst)):
         raise DataError(f"{dst} exists and is not an empty folder; give a new one (conversion never overwrites)")
+    src_dir = os.path.realpath(src if os.path.isdir(src) else os.path.dirname(os.path.abspath(src)))
+    out = os.path.realpath(dst)
+    if os.path.commonpath([src_dir, out]) == src_dir:  # its images would be read as the input's next time
+        raise DataError(f"{dst} is inside the data set being converted ({src_dir}): its copies would be read as "
+                        "more images of it on the next run; write the output outside that folder")
     if src_fmt == "voc" and voc_folders(src) == (src, src) and not glob.glob(os.path.join(src, "*.xml")):
         raise DataError(f"{src}: no Annotations/ folder and no .xml files; is this a VOC data set?")
     records, names, infos = read_all(src_fmt, src, splits, classes)

@@ -137,10 +137,21 @@ def read_split(dcfg: dict, split: str, train: bool, classes: list[str] | None = 
     if carved:
         info.source = f"{info.source} ({which} side of the {'split file' if lists else 'hash split'})"
     if not raws:
-        raise DataError(f"{info.source}: no images on the {which} side; raise data.val_fraction / data.fraction, "
-                        "or check data.split_file")
+        raise DataError(f"{info.source}: no images on the {which} side; {_empty_side_hint(dcfg, which, lists)}")
     records = build_records(raws, info, skips, dcfg["max_pixels"], strict=not train)
     return records, info
+
+
+def _empty_side_hint(dcfg: dict, which: str, lists: dict | None) -> str:
+    """What would put images on an empty side of a split: the knob, in the right direction."""
+    if lists is not None:
+        return f"data.split_file {dcfg['split_file']} lists none of them on that side: fix it, or clear it"
+    if which == "val":
+        return f"raise data.val_fraction (it is {dcfg['val_fraction']:g}) or give a validation split"
+    hints = [f"lower data.val_fraction (it is {dcfg['val_fraction']:g})"] if dcfg["val_fraction"] > 0 else []
+    if dcfg["fraction"] < 1:
+        hints.append(f"raise data.fraction (it is {dcfg['fraction']:g})")
+    return " or ".join(hints) or "check the split's images"
 
 
 def get_dataset(cfg: dict, train: bool, class_names: list[str] | None = None) -> DetectionDataset:

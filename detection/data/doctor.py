@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import DataError
-from .images import ImageReadError, read_image
+from .images import ImageReadError, read_image, read_record_image
 from .records import DatasetInfo, ImageRecord
 from .summary import TINY, box_stats, class_counts
 
@@ -35,21 +35,27 @@ class SideReport:
     hashes: dict = field(default_factory=dict)  # record index -> sha1 of the file
 
 
-def _decode_and_hash(path: str) -> tuple[str | None, str | None]:
-    """(problem, sha1): truncated or undecodable files, and the content hash for leakage."""
+def _decode_and_hash(record) -> tuple[str | None, str | None]:
+    """(problem, sha1): truncated or undecodable files, and the content hash for leakage. The file
+    is hashed in chunks (never held whole) and decoded by the pixel budget it was admitted by."""
+    sha = hashlib.sha1()
     try:
-        with open(path, "rb") as f:
-            data = f.read()
+        with open(record.path, "rb") as f:
+            head = f.read(8)
+            sha.update(head)
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                sha.update(chunk)
+            f.seek(max(0, f.tell() - 4096))
+            tail = f.read().rstrip(b"\0")[-12:]
     except OSError as e:
         return f"cannot be read ({e.strerror})", None
-    digest = hashlib.sha1(data).hexdigest()
-    tail = data.rstrip(b"\0")[-12:]
-    if data[:2] == b"\xff\xd8" and not tail.endswith(b"\xff\xd9"):
+    digest = sha.hexdigest()
+    if head[:2] == b"\xff\xd8" and not tail.endswith(b"\xff\xd9"):
         return "truncated JPEG (no end-of-image marker)", digest
-    if data[:8] == b"\x89PNG\r\n\x1a\n" and b"IEND" not in tail:
+    if head[:8] == b"\x89PNG\r\n\x1a\n" and b"IEND" not in tail:
         return "truncated PNG (no IEND chunk)", digest
     try:
-        read_image(path, reduce=8)
+        read_image(record.path, max(1, record.width * record.height), reduce=8)
     except ImageReadError:
         return "cannot be decoded", digest
     return None, digest
@@ -58,7 +64,7 @@ def _decode_and_hash(path: str) -> tuple[str | None, str | None]:
 def inspect_images(side: SideReport) -> None:
     """Decode and hash every image of a side (in parallel); problems become defects."""
     with ThreadPoolExecutor(8) as pool:
-        results = list(pool.map(_decode_and_hash, [r.path for r in side.records]))
+        results = list(pool.map(_decode_and_hash, side.records))
     bad: dict = {}
     seen: dict[str, str] = {}
     dups: dict = {}
@@ -228,7 +234,7 @@ def write_browse(side: SideReport, out_dir, n: int) -> int:
     for i in picks:
         r = side.records[i]
         try:
-            img = read_image(r.path).copy()
+            img = read_record_image(r).copy()
         except ImageReadError:
             continue
         for box, label in zip(r.boxes.tolist(), r.labels.tolist()):

@@ -22,6 +22,9 @@ from ..errors import DataError, UnknownClassesError
 from .images import DEFAULT_MAX_PIXELS, ImageReadError, read_image, read_image_size
 
 log = logging.getLogger("detection.data")
+# boxes a training image keeps: matching holds anchors x boxes IoUs (about 40k anchors at 480 px,
+# 4 bytes each: 160 MB at this cap); dense scenes (shelves, crowds) stay well under it
+MAX_BOXES_PER_IMAGE = 1000
 
 
 @dataclass
@@ -63,6 +66,7 @@ class RawImage:
     difficult: list = field(default_factory=list)
     areas: list | None = None
     normalized: bool = False  # boxes in [0, 1] of the image's size (YOLO), scaled once the size is known
+    size_unusable: bool = False  # the annotation's size is missing, zero or not a number (VOC, COCO)
 
 
 class SkipCounter:
@@ -174,7 +178,9 @@ def build_records(raws: list[RawImage], info: DatasetInfo, skips: dict[str, Skip
 
     Images that cannot be read (missing, corrupt, over the pixel budget) are skipped,
     counted and named; with `strict` (validation: a hole would change the metric) every image
-    is also decoded once, and one that fails is an error. Boxes keep the annotation's pixels;
+    is also decoded once, and one that fails is an error. A training image keeps at most
+    MAX_BOXES_PER_IMAGE boxes (the rest dropped, counted and named: anchor matching holds an
+    IoU for every anchor and box at once); validation keeps all. Boxes keep the annotation's pixels;
     a declared size that disagrees with the file is counted and named, and the file's size is
     used. `read_headers=False` (scoring result files without the images) trusts the declared sizes.
     """
@@ -188,7 +194,7 @@ def build_records(raws: list[RawImage], info: DatasetInfo, skips: dict[str, Skip
             errors.append(str(size))
             unreadable.add(os.path.basename(r.path))
             continue
-        records.append(_record(r, *size, counters))
+        records.append(_record(r, *size, counters, cap=None if strict else MAX_BOXES_PER_IMAGE))
     if errors and strict:
         raise DataError(f"{info.source}: {len(errors)} validation image(s) cannot be used: {errors[0]}"
                         f"{f' (and {len(errors) - 1} more)' if len(errors) > 1 else ''}; fix or remove them from "
@@ -205,17 +211,23 @@ def build_records(raws: list[RawImage], info: DatasetInfo, skips: dict[str, Skip
 def _box_counters(skips: dict[str, SkipCounter]) -> dict[str, SkipCounter]:
     kinds = {"size_mismatch": ("images whose annotated size disagrees with the file (the file's size is used, "
                                "boxes unscaled)", False),
+             "size_unusable": ("images whose annotated size is missing, zero or not a number (the file's size is "
+                               "used)", False),
+             "boxes_over_cap": (f"boxes dropped: over {MAX_BOXES_PER_IMAGE} in one image (the first ones are kept)",
+                                False),
              "invalid_boxes": ("boxes dropped: not four finite numbers", False),
              "degenerate_boxes": ("boxes dropped: zero or negative width/height, or outside the image", False),
              "clipped_boxes": ("boxes partly outside the image (clipped, kept)", True)}
     return {k: skips.setdefault(k, SkipCounter(what, quiet=quiet)) for k, (what, quiet) in kinds.items()}
 
 
-def _record(r: RawImage, w: int, h: int, counters: dict[str, SkipCounter]) -> ImageRecord:
+def _record(r: RawImage, w: int, h: int, counters: dict[str, SkipCounter], cap: int | None = None) -> ImageRecord:
     """One image's record: boxes to pixels, clipped, the invalid and empty ones dropped and counted."""
     where = os.path.basename(r.where)
     if r.declared_size and r.declared_size != (w, h):
         counters["size_mismatch"].add(where)
+    if r.size_unusable:
+        counters["size_unusable"].add(where)
     ok = [b is not None for b in r.boxes]
     if not all(ok):
         counters["invalid_boxes"].add(where, ok.count(False))
@@ -229,6 +241,9 @@ def _record(r: RawImage, w: int, h: int, counters: dict[str, SkipCounter]) -> Im
         counters["clipped_boxes"].add(where, int((crossing & keep).sum()))
     if (~keep).any():
         counters["degenerate_boxes"].add(where, int((~keep).sum()))
+    if cap is not None and keep.sum() > cap:  # anchor matching holds anchors x boxes IoUs at once
+        counters["boxes_over_cap"].add(where, int(keep.sum()) - cap)
+        keep &= np.cumsum(keep) <= cap
 
     def pick(values, dtype):
         return np.array(values, dtype).reshape(-1)[keep_valid][keep]

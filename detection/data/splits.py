@@ -82,5 +82,15 @@ def read_split_file(path: str) -> dict:
         raise DataError(f"data.split_file {path}: cannot be read ({e})") from None
     if not (isinstance(lists, dict) and isinstance(lists.get("train"), list) and isinstance(lists.get("val"), list)):
         raise DataError(f"data.split_file {path}: expected an object with `train` and `val` lists of file names")
+    for side in ("train", "val"):
+        bad = [v for v in lists[side] if not isinstance(v, str)]
+        if bad:
+            raise DataError(f"data.split_file {path}: `{side}` must list file names (strings), and {len(bad)} entries "
+                            f"are not (e.g. {bad[0]!r}); fix them, or clear data.split_file to split anew")
+    both = set(lists["train"]) & set(lists["val"])
+    if both:
+        raise DataError(f"data.split_file {path}: {len(both)} images are in both `train` and `val` (e.g. "
+                        f"{sorted(both)[0]!r}): a model validated on images it trained on scores too high; remove "
+                        "them from one side, or clear data.split_file to split anew")
     lists["_file"] = path
     return lists

@@ -10,6 +10,7 @@ torchvision uses (x1 - 1, y1 - 1), as Detectron2 does, so AP matches the devkit.
 
 from __future__ import annotations
 
+import math
 import os
 import xml.etree.ElementTree as ET
 from collections import Counter
@@ -58,8 +59,8 @@ def _parse_xml(xml_path: str) -> tuple[dict, list[dict]]:
     if size is not None:
         w = _number(_text(size, "width", xml_path, required=False))
         h = _number(_text(size, "height", xml_path, required=False))
-        if w and h and w > 0 and h > 0:  # some tools write 0 0 or text: the file's header decides then
-            meta["size"] = (int(w), int(h))
+        if w and h and w > 0 and h > 0 and math.isfinite(w) and math.isfinite(h):
+            meta["size"] = (int(w), int(h))  # some tools write 0 0 or text: the file's header decides then
     objects = []
     for obj in root.iter("object"):
         bb = obj.find("bndbox")
@@ -160,7 +161,7 @@ def voc_raws(
     raws = []
     for n, (image_id, xml_path, meta, objects) in enumerate(parsed):
         img_path = _image_path(image_dir, image_id, meta["filename"], xml_path, allow_outside)
-        raw = RawImage(img_path, xml_path, n, meta["size"])
+        raw = RawImage(img_path, xml_path, n, meta["size"], size_unusable=meta["size"] is None)
         for o in objects:
             if o["name"] not in index:
                 unknown.add(os.path.basename(xml_path))

@@ -6,9 +6,11 @@ or an `{id: name}` map), a folder holding one, or a folder with `images/<split>/
 split entry is a folder of images, a `.txt` list of image paths, or a list of those. The
 label of `.../images/.../x.jpg` is `.../labels/.../x.txt`, as Ultralytics has it.
 
-Images without a label file are negatives. Empty lines, values outside [0, 1], repeated
-lines and label files without an image are counted and named; a class id beyond `names`
-is an error naming the file and line. Polygon lines (segmentation exports) become their box.
+Images without a label file are negatives, counted and named. Empty lines, values outside
+[0, 1], repeated lines and label files without an image are counted and named; a class id
+beyond `names`, or an `nc` that disagrees with `names`, is an error naming the file. Polygon
+lines (segmentation exports) become their box. Files Windows tools write (a UTF-8 byte-order
+mark, CRLF line ends) read as any other.
 """
 
 from __future__ import annotations
@@ -50,13 +52,18 @@ def find_yaml(root: str) -> str | None:
     if not named:
         return None
     found = os.path.join(root, named[0])
-    if found not in _SAID:  # every split reads the folder: say it once
-        _SAID.add(found)
-        log.info("%s: no data.yaml; reading %s, the one YAML here with `names`", root, named[0])
+    _say_once(f"{root}: no data.yaml; reading {named[0]}, the one YAML here with `names`")
     return found
 
 
 _SAID: set[str] = set()
+
+
+def _say_once(line: str) -> None:
+    """Every split reads the data set's YAML: what it says is logged once."""
+    if line not in _SAID:
+        _SAID.add(line)
+        log.info(line)
 MAX_YAML_BYTES = 1 << 20  # a data set's YAML is a few kB (1000 class names fit in 100 kB)
 
 
@@ -66,7 +73,7 @@ def _has_names(root: str, file: str) -> bool:
     try:
         if os.path.getsize(path) > MAX_YAML_BYTES:
             return False
-        with open(path, encoding="utf-8") as f:
+        with open(path, encoding="utf-8-sig") as f:
             data = yaml_load(f)
     except (OSError, yaml.YAMLError, UnicodeDecodeError):
         return False
@@ -76,20 +83,28 @@ def _has_names(root: str, file: str) -> bool:
 def load_yolo_yaml(yaml_file: str) -> tuple[str, dict, list[str]]:
     """(base folder, split entries, class names) of a data.yaml."""
     try:
-        with open(yaml_file, encoding="utf-8") as f:
+        with open(yaml_file, encoding="utf-8-sig") as f:
             data = yaml_load(f)
     except (OSError, yaml.YAMLError, UnicodeDecodeError) as e:
         raise YOLOFormatError(f"{yaml_file}: cannot be read as YAML ({e})") from None
     if not isinstance(data, dict):
         raise YOLOFormatError(f"{yaml_file}: expected keys path, train, val, names")
     here = os.path.dirname(os.path.abspath(yaml_file))
-    base = data.get("path") or here
+    base = str(data.get("path") or here)
     base = base if os.path.isabs(base) else os.path.normpath(os.path.join(here, base))
     if not os.path.isdir(base) and data.get("path"):
         base = here  # an export moved from the machine it was made on: its `path` is stale
+    if os.path.commonpath([os.path.realpath(here), os.path.realpath(base)]) != os.path.realpath(here):
+        _say_once(f"{yaml_file}: `path: {data['path']}` leads outside the YAML's folder; reading the data "
+                  f"from {base}")
     entries = {k: v for k, v in data.items() if k not in META_KEYS and v and
                (isinstance(v, str) or isinstance(v, list) and all(isinstance(e, str) for e in v))}
-    return base, entries, _names(data.get("names"), yaml_file)
+    names = _names(data.get("names"), yaml_file)
+    nc = data.get("nc")
+    if nc is not None and (isinstance(nc, bool) or not isinstance(nc, int) or nc != len(names)):
+        raise YOLOFormatError(f"{yaml_file}: `nc: {nc}` disagrees with `names`, which lists {len(names)} classes; "
+                              f"set nc: {len(names)} (or fix `names`)")
+    return base, entries, names
 
 
 def _names(names, where: str) -> list[str]:
@@ -121,7 +136,7 @@ def yolo_layout(root: str, split: str, classes: list[str] | None) -> tuple[str, 
                         f"labels/{split}/ under it; check data.root and data.*_split")
     names_file = os.path.join(root, "classes.txt")
     if os.path.isfile(names_file):
-        with open(names_file, encoding="utf-8") as f:
+        with open(names_file, encoding="utf-8-sig") as f:
             names = [line.strip() for line in f if line.strip()]
         return root, [os.path.join("images", split)], names, names_file
     if classes:
@@ -148,7 +163,7 @@ def _image_list(base: str, entries: list[str], allow_outside: bool) -> list[str]
                 images += [os.path.join(folder, f) for f in sorted(files)
                            if os.path.splitext(f)[1].lower() in IMAGE_EXTS]
         elif os.path.isfile(path) and path.endswith(".txt"):
-            with open(path, encoding="utf-8", errors="replace") as f:
+            with open(path, encoding="utf-8-sig", errors="replace") as f:
                 listed = [line.strip() for line in f if line.strip()]
             images += [_listed_path(p, os.path.dirname(path), base) for p in listed]
         else:
@@ -188,10 +203,12 @@ class _LineCounters:
         self.outside = SkipCounter("boxes with values outside [0, 1] (clipped to the image)")
         self.repeated = SkipCounter("repeated label lines (used once)")
         self.orphans = SkipCounter("label files without an image (not used)")
+        self.unlabelled = SkipCounter("images without a label file (used as negatives: no boxes)")
 
     def as_dict(self) -> dict:
         return {"empty_label_lines": self.empty, "invalid_label_lines": self.invalid,
-                "out_of_range_labels": self.outside, "repeated_labels": self.repeated, "orphan_labels": self.orphans}
+                "out_of_range_labels": self.outside, "repeated_labels": self.repeated, "orphan_labels": self.orphans,
+                "images_without_labels": self.unlabelled}
 
 
 def _class_id(token: str, where: str, num_names: int) -> int:
@@ -233,7 +250,7 @@ def _parse_line(line: str, where: str, num_names: int, counters: _LineCounters, 
 
 def _read_labels(path: str, num_names: int, counters: _LineCounters) -> list[tuple[int, list[float]]]:
     try:
-        with open(path, encoding="utf-8", errors="replace") as f:
+        with open(path, encoding="utf-8-sig", errors="replace") as f:
             lines = f.read().splitlines()
     except OSError as e:
         raise DataError(f"{path}: cannot be read ({e})") from None
@@ -275,7 +292,11 @@ def yolo_raws(root: str, split: str, classes: list[str] | None = None, ignore_un
     parsed, found = [], Counter()
     for path in images:
         lp = label_path(path)
-        labels = _read_labels(lp, len(names), counters) if os.path.isfile(lp) else []
+        if os.path.isfile(lp):
+            labels = _read_labels(lp, len(names), counters)
+        else:
+            labels = []
+            counters.unlabelled.add(os.path.relpath(path, base))
         found.update(names[c] for c, _ in labels)
         parsed.append((path, lp, labels))
     _count_orphan_labels(images, counters)

@@ -165,7 +165,7 @@ def write_analysis(ev, results: dict, out_dir: Path, iou_thresh: float = 0.5, sc
     """PR curves, confusion matrix (PNG + CSV), worst images, report.md and report.json in `out_dir`."""
     import cv2
 
-    from ..data.images import read_image
+    from ..data.images import read_record_image
 
     out_dir.mkdir(parents=True, exist_ok=True)
     names = ev.info.class_names
@@ -200,7 +200,7 @@ def write_analysis(ev, results: dict, out_dir: Path, iou_thresh: float = 0.5, sc
             break
         r = ev.records[idx]
         try:
-            img = read_image(r.path)
+            img = read_record_image(r)
         except OSError:
             continue  # evaluation from files may have no images
         drawn = draw_errors(img, r, ev.predictions[idx], names, iou_thresh, score_thresh)

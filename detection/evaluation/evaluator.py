@@ -90,9 +90,13 @@ class DetectionEvaluator:
             self.add(int(t["image_id"]), boxes, o["scores"].detach().float().cpu().numpy(), o["labels"].cpu().numpy())
 
     def add(self, idx: int, boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray) -> None:
-        """Predictions for record `idx` in original pixels, xyxy, labels 1..K."""
-        self.predictions[idx] = (np.asarray(boxes, np.float32).reshape(-1, 4), np.asarray(scores, np.float32),
-                                 np.asarray(labels, np.int64))
+        """Predictions for record `idx` in original pixels, xyxy, labels 1..K. Label 0 is background:
+        RetinaNet's and FCOS's sigmoid heads can emit it, and through `cat_ids[label - 1]` it would
+        be scored as the last class; it is dropped."""
+        labels = np.asarray(labels, np.int64).reshape(-1)
+        keep = labels >= 1
+        self.predictions[idx] = (np.asarray(boxes, np.float32).reshape(-1, 4)[keep],
+                                 np.asarray(scores, np.float32).reshape(-1)[keep], labels[keep])
 
     def coco_results(self, source_ids: bool = False) -> list[dict]:
         """Predictions in the COCO results format, with the source's category ids.

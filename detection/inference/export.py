@@ -16,6 +16,7 @@ import os
 import tempfile
 import warnings
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -80,7 +81,25 @@ def read_metadata(path: Path, kind: str) -> dict:
     if not ok:
         raise CheckpointError(f"{path}: its '{META_KEY}' metadata is not what {command('export')} writes (json with "
                               "class_names, min_size, max_size); export the checkpoint again")
+    _check_meta_values(path, meta)
     return meta
+
+
+MAX_INPUT_SIDE = 4096  # px: what an exported file may ask the resize for (a 1333 px COCO model is far under)
+
+
+def _check_meta_values(path: Path, meta: dict) -> None:
+    """Metadata values a hostile or broken file could use to make the resize allocate gigabytes,
+    or to name classes that are not names, refused in one line."""
+    sides = [meta["min_size"], meta["max_size"], *(meta.get("fixed_size") or [])]
+    if any(not isinstance(v, int) or isinstance(v, bool) or not 1 <= v <= MAX_INPUT_SIDE for v in sides) \
+            or meta["max_size"] < meta["min_size"]:
+        raise CheckpointError(f"{path}: its metadata asks for an input of {sides} px; {command('export')} writes "
+                              f"sizes of 1..{MAX_INPUT_SIDE} with min_size <= max_size: export the checkpoint again")
+    names = meta["class_names"]
+    if not names or len(names) > 100_000 or not all(isinstance(n, str) and n for n in names):
+        raise CheckpointError(f"{path}: its metadata's class_names must be 1..100000 non-empty names; export the "
+                              "checkpoint again")
 
 
 def _torchscript_extra(path: Path, name: str, max_bytes: int = 1 << 20) -> str:
@@ -91,11 +110,13 @@ def _torchscript_extra(path: Path, name: str, max_bytes: int = 1 << 20) -> str:
             entry = next((i for i in z.infolist() if i.filename.endswith(f"/extra/{name}")), None)
             if entry is None:
                 return ""
-            if entry.file_size > max_bytes:
-                raise CheckpointError(f"{path}: its '{name}' entry holds {entry.file_size} bytes, not the short "
+            with z.open(entry) as f:  # read bounded: the header's size may lie, the inflated bytes do not
+                data = f.read(max_bytes + 1)
+            if entry.file_size > max_bytes or len(data) > max_bytes:
+                raise CheckpointError(f"{path}: its '{name}' entry holds over {max_bytes} bytes, not the short "
                                       f"json {command('export')} writes; export the checkpoint again")
-            return z.read(entry).decode()
-    except (zipfile.BadZipFile, OSError, UnicodeDecodeError) as e:
+            return data.decode()
+    except (zipfile.BadZipFile, OSError, UnicodeDecodeError, EOFError, zlib.error) as e:
         raise CheckpointError(f"{path}: not a readable TorchScript file ({e})") from None
 
 

@@ -49,7 +49,9 @@ def open_model(path=None, device: torch.device | str = "cpu", amp: str = "none",
         try:
             backend = TorchScriptBackend(load_torchscript(file, device), device)
         except (RuntimeError, ValueError) as e:
-            raise CheckpointError(f"{file}: not a loadable TorchScript file ({str(e).splitlines()[0][:200]})") from None
+            reason = next((line for line in str(e).splitlines() if line.strip()), type(e).__name__)[:200]
+            raise CheckpointError(f"{file}: not a loadable TorchScript file ({reason}); give a file written by "
+                                  "torch.jit.save, such as tools/export.py's") from None
     predictor = Predictor(backend, meta["class_names"], meta["min_size"], meta["max_size"],
                           tuple(meta["fixed_size"]) if meta.get("fixed_size") else None, str(file))
     return LoadedModel(file, kind, run, predictor, run_config(run) if run else None)

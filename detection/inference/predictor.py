@@ -221,8 +221,12 @@ class Predictor:
 
     def _result(self, boxes, scores, labels, shape, score, classes, max_det, path, extra) -> Result:
         labels = np.asarray(labels, np.int64).reshape(-1) - 1
+        if (labels >= len(self.class_names)).any():
+            raise CheckpointError(f"{self.source or 'the model'}: returned class label {int(labels.max()) + 1}, "
+                                  f"outside its {len(self.class_names)} classes (labels 1..{len(self.class_names)}); "
+                                  "the graph and its metadata disagree: export the checkpoint again")
         scores = np.asarray(scores, np.float32).reshape(-1)
-        keep = scores >= score
+        keep = (scores >= score) & (labels >= 0)  # label 0 is background (sigmoid heads can emit it), never a class
         if classes is not None:
             keep &= np.isin(labels, classes)
         order = np.argsort(-scores[keep], kind="stable")[:max_det]

@@ -76,18 +76,34 @@ class Arrays(Source):
             yield Item(image, f"<image {k}>", f"image_{k}.jpg")
 
 
+class Unopened(Source):
+    """A source that could not be opened (the Python API's list skips it, names it, and goes on)."""
+
+    def __init__(self, name: str, error: str):
+        self.name, self.error = name, error
+
+    def __iter__(self):
+        yield Item(None, self.name, os.path.basename(self.name) or "source", self.error)
+
+
 class VideoSource(Source):
     """A video file, webcam or stream through OpenCV, decoded on a thread into a small queue."""
 
     kind = "video"
 
-    def __init__(self, spec, name: str, vid_stride: int = 1, live: bool = False):
+    def __init__(self, spec, name: str, vid_stride: int = 1, live: bool = False,
+                 max_pixels: int = DEFAULT_MAX_PIXELS):
         import cv2
 
         self.cap = cv2.VideoCapture(spec)
         if not self.cap.isOpened():
             raise DataError(f"cannot open video source {name!r}: not a video OpenCV can read, or the camera/stream "
                             "is not reachable")
+        w, h = int(self.cap.get(cv2.CAP_PROP_FRAME_WIDTH) or 0), int(self.cap.get(cv2.CAP_PROP_FRAME_HEIGHT) or 0)
+        if w * h > max_pixels:  # the same pixel budget as images: each frame is decoded whole
+            self.cap.release()
+            raise DataError(f"{name}: frames of {w}x{h} = {w * h / 1e6:.0f} megapixels are over the pixel budget "
+                            f"({max_pixels / 1e6:.0f} MP)")
         self.name, self.stride, self.live = name, max(1, vid_stride), live
         self.fps = self.cap.get(cv2.CAP_PROP_FPS) or 30.0
         self.frames = int(self.cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
@@ -99,7 +115,7 @@ class VideoSource(Source):
     def _read(self) -> None:
         import cv2
 
-        index = 0
+        index = failed = 0
         while not self.stop.is_set():
             ok = self.cap.grab()
             if not ok:
@@ -108,8 +124,24 @@ class VideoSource(Source):
                 ok, frame = self.cap.retrieve()
                 if ok:
                     self._put((index, cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)))
+                else:
+                    failed += 1
             index += 1
+        if not self.stop.is_set() and (error := self._lost_frames(index, failed)):
+            self._put((index, error))
         self._put(None)
+
+    def _lost_frames(self, decoded: int, failed: int) -> str:
+        """A file that ended early or had frames that would not decode: which file, and how many."""
+        if self.live:
+            return ""
+        if decoded == 0:
+            return f"{self.name}: no frame could be decoded (an empty, truncated or corrupt video)"
+        lost = max(self.frames - decoded, 0) + failed
+        if lost:
+            return (f"{self.name}: {lost} of {max(self.frames, decoded)} frames could not be decoded (the video is "
+                    "truncated or corrupt); the frames before were used")
+        return ""
 
     def _put(self, value) -> None:
         while not self.stop.is_set():
@@ -126,6 +158,9 @@ class VideoSource(Source):
             if value is None:
                 return
             index, frame = value
+            if isinstance(frame, str):  # what _lost_frames found
+                yield Item(None, self.name, f"{stem}.mp4", frame)
+                continue
             yield Item(frame, f"{self.name} frame {index}", f"{stem}_{index:06d}.jpg", frame=index)
 
     def close(self) -> None:
@@ -161,12 +196,12 @@ def open_source(spec: str, recursive: bool = False, vid_stride: int = 1,
     """The source a `--source` value names (see the module docstring for the kinds)."""
     spec = str(spec)
     if spec.isdigit():
-        return VideoSource(int(spec), f"webcam{spec}", vid_stride, live=True)
+        return VideoSource(int(spec), f"webcam{spec}", vid_stride, live=True, max_pixels=max_pixels)
     if spec.lower().startswith(STREAM_PREFIXES):
-        return VideoSource(spec, spec, vid_stride, live=True)
+        return VideoSource(spec, spec, vid_stride, live=True, max_pixels=max_pixels)
     ext = os.path.splitext(spec)[1].lower()
     if os.path.isfile(spec) and ext in VIDEO_EXTS:
-        return VideoSource(spec, spec, vid_stride)
+        return VideoSource(spec, spec, vid_stride, max_pixels=max_pixels)
     if os.path.isdir(spec):
         paths = _images_in(spec, recursive)
         root = spec
@@ -179,10 +214,10 @@ def open_source(spec: str, recursive: bool = False, vid_stride: int = 1,
         paths = sorted(p for p in glob.glob(spec, recursive=True) if os.path.splitext(p)[1].lower() in IMAGE_EXTS)
         root = _common_root(paths)
     else:
-        raise DataError(f"--source {spec!r}: no such file or folder (give an image, a folder, a glob, a .txt list, a "
+        raise DataError(f"source {spec!r}: no such file or folder (give an image, a folder, a glob, a .txt list, a "
                         "video file, a webcam index or an rtsp/http URL)")
     if not paths:
-        raise DataError(f"--source {spec!r}: no images found" + ("" if recursive else " (subfolders: --recursive)"))
+        raise DataError(f"source {spec!r}: no images found" + ("" if recursive else " (subfolders: recursive)"))
     return ImageFiles(paths, root, max_pixels)
 
 

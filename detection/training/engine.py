@@ -52,12 +52,27 @@ def _to_device(images, targets, device):
     return images, targets
 
 
+def _skip_step(parts: TrainParts, sums: dict, in_a_row: int, max_nonfinite: int, where: str, loss_dict) -> None:
+    """A non-finite loss: nothing is applied, the skip is counted, the lr schedule moves on; the
+    run stops at `max_nonfinite` in a row."""
+    sums["skipped"] = sums.get("skipped", 0) + 1
+    if in_a_row >= max_nonfinite:
+        raise NonFiniteLossError(
+            f"{in_a_row} non-finite losses in a row at {where} "
+            f"({', '.join(f'{k} {v.item():.4g}' for k, v in loss_dict.items())}); "
+            "lower train.lr or lengthen train.warmup_iters. The last good checkpoint is kept.")
+    parts.scheduler.step()
+
+
 def train_one_epoch(parts: TrainParts, loader, device: torch.device, opts: StepOptions, *, desc: str = "train",
-                    start_step: int = 0, sums: dict | None = None, on_step=None, should_stop=None) -> dict:
+                    start_step: int = 0, sums: dict | None = None, on_step=None, should_stop=None,
+                    nonfinite_streak: int = 0) -> dict:
     """Train for one epoch (or what is left of it); returns mean losses, images/s and counts.
 
     A non-finite loss skips its step (nothing is applied) and is counted; `max_nonfinite`
-    in a row stop the run. Under DDP a non-finite loss on any rank skips the step on all.
+    in a row stop the run, counted across epochs (`nonfinite_streak`: the row the epoch before
+    ended with; the result's `nonfinite_streak` the row this one ends with), so a diverged run of
+    short epochs stops too. Under DDP a non-finite loss on any rank skips the step on all.
     `on_step(step, losses, lr)` runs after each applied step (logging, periodic checkpoints);
     `losses` holds each loss and their sum `loss` as floats.
     `sums` holds the epoch's running loss sums and counts, updated in place: a checkpoint
@@ -67,7 +82,7 @@ def train_one_epoch(parts: TrainParts, loader, device: torch.device, opts: StepO
     model, optimizer = parts.model, parts.optimizer
     model.train()
     sums = {} if sums is None else sums
-    in_a_row, grad_norm, seen, step = 0, None, 0, start_step
+    in_a_row, grad_norm, seen, step = nonfinite_streak, None, 0, start_step
     t0 = time.perf_counter()
     params = [p for g in optimizer.param_groups for p in g["params"]]
     bar = Progress(loader, desc)
@@ -79,14 +94,8 @@ def train_one_epoch(parts: TrainParts, loader, device: torch.device, opts: StepO
         optimizer.zero_grad(set_to_none=True)
         step += 1
         if not dist.all_ranks(bool(torch.isfinite(loss)), device):
-            sums["skipped"] = sums.get("skipped", 0) + 1
             in_a_row += 1
-            if in_a_row >= opts.max_nonfinite:
-                raise NonFiniteLossError(
-                    f"{in_a_row} non-finite losses in a row at {desc}, step {step} "
-                    f"({', '.join(f'{k} {v.item():.4g}' for k, v in loss_dict.items())}); "
-                    "lower train.lr or lengthen train.warmup_iters. The last good checkpoint is kept.")
-            parts.scheduler.step()
+            _skip_step(parts, sums, in_a_row, opts.max_nonfinite, f"{desc}, step {step}", loss_dict)
             if should_stop is not None and should_stop():
                 break
             continue
@@ -107,7 +116,7 @@ def train_one_epoch(parts: TrainParts, loader, device: torch.device, opts: StepO
     bar.close()
     out = {k: v / max(sums.get("n", 0), 1) for k, v in sums.items() if k not in ("n", "skipped")}
     out["images_per_s"] = seen / max(time.perf_counter() - t0, 1e-9)  # of this process's part of the epoch
-    out.update(iters=step - start_step, skipped_nonfinite=sums.get("skipped", 0))
+    out.update(iters=step - start_step, skipped_nonfinite=sums.get("skipped", 0), nonfinite_streak=in_a_row)
     if grad_norm is not None:
         out["grad_norm"] = grad_norm  # of the last step, before clipping
     return out

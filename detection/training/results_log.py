@@ -64,14 +64,14 @@ class RunLog:
 
 def log_val_images(writer, evaluator, step: int, count: int = 4, score: float = 0.3) -> None:
     """A few validation images with their predictions drawn, to TensorBoard."""
-    from ..data.images import read_image
+    from ..data.images import read_record_image
     from ..detections import to_detections
     from ..visualize import draw_detections
 
     for idx in sorted(evaluator.predictions)[:count]:
         dets = to_detections(*evaluator.predictions[idx], evaluator.info.class_names, score)
         try:
-            img = draw_detections(read_image(evaluator.records[idx].path), dets)
+            img = draw_detections(read_record_image(evaluator.records[idx]), dets)
         except OSError:
             continue
         writer.add_image(f"val/image{idx}", img, step, dataformats="HWC")

@@ -20,6 +20,7 @@ class TrainState:
     best: float = -1.0  # best validation COCO AP so far
     bad_evals: int = 0  # validations in a row without a better AP
     epoch_sums: dict = field(default_factory=dict)  # running loss sums of the epoch in progress
+    nonfinite_streak: int = 0  # non-finite losses in a row at the last epoch's end (train.max_nonfinite)
     elapsed: float = 0.0  # seconds of the run so far (train.time counts them across a resume)
     finished: bool = False  # the run ended as configured (a resume then has nothing to do unless extended)
 

@@ -136,11 +136,12 @@ class Trainer:
                                         self.loader, self.device, StepOptions.from_config(self.tcfg),
                                         desc=f"epoch {epoch + 1}/{self.schedule.total_epochs(epoch)}",
                                         start_step=state.step, sums=state.epoch_sums, on_step=on_step,
-                                        should_stop=self.should_stop)
+                                        should_stop=self.should_stop, nonfinite_streak=state.nonfinite_streak)
         finally:
             self.in_steps = False
         if self.interrupted:
             self.save_interrupted()
+        state.nonfinite_streak = stats.pop("nonfinite_streak")  # the same on every rank
         stats = dist.mean_over_ranks({k: float(v) for k, v in stats.items()}, self.device)
         state.epoch, state.iter_in_epoch, state.epoch_sums = epoch + 1, 0, {}
         return {"epoch": epoch + 1, "stage": state.stage + 1, "lr": self.parts.optimizer.param_groups[0]["lr"],

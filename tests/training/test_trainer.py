@@ -64,6 +64,21 @@ def test_non_finite_steps_are_skipped_then_stop():
         train_one_epoch(TrainParts(model, opt, sched), fake_loader(5), CPU, StepOptions(max_nonfinite=3))
 
 
+def test_non_finite_steps_in_a_row_are_counted_across_epochs():
+    """A diverged run of two-step epochs never had three in a row inside one epoch."""
+    model = FakeDetector(bad={2, 3, 4})
+    opt, sched = _opt(model)
+    parts, opts = TrainParts(model, opt, sched), StepOptions(max_nonfinite=3)
+    first = train_one_epoch(parts, fake_loader(2), CPU, opts)  # step 1 good, 2 bad
+    assert first["nonfinite_streak"] == 1
+    with pytest.raises(NonFiniteLossError, match="3 non-finite losses in a row"):  # steps 3, 4: the row reaches 3
+        train_one_epoch(parts, fake_loader(2), CPU, opts, start_step=2, nonfinite_streak=first["nonfinite_streak"])
+    fine = FakeDetector(bad={2})
+    opt, sched = _opt(fine)
+    again = train_one_epoch(TrainParts(fine, opt, sched), fake_loader(3), CPU, opts, nonfinite_streak=2)
+    assert again["nonfinite_streak"] == 0  # a good step ends the row
+
+
 def test_clipping_bounds_the_gradient_norm():
     model = FakeDetector()
     opt, sched = _opt(model)
