@@ -43,12 +43,14 @@ class Detector:
     def class_names(self) -> list[str]:
         return self.predictor.class_names
 
-    def predict(self, source, score: float = 0.25, classes=None, max_det: int = 300, batch: int = 1,
+    def predict(self, source, score: float | None = None, classes=None, max_det: int = 300, batch: int = 1,
                 recursive: bool = False, vid_stride: int = 1, stream: bool = False) -> list[Result] | Iterator[Result]:
         """Results of `source`, one per image or video frame, in order.
 
         `source`: a path (image, folder, glob, .txt list, video), a stream URL, a webcam index,
         an RGB uint8 array (HxWx3, or HxW grayscale), a PIL image, or a list of these.
+        `score`: one threshold for every class; None keeps what reaches each class's threshold
+        stored with the model (chosen on its validation split), 0.25 for a model without them.
         `classes`: names or 0-based indices to keep. Unreadable files are skipped with a
         warning that names them. `stream=True` returns a generator (for videos and streams);
         its results keep their pixels for `plot()`, as do those of arrays and PIL images.

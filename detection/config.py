@@ -355,7 +355,9 @@ RANGES = {
     "train.max_nonfinite": (1, None, True, True),
     "train.ckpt_every": (0, None, True, True),
     "eval.iou_thresh": (0.0, 1.0, False, False),
+    "eval.bootstrap": (0, 100000, True, True),
 }
+THRESHOLD_RULE = re.compile(r"^(f1|(precision|recall)=(0?\.\d*[1-9]\d*|1(\.0*)?))$")  # parsed in operating_point
 STAGE_KEYS = ("epochs", "freeze_at", "mode", "lr", "backbone_lr_mult", "warmup_iters")
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?|mps)$")
 
@@ -415,6 +417,9 @@ def check_values(cfg: dict) -> None:
         check_sizable(m["arch"])
     if m["max_size"] < m["min_size"]:
         raise ConfigError(f"config key `model.max_size` ({m['max_size']}) must be >= model.min_size ({m['min_size']})")
+    if not THRESHOLD_RULE.match(str(cfg["eval"]["threshold"])):
+        raise ConfigError(f"config key `eval.threshold` must be f1, precision=P or recall=R (P, R in (0, 1]), got "
+                          f"{cfg['eval']['threshold']!r}")
     if not isinstance(cfg["device"], str) or not DEVICE_PATTERN.match(cfg["device"]):
         raise ConfigError(f"config key `device` must be auto, cpu, cuda or cuda:N, got {cfg['device']!r}")
     for i, ms in enumerate(t["milestones"]):

@@ -17,11 +17,12 @@ from .errors import DataError, writing
 def entry(image_id: int, box, score: float, category_id: int, file_name: str | None = None,
           category_name: str | None = None, digits: int | None = None, **extra) -> dict:
     """One detection: `box` is xyxy in the image's pixels, written as COCO's xywh; `digits`
-    rounds the box (and the score to twice as many) for a file, never for scoring in memory."""
+    rounds the box for a file. The score is never rounded: a rounded score ties or reorders
+    detections, and so changes which are matched and which a threshold keeps."""
     x1, y1, x2, y2 = (float(v) for v in box)
     bbox, score = [x1, y1, x2 - x1, y2 - y1], float(score)
     if digits is not None:
-        bbox, score = [round(v, digits) for v in bbox], round(score, 2 * digits)
+        bbox = [round(v, digits) for v in bbox]
     out = {"image_id": image_id, **({"file_name": file_name} if file_name is not None else {}),
            "category_id": category_id, **({"category_name": category_name} if category_name is not None else {}),
            "bbox": bbox, "score": score}

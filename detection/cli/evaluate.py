@@ -1,13 +1,18 @@
 """python tools/eval_det.py [--ckpt best.pt] [--cfg FILE] [key.sub=value ...]
 python tools/eval_det.py --pred results.json --gt instances_val.json
 python tools/eval_det.py --pred runs/predict/x/predictions.json --cfg configs/bccd_frcnn.yaml
+python tools/eval_det.py --compare RUN_A RUN_B
 
 With no arguments: the newest run's best checkpoint on that run's validation split. --ckpt
 takes a run folder, a .pt, an .onnx or a .torchscript file. Prints the COCO (pycocotools) and
-VOC tables and writes, into a new `<run>/eval/` (`eval-2/`, ... : an evaluation never
-overwrites another), or `runs/eval/<name>/` for a results file or a model outside a run,
-the results JSON, PR curves, the confusion matrix (PNG + CSV), the worst images and
-report.md / report.json. `--save-pred` also writes the COCO results json of the model.
+VOC tables, the 95% intervals of AP (a bootstrap over the split's images, `eval.bootstrap`)
+and the per-class score thresholds to ship (`eval.threshold`), with precision, recall and F1
+there (and at the model's stored thresholds, when it has them). Writes, into a new
+`<run>/eval/` (`eval-2/`, ... : an evaluation never overwrites another), or `runs/eval/<name>/`
+for a results file or a model outside a run, the results JSON, PR curves, P/R/F1-vs-score
+curves, the confusion matrix (PNG + CSV), the worst images and report.md / report.json.
+`--save-pred` also writes the COCO results json of the model. `--compare A B` scores two
+models (or results files) on the same images and says whether B is better than A.
 """
 
 from __future__ import annotations
@@ -26,44 +31,42 @@ from .common import add_config_args, setup_logging, user_errors_as_one_line
 log = logging.getLogger("detection.eval")
 
 
-@user_errors_as_one_line
-def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description="Evaluate: COCO metrics (pycocotools), VOC per-class AP, analysis.")
+def parse_args(argv):
+    p = argparse.ArgumentParser(description="Evaluate: COCO metrics (pycocotools), VOC per-class AP, intervals, "
+                                            "thresholds, analysis.")
     p.add_argument("--ckpt", help="a run folder, .pt, .onnx or .torchscript file (default: newest run's best.pt)")
     p.add_argument("--runs", default="runs", help="where to look for the newest run")
     p.add_argument("--out", help="output folder, made new (default: a new <run>/eval, or runs/eval/<name>)")
     p.add_argument("--pred", help="a COCO results json to score instead of running a model (with --gt, or with "
                                   "--cfg: against that config's validation split, matched by file_name)")
     p.add_argument("--gt", help="COCO annotation json that --pred refers to")
+    p.add_argument("--compare", nargs=2, metavar=("A", "B"),
+                   help="two runs, checkpoints, exported files or results files, scored on the same images (A's "
+                        "validation split, or --cfg's): is B better than A?")
     p.add_argument("--save-pred", action="store_true", help="also write the model's COCO results json")
     p.add_argument("--score", type=float, default=0.25, help="score threshold of the confusion matrix and worst images")
     p.add_argument("--voc-metric", choices=["voc07", "voc12"], help="override eval.voc_metric")
     p.add_argument("--backend", choices=["pycocotools", "faster_coco_eval"], help="override eval.backend")
     add_config_args(p, cfg_required=False)
-    args = p.parse_args(argv)
+    return p.parse_args(argv)
+
+
+@user_errors_as_one_line
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
     setup_logging()
+    if args.compare:
+        return compare_main(args)
     from ..evaluation.analysis import write_analysis
+    from ..evaluation.decide import decide, format_decisions
     from ..evaluation.evaluator import check_ground_truth, format_results
 
     t0 = time.perf_counter()
-    if args.pred and args.cfg:  # a results file (infer.py --save-json) against a config's validation split
-        from ..evaluation.evaluator import evaluate_results_on_split
-
-        res, ev = evaluate_results_on_split(_pred_config(args), args.pred)
-        run, source = None, f"{args.pred} against {ev.info.source}"
-    elif args.pred or args.gt:
-        if not (args.pred and args.gt):
-            raise ConfigError("--pred needs --gt (a COCO json) or --cfg (a config's validation split)")
-        from ..evaluation.evaluator import evaluate_files
-
-        res, ev = evaluate_files(args.gt, args.pred, args.voc_metric or "voc07",
-                                 backend=args.backend or "pycocotools")
-        run, source = None, f"{args.pred} against {args.gt}"
-    else:
-        res, ev, run, source = _evaluate_model(args)
+    res, ev, run, source, ecfg, stored = _evaluate(args, args.ckpt, args.pred)
     check_ground_truth(res, source, ev.info.class_names)
+    decide(res, ev, ecfg["threshold"], ecfg["bootstrap"], stored)
     seconds = time.perf_counter() - t0
-    log.info("%s\n%s\n(evaluated in %.1fs)", source, format_results(res), seconds)
+    log.info("%s\n%s\n%s\n(evaluated in %.1fs)", source, format_results(res), format_decisions(res), seconds)
     out_dir = _out_dir(args, run)
     (out_dir / "results.json").write_text(json.dumps({"source": source, "seconds": seconds, **res},
                                                      indent=1, default=float))
@@ -80,7 +83,87 @@ def main(argv: list[str] | None = None) -> None:
     log.info("report, curves and confusion matrix written to %s/", out_dir)
 
 
-def _out_dir(args, run) -> Path:
+def _evaluate(args, model: str | None, pred: str | None):
+    """(results, evaluator, run or None, source, eval settings, stored thresholds or None) of one
+    model, or one results file (--pred with --gt or --cfg)."""
+    defaults = load_config(None, ["data.format=voc", "data.root=."] + _overrides(args))["eval"]  # eval.* only
+    if pred and args.cfg:  # a results file (infer.py --save-json) against a config's validation split
+        from ..evaluation.evaluator import evaluate_results_on_split
+
+        cfg = load_config(args.cfg, _overrides(args))
+        res, ev = evaluate_results_on_split(cfg, pred)
+        return res, ev, None, f"{pred} against {ev.info.source}", cfg["eval"], kept_thresholds(pred, ev.info)
+    if pred or args.gt:
+        if not (pred and args.gt):
+            raise ConfigError("--pred needs --gt (a COCO json) or --cfg (a config's validation split)")
+        from ..evaluation.evaluator import evaluate_files
+
+        res, ev = evaluate_files(args.gt, pred, args.voc_metric or "voc07", backend=args.backend or "pycocotools")
+        return res, ev, None, f"{pred} against {args.gt}", defaults, kept_thresholds(pred, ev.info)
+    res, ev, loaded, cfg = _evaluate_model(args, model)
+    return (res, ev, loaded.run, f"{loaded.path} on {ev.info.source}", cfg["eval"],
+            loaded.predictor.thresholds)
+
+
+def kept_thresholds(pred: str, info) -> dict | None:
+    """The per-class thresholds a results file was cut at: infer.py --save-json marks each
+    detection `kept`; a class keeps those scoring at least its lowest kept score."""
+    entries = results_json.read(pred)
+    if not entries or "kept" not in entries[0]:
+        return None
+    names = {cat: name for cat, name in zip(info.cat_ids, info.class_names)}
+    per_class = {name: None for name in info.class_names}
+    for e in entries:
+        name = e.get("category_name") or names.get(e["category_id"])
+        if name in per_class:
+            if e["kept"]:
+                per_class[name] = min(e["score"], per_class[name] if per_class[name] is not None else 1.0)
+            elif per_class[name] is None:
+                per_class[name] = 1.01  # none kept (so far): above any score
+    return {"rule": "as the file's `kept` marks", "split": pred, "per_class": per_class}
+
+
+def compare_main(args) -> None:
+    """Two models (or results files) on the same images: the paired bootstrap of B minus A."""
+    from ..evaluation.uncertainty import compare, verdict_line
+
+    a_path, b_path = args.compare
+    a = _evaluate(args, *_model_or_pred(a_path))
+    if args.cfg is None and a[2] is not None:  # B on A's split: A's run config (--cfg overrides both)
+        args.cfg = str(a[2].config)
+    b = _evaluate(args, *_model_or_pred(b_path))
+    (res_a, ev_a, *_), (res_b, ev_b, *_) = a, b
+    if [r.path for r in ev_a.records] != [r.path for r in ev_b.records]:
+        raise ConfigError(f"--compare: {a_path} and {b_path} were scored on different images ({ev_a.info.source} "
+                          f"and {ev_b.info.source}); give --cfg for the split to compare them on")
+    if sorted(ev_a.info.class_names) != sorted(ev_b.info.class_names):
+        raise ConfigError(f"--compare: {a_path} and {b_path} have different classes ({ev_a.info.class_names} and "
+                          f"{ev_b.info.class_names}); only models of the same classes compare")
+    ma, mb = ev_a.matches(), ev_b.matches()
+    if ma is None or mb is None:
+        raise ConfigError("--compare needs eval.backend=pycocotools (its per-image matches)")
+    resamples = a[4]["bootstrap"] or 1000
+    diff = compare(ma, mb, resamples)
+    lines = [f"A = {a_path}", f"B = {b_path}", f"on {ev_a.info.source} ({diff['images']} images, {resamples} paired "
+                                                 f"bootstrap redraws)"]
+    lines += [verdict_line(k, diff[k]) for k in ("AP", "AP50", "AP75")]
+    lines += ["per class:"] + [f"  {c['class']:<18} " + verdict_line("AP", c) for c in diff["per_class"]]
+    text = "\n".join(lines)
+    log.info("%s", text)
+    out = _out_dir(args, None, name=f"compare-{Path(a_path).stem}-vs-{Path(b_path).stem}")
+    (out / "compare.json").write_text(json.dumps({"a": a_path, "b": b_path, "split": ev_a.info.source,
+                                                  "AP_a": res_a["coco"]["AP"], "AP_b": res_b["coco"]["AP"], **diff},
+                                                 indent=1, default=float))
+    (out / "compare.md").write_text("# Comparison\n\n" + "\n".join(f"- {line}" for line in lines) + "\n")
+    log.info("written to %s/", out)
+
+
+def _model_or_pred(path: str) -> tuple[str | None, str | None]:
+    """(model, None) or (None, results file): a .json is a results file, anything else a model."""
+    return (None, path) if str(path).endswith(".json") else (path, None)
+
+
+def _out_dir(args, run, name: str | None = None) -> Path:
     """A new folder every time: --out (suffixed when taken), <run>/eval[-N], or runs/eval/<name>[-N]."""
     from ..runs import new_run_dir
 
@@ -89,8 +172,7 @@ def _out_dir(args, run) -> Path:
         return new_run_dir(out.parent, out.name)
     if run is not None:
         return run.new_eval_dir()
-    name = Path(args.pred or args.ckpt or "eval").stem
-    return new_run_dir(Path(args.runs) / "eval", name)
+    return new_run_dir(Path(args.runs) / "eval", name or Path(args.pred or args.ckpt or "eval").stem)
 
 
 def _overrides(args) -> list[str]:
@@ -99,16 +181,12 @@ def _overrides(args) -> list[str]:
         + ([f"eval.backend={args.backend}"] if args.backend else [])
 
 
-def _pred_config(args) -> dict:
-    return load_config(args.cfg, _overrides(args))
-
-
-def _evaluate_model(args):
-    """(results, evaluator, run or None, source) of the model --ckpt names (or the newest run's)."""
+def _evaluate_model(args, path: str | None):
+    """(results, evaluator, loaded model, config) of the model `path` names (or the newest run's)."""
     from ..inference.loading import open_model
     from ..scoring import evaluate_model
 
-    loaded = open_model(args.ckpt, "cpu", runs=args.runs)
+    loaded = open_model(path, "cpu", runs=args.runs)
     if loaded.config is None and not args.cfg:
         raise ConfigError(f"{loaded.path} is outside a run folder, so which data to score it on is unknown: "
                           "add --cfg (a config whose validation split to use)")
@@ -116,7 +194,7 @@ def _evaluate_model(args):
     cfg = load_config(args.cfg, _overrides(args), base=None if args.cfg else loaded.config)
     res, ev = evaluate_model(loaded, cfg)
     log.info("evaluated %s (%s) on %s", loaded.path, loaded.predictor.backend.name, ev.info.source)
-    return res, ev, loaded.run, f"{loaded.path} on {ev.info.source}"
+    return res, ev, loaded, cfg
 
 
 if __name__ == "__main__":

@@ -5,7 +5,9 @@ webcams and streams, and writes into `runs/predict/<name>` (`-2`, `-3`... when t
 next to the inputs): the images with their boxes drawn (under their paths relative to the
 source, so same-named files from different folders stay apart) or a drawn video at the
 source's frame rate; `--save-json` a COCO results file (with file and class names; every
-detection the model returns, for scoring), `--save-txt` YOLO label lines, `--save-crops`.
+detection the model returns, for scoring, each marked `kept` when it reaches the threshold),
+`--save-txt` YOLO label lines, `--save-crops`. Without --score each class keeps the detections
+that reach the threshold stored with the model (chosen on its validation split, eval.threshold).
 A file that cannot be read is skipped, named and counted. Without --ckpt: the newest run's
 best checkpoint; with no run at all, torchvision's COCO-pretrained detector.
 """
@@ -39,7 +41,9 @@ def parse_args(argv):
     p.add_argument("--ckpt", help="a .pt checkpoint, a run folder, or an exported .onnx / .torchscript file "
                                   "(default: newest run's best.pt, else COCO-pretrained)")
     p.add_argument("--runs", default="runs", help="where to look for the newest run")
-    p.add_argument("--score", "--conf", dest="score", type=float, default=0.25, help="score threshold")
+    p.add_argument("--score", "--conf", dest="score", type=float,
+                   help="score threshold for every class (default: the model's per-class thresholds, chosen on its "
+                        "validation split; 0.25 for a model without them)")
     p.add_argument("--classes", help="comma-separated class names or 0-based ids to keep")
     p.add_argument("--max-det", type=positive_int, default=300, help="at most this many detections per image")
     p.add_argument("--size", type=positive_int,
@@ -117,16 +121,18 @@ def class_filter(spec: str | None, names: list[str]) -> list[int] | None:
 class Outputs:
     """Everything written for one run of infer.py."""
 
-    def __init__(self, out: Path, args, class_names: list[str]):
+    def __init__(self, out: Path, args, class_names: list[str], class_scores):
         self.out, self.args, self.names = out, args, class_names
+        self.class_scores = class_scores  # what each class's detections must score to be kept
         self.json: list[dict] = []
         self.images: list[dict] = []
         self.videos: dict = {}
 
     def add(self, item, result, source) -> list[dict]:
-        """Write one image's (or frame's) outputs; returns its detections above --score."""
+        """Write one image's (or frame's) outputs; returns the detections it keeps (those that reach
+        --score, or their class's stored threshold)."""
         a = self.args
-        dets = [d for d in result.detections() if d["score"] >= a.score]
+        dets = [d for d in result.detections() if self.kept(d)]
         if a.save_json:
             self._json(item, result)
         rel = Path(item.rel)
@@ -145,6 +151,9 @@ class Outputs:
             self._crops(rel, item.image, dets)
         return dets
 
+    def kept(self, d: dict) -> bool:
+        return bool(d["score"] >= self.class_scores[d["label"] - 1])
+
     def _json(self, item, result) -> None:
         dets = result.detections(digits=None)  # all the model returns: a scored file needs them
         image_id = len(self.images) + 1
@@ -153,7 +162,7 @@ class Outputs:
         frame = {"frame": item.frame} if item.frame is not None else {}
         for d in dets:  # unrounded scores: a tie made by rounding would reorder the matching of a scored file
             self.json.append(results_json.entry(image_id, d["box"], d["score"], d["label"], item.rel, d["class"],
-                                                digits=3, **frame))
+                                                digits=3, kept=self.kept(d), **frame))
 
     def _txt(self, rel: Path, shape, dets) -> None:
         h, w = shape[:2]
@@ -205,9 +214,10 @@ def main(argv: list[str] | None = None) -> None:
     out = new_run_dir(os.path.dirname(os.path.abspath(args.out)), os.path.basename(os.path.abspath(args.out))) \
         if args.out else new_run_dir(os.path.join(args.runs, "predict"), args.name or run_name)
     log.info("model: %s -> %s", predictor.describe(), out)
-    outputs = Outputs(out, args, predictor.class_names)
+    log.info("keeping detections at %s", predictor.describe_scores(args.score))
+    outputs = Outputs(out, args, predictor.class_names, predictor.class_scores(args.score))
     done, skipped, per_class, t0 = 0, [], Counter(), time.perf_counter()
-    try:  # score 0: predictions.json keeps every detection; drawings and labels use --score
+    try:  # score 0: predictions.json has every detection (each marked `kept` or not); the rest only the kept
         for source, item, result in stream_inference(predictor, sources, score=0.0, classes=classes,
                                                      max_det=args.max_det, batch=args.batch):
             if result is None:

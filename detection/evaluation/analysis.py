@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..plotting import pyplot
+from .operating_point import curves_figure
 from .voc_ap import box_iou
 
 
@@ -170,26 +171,16 @@ def write_analysis(ev, results: dict, out_dir: Path, iou_thresh: float = 0.5, sc
     out_dir.mkdir(parents=True, exist_ok=True)
     names = ev.info.class_names
     files = {}
-    plt = pyplot()
     if ev.coco_eval is not None:
-        fig = pr_curves_figure(ev.coco_eval, names)
-        fig.savefig(out_dir / "pr_curves.png", dpi=100)
-        if writer is not None:
-            writer.add_figure("eval/pr_curves", fig)
-        plt.close(fig)
-        files["pr_curves"] = "pr_curves.png"
+        files["pr_curves"] = _save_figure(pr_curves_figure(ev.coco_eval, names), out_dir, "pr_curves", writer)
     cm = confusion_matrix(ev.records, ev.predictions, len(names), iou_thresh, score_thresh)
     with open(out_dir / "confusion_matrix.csv", "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["ground truth \\ predicted"] + names + ["background"])
         for name, row in zip(names + ["background"], cm.tolist()):
             w.writerow([name] + row)
-    fig = confusion_figure(cm, names)
-    fig.savefig(out_dir / "confusion_matrix.png", dpi=100)
-    if writer is not None:
-        writer.add_figure("eval/confusion_matrix", fig)
-    plt.close(fig)
-    files.update(confusion_matrix="confusion_matrix.png", confusion_csv="confusion_matrix.csv")
+    files.update(confusion_matrix=_save_figure(confusion_figure(cm, names), out_dir, "confusion_matrix", writer),
+                 confusion_csv="confusion_matrix.csv")
 
     errors = sorted(image_errors(ev.records, ev.predictions, iou_thresh, score_thresh), key=lambda e: -(e[1] + e[2]))
     worst_dir = out_dir / "worst"
@@ -208,7 +199,12 @@ def write_analysis(ev, results: dict, out_dir: Path, iou_thresh: float = 0.5, sc
         cv2.imwrite(str(worst_dir / name), cv2.cvtColor(drawn, cv2.COLOR_RGB2BGR))
         worst_list.append({"image": r.path, "false_positives": fp, "misses": fn, "file": f"worst/{name}"})
 
+    m = ev.matches()
+    if m is not None and "operating_point" in results:
+        files["threshold_curves"] = _save_figure(curves_figure(m, results["operating_point"]), out_dir,
+                                                 "threshold_curves", writer)
     report = {"coco": results["coco"], "voc_metric": results["voc_metric"], "voc_mAP": results["voc_mAP"],
+              **{k: results[k] for k in ("intervals", "operating_point", "stored_operating_point") if k in results},
               "per_class": [{**c, "VOC_AP": v["AP"], "gt": v["gt"], "dets": v["dets"]}
                             for c, v in zip(results["coco_per_class"], results["voc"])],
               "confusion_matrix": {"iou": iou_thresh, "score": score_thresh, "labels": names + ["background"],
@@ -217,6 +213,23 @@ def write_analysis(ev, results: dict, out_dir: Path, iou_thresh: float = 0.5, sc
     (out_dir / "report.json").write_text(json.dumps(report, indent=1, default=float))
     (out_dir / "report.md").write_text(markdown_report(report))
     return report
+
+
+def _save_figure(fig, out_dir: Path, name: str, writer=None) -> str:
+    """`<name>.png` in the eval folder (and TensorBoard's eval/<name>); returns the file name."""
+    fig.savefig(out_dir / f"{name}.png", dpi=100)
+    if writer is not None:
+        writer.add_figure(f"eval/{name}", fig)
+    pyplot().close(fig)
+    return f"{name}.png"
+
+
+def _decision_lines(report: dict) -> list[str]:
+    """report.md's intervals and operating points."""
+    from .decide import format_decisions
+
+    text = format_decisions(report)
+    return ["", "```", text, "```"] if text else []
 
 
 def markdown_report(report: dict) -> str:
@@ -229,6 +242,10 @@ def markdown_report(report: dict) -> str:
     for r in report["per_class"]:
         lines.append(f"| {r['class']} | {r['AP']:.3f} | {r['AP50']:.3f} | {r['VOC_AP']:.3f} "
                      f"| {r['gt']} | {r['dets']} |")
+    lines += _decision_lines(report)
+    if "threshold_curves" in report["files"]:
+        lines += ["", "Precision, recall and F1 against the score threshold, per class: `threshold_curves.png` "
+                      "(dashed: the chosen threshold)."]
     cm = report["confusion_matrix"]
     lines += ["", f"Confusion matrix at IoU {cm['iou']}, score >= {cm['score']}: `confusion_matrix.png`, "
               "`confusion_matrix.csv` (rows: ground truth, columns: predicted).", "",

@@ -164,6 +164,12 @@ class DetectionEvaluator:
             out.append({"class": name, "AP": ap, "gt": npos, "dets": len(dets)})
         return out
 
+    def matches(self):
+        """The last COCO evaluation's per-detection matches (`matches.Matches`), or None."""
+        from .matches import from_coco_eval
+
+        return from_coco_eval(self.coco_eval, self.info.class_names) if self.coco_eval is not None else None
+
     def evaluate(self) -> dict:
         """{'coco': 12 numbers, 'coco_per_class': [...], 'voc': [...], 'voc_mAP': float}.
 

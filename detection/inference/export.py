@@ -37,9 +37,10 @@ class ExportError(DetectionError):
 
 
 def metadata(class_names: list[str], min_size: int, max_size: int, arch: str, fixed_size=None,
-             source: str = "") -> dict:
+             source: str = "", thresholds: dict | None = None) -> dict:
     return {"class_names": list(class_names), "min_size": int(min_size), "max_size": int(max_size), "arch": arch,
             "fixed_size": list(fixed_size) if fixed_size else None, "source": source,
+            "thresholds": thresholds,  # the per-class score thresholds chosen on validation, or None
             "preprocessing": "RGB, float32 in [0, 1], CHW, one image; resized so the shorter side is min_size and "
                              "the longer at most max_size (with fixed_size: fitted inside it and padded right and "
                              "bottom with 0); the mean/std normalisation is inside the graph",
@@ -100,6 +101,13 @@ def _check_meta_values(path: Path, meta: dict) -> None:
     if not names or len(names) > 100_000 or not all(isinstance(n, str) and n for n in names):
         raise CheckpointError(f"{path}: its metadata's class_names must be 1..100000 non-empty names; export the "
                               "checkpoint again")
+    t = meta.get("thresholds")
+    per_class = t.get("per_class") if isinstance(t, dict) else None
+    if t is not None and not (isinstance(per_class, dict) and set(per_class) <= set(names) and all(
+            v is None or (isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1)
+            for v in per_class.values())):
+        raise CheckpointError(f"{path}: its metadata's thresholds must map class names to scores in [0, 1]; export "
+                              "the checkpoint again")
 
 
 def _torchscript_extra(path: Path, name: str, max_bytes: int = 1 << 20) -> str:
@@ -174,7 +182,7 @@ def export(ckpt_path, fmt: str, opset: int = 17, dynamic: bool = True, size: int
         min_size, max_size = size, round(max_size * size / min_size)
         model.transform.min_size, model.transform.max_size = (min_size,), max_size
     fixed = None if dynamic or fmt == "torchscript" else (min_size, max_size)
-    meta = metadata(ckpt["class_names"], min_size, max_size, m["arch"], fixed, str(ckpt_path))
+    meta = metadata(ckpt["class_names"], min_size, max_size, m["arch"], fixed, str(ckpt_path), ckpt.get("thresholds"))
     target = Path(out) if out else ckpt_path.with_suffix(FORMATS[fmt])
     example = _example(min_size, max_size, fixed)
     with torch.no_grad():

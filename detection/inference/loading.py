@@ -53,7 +53,8 @@ def open_model(path=None, device: torch.device | str = "cpu", amp: str = "none",
             raise CheckpointError(f"{file}: not a loadable TorchScript file ({reason}); give a file written by "
                                   "torch.jit.save, such as tools/export.py's") from None
     predictor = Predictor(backend, meta["class_names"], meta["min_size"], meta["max_size"],
-                          tuple(meta["fixed_size"]) if meta.get("fixed_size") else None, str(file))
+                          tuple(meta["fixed_size"]) if meta.get("fixed_size") else None, str(file),
+                          thresholds=meta.get("thresholds"))
     return LoadedModel(file, kind, run, predictor, run_config(run) if run else None)
 
 
@@ -78,7 +79,7 @@ def _open_checkpoint(file: Path, run: Run | None, device: torch.device, amp: str
     cfg = with_run_split(load_config(base=ckpt["config"]), run)
     m = cfg["model"]
     predictor = Predictor(TorchBackend(model, device, amp), ckpt["class_names"], m["min_size"], m["max_size"],
-                          source=str(file))
+                          source=str(file), thresholds=ckpt.get("thresholds"))
     return LoadedModel(file, "checkpoint", run, predictor, cfg)
 
 

@@ -151,9 +151,31 @@ class Predictor:
     """Preprocess, run a backend in batches, filter, map boxes back: `predict(images) -> [Result]`."""
 
     def __init__(self, backend, class_names: list[str], min_size: int, max_size: int,
-                 fixed_size: tuple[int, int] | None = None, source: str = ""):
+                 fixed_size: tuple[int, int] | None = None, source: str = "", thresholds: dict | None = None):
         self.backend, self.class_names = backend, list(class_names)
         self.min_size, self.max_size, self.fixed_size, self.source = min_size, max_size, fixed_size, source
+        self.thresholds = thresholds  # the stored operating point: {rule, split, per_class: {name: score}}
+
+    def class_scores(self, score: float | None) -> np.ndarray:
+        """The score each class must reach: `score` for all when given, else the stored per-class
+        thresholds (a class without one, and a model without any: DEFAULT_SCORE)."""
+        from ..evaluation.operating_point import DEFAULT_SCORE
+
+        if score is not None:
+            return np.full(len(self.class_names), float(score))
+        per_class = (self.thresholds or {}).get("per_class") or {}
+        return np.array([DEFAULT_SCORE if per_class.get(n) is None else float(per_class[n])
+                         for n in self.class_names])
+
+    def describe_scores(self, score: float | None) -> str:
+        """Which score thresholds a prediction uses, for the log."""
+        if score is not None:
+            return f"score >= {score:g} for every class (given)"
+        if not self.thresholds:
+            return "score >= 0.25 for every class (the model stores no thresholds; give --score to choose)"
+        per = ", ".join(f"{n} {t:.3f}" if t is not None else f"{n} 0.25" for n, t in
+                        self.thresholds["per_class"].items())
+        return f"the model's per-class thresholds ({self.thresholds['rule']} on {self.thresholds['split']}): {per}"
 
     # construction (of a checkpoint or an exported file: loading.open_model) --------------------
 
@@ -204,29 +226,31 @@ class Predictor:
         tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(255)
         return tensor, np.array([w / new_w, h / new_h] * 2, np.float32)
 
-    def predict(self, images: list[np.ndarray], paths: list | None = None, score: float = 0.25,
+    def predict(self, images: list[np.ndarray], paths: list | None = None, score: float | None = 0.25,
                 classes: list[int] | None = None, max_det: int | None = None, batch: int = 1,
                 extras: list[dict] | None = None) -> list[Result]:
-        """Results of RGB uint8 HxWx3 images (the pixels of `load_resized` when read from files)."""
-        results = []
+        """Results of RGB uint8 HxWx3 images (the pixels of `load_resized` when read from files).
+        `score=None`: each class's stored threshold (`class_scores`)."""
+        thresholds, results = self.class_scores(score), []
         for start in range(0, len(images), max(1, batch)):
             chunk = images[start:start + max(1, batch)]
             prepared = [self.preprocess(im) for im in chunk]
             outputs = self.backend([t for t, _ in prepared])
             for k, ((boxes, scores, labels), (_, back)) in enumerate(zip(outputs, prepared)):
                 i = start + k
-                results.append(self._result(boxes * back, scores, labels, chunk[k].shape[:2], score, classes, max_det,
-                                            paths[i] if paths else None, extras[i] if extras else {}))
+                results.append(self._result(boxes * back, scores, labels, chunk[k].shape[:2], thresholds, classes,
+                                            max_det, paths[i] if paths else None, extras[i] if extras else {}))
         return results
 
-    def _result(self, boxes, scores, labels, shape, score, classes, max_det, path, extra) -> Result:
+    def _result(self, boxes, scores, labels, shape, thresholds, classes, max_det, path, extra) -> Result:
         labels = np.asarray(labels, np.int64).reshape(-1) - 1
         if (labels >= len(self.class_names)).any():
             raise CheckpointError(f"{self.source or 'the model'}: returned class label {int(labels.max()) + 1}, "
                                   f"outside its {len(self.class_names)} classes (labels 1..{len(self.class_names)}); "
                                   "the graph and its metadata disagree: export the checkpoint again")
         scores = np.asarray(scores, np.float32).reshape(-1)
-        keep = (scores >= score) & (labels >= 0)  # label 0 is background (sigmoid heads can emit it), never a class
+        keep = labels >= 0  # label 0 is background (sigmoid heads can emit it), never a class
+        keep[keep] = scores[keep] >= thresholds[labels[keep]]
         if classes is not None:
             keep &= np.isin(labels, classes)
         order = np.argsort(-scores[keep], kind="stable")[:max_det]
@@ -248,10 +272,11 @@ class Predictor:
 # --- the one streaming pipeline: the API's predict and infer.py both consume it ------------------
 
 
-def stream_inference(predictor: Predictor, sources, score: float = 0.25, classes: list[int] | None = None,
+def stream_inference(predictor: Predictor, sources, score: float | None = None, classes: list[int] | None = None,
                      max_det: int | None = None, batch: int = 1, keep_images: bool = False):
     """(source, item, result) for every image or frame of `sources` (opened `sources.Source`s,
-    each closed when done), in order and in batches of `batch`; result is None for an item
+    each closed when done), in order and in batches of `batch` (`score=None`: each class's stored
+    threshold); result is None for an item
     that could not be read (its `error` says why). `keep_images` keeps the pixels on the result
     (for `plot()`); without it a result holds only its detections."""
     for source in sources:

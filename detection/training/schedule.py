@@ -57,6 +57,11 @@ class Schedule:
         """The last stage is done: the epoch that just ended was the run's last."""
         return si == len(self.stages) - 1 and self.stage_done(si, epoch)
 
+    def due_for_validation(self, si: int, epoch: int) -> bool:
+        """Every train.eval_every epochs and after the last; under train.time after the last only
+        (the budget is for training, and one validation follows it)."""
+        return self.run_done(si, epoch) or (not self.timed and epoch % self.tcfg["eval_every"] == 0)
+
     def lr_lambda(self, si: int):
         """The lr multiplier of stage `si` at each of its iterations: over its epochs, or under
         train.time by the share of the stage's time used (warmup over its first iterations)."""

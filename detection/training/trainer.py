@@ -27,6 +27,7 @@ from ..checkpoint import Checkpointer
 from ..commands import command
 from ..config import save_config
 from ..errors import ConfigError, DetectionError, TrainingInterrupted
+from ..evaluation.decide import decide, format_decisions, thresholds_to_store
 from ..evaluation.evaluator import format_results
 from ..evaluation.loop import evaluate
 from ..models.freeze import apply_policy, count_parameters, freeze_policy
@@ -65,6 +66,7 @@ class Trainer:
         self.stop = self.interrupted = self.in_steps = False
         self.parts: TrainParts | None = None
         self.checkpointer = self.log = None
+        self.thresholds = self.ckpt.get("thresholds") if self.ckpt else None  # per-class scores, from validation
 
     def finished_already(self) -> bool:
         """A resumed run that has nothing left to do (it ended as configured, and was not extended)."""
@@ -165,17 +167,13 @@ class Trainer:
             f"interrupted: {self.run.last} holds epoch {self.state.epoch + 1}, iteration {self.state.iter_in_epoch} "
             f"(step {self.state.step}); continue with: {command('train')} resume={self.run.dir}")
 
-    def due_for_validation(self) -> bool:
-        """Every eval_every epochs and after the last; under train.time after the last only (the
-        budget is for training, and one validation follows it)."""
-        return (self.schedule.run_done(self.state.stage, self.state.epoch)
-                or (not self.schedule.timed and self.state.epoch % self.tcfg["eval_every"] == 0))
-
     def validate(self, row: dict) -> bool:
         """Score the validation split (EMA weights when kept), add the metrics to `row`; True when best."""
         eval_model = self.parts.ema.module if self.parts.ema is not None else self.model
         with oom_hint(self.tcfg["batch_size"], self.cfg["model"]):
             self.results = evaluate(eval_model, self.val_loader, self.evaluator, self.device, self.tcfg["amp"])
+        self.thresholds = thresholds_to_store(self.results, self.evaluator, self.cfg["eval"]["threshold"]) \
+            or self.thresholds  # the per-class scores to ship, saved with these weights
         row.update({k: round(self.results["coco"][k], 5) for k in ("AP", "AP50", "AP75")})
         row["voc_mAP"] = round(self.results["voc_mAP"], 5)
         improved, self.stop = keep_best(self.state, row["AP"], self.tcfg["patience"])
@@ -184,7 +182,8 @@ class Trainer:
 
     def snapshot(self, row: dict | None = None) -> dict:
         self.state.elapsed = self.clock()
-        return {**self.checkpointer.snapshot(self.parts, self.state, rng_state(), row), **self.schedule.state_dict()}
+        return {**self.checkpointer.snapshot(self.parts, self.state, rng_state(), row), **self.schedule.state_dict(),
+                "thresholds": self.thresholds}
 
     def save(self, row: dict, improved: bool) -> None:
         """last.pt always; best.pt (with the EMA weights when kept) when validation improved."""
@@ -205,7 +204,7 @@ class Trainer:
         if self.schedule.timed:  # run seconds when the steps ended (elapsed_s adds saving and validating)
             row["train_end_s"] = round(self.clock(), 1)
         improved = False
-        if self.due_for_validation():
+        if self.schedule.due_for_validation(self.state.stage, self.state.epoch):
             self.checkpointer.save(self.run.last, self.snapshot(row))
             v0 = self.clock()
             improved = self.validate(row)
@@ -248,7 +247,9 @@ class Trainer:
         if not dist.is_main() or self.checkpointer is None or self.interrupted:
             return
         if self.results:
-            log.info("validation of the last epoch (%s):\n%s", self.run.last, format_results(self.results))
+            decide(self.results, self.evaluator, self.cfg["eval"]["threshold"], self.cfg["eval"]["bootstrap"])
+            log.info("validation of the last epoch (%s):\n%s\n%s", self.run.last, format_results(self.results),
+                     format_decisions(self.results))
         if self.run.best.is_file():
             log.info("best COCO AP %.3f -> %s", self.state.best, self.run.best)
 

@@ -428,3 +428,41 @@ def test_a_result_draws_and_saves_itself(trained, tmp_path):
     assert streamed.image is not None
     with pytest.raises(Exception, match="pass the image it was predicted on"):
         from_file.plot(image[:10])
+
+
+def test_the_thresholds_chosen_on_validation_travel_with_the_model_and_infer_uses_them(trained, tmp_path,
+                                                                                      monkeypatch):
+    """best.pt and last.pt store the per-class thresholds of their validation; the exports carry
+    them; infer without --score keeps what reaches them, and scoring its file gives the
+    precision and recall the evaluation reported at them."""
+    from detection.checkpoint import load_checkpoint
+    from detection.config import CONFIG_DIR
+    from detection.inference.loading import open_model
+
+    best, last = (load_checkpoint(trained / "weights" / f"{n}.pt") for n in ("best", "last"))
+    stored = best["thresholds"]
+    assert stored["rule"] == "f1" and set(stored["per_class"]) == set(best["class_names"])
+    assert last["thresholds"] == stored and any(v is not None for v in stored["per_class"].values())
+    for model in _four(trained):
+        assert open_model(model).predictor.thresholds == stored, model
+    monkeypatch.chdir(trained.parent.parent)
+    eval_cli.main(["--ckpt", str(trained), "--out", str(tmp_path / "ev")])
+    report = json.loads((tmp_path / "ev" / "results.json").read_text())
+    at_stored = report["stored_operating_point"]
+    assert {r["class"]: r["threshold"] for r in at_stored["per_class"]} == stored["per_class"]
+    assert "intervals" in report and report["intervals"]["images"] == 6
+    infer_cli.main(["--source", "data/coco/val", "--ckpt", str(trained), "--save-json", "--name", "thr",
+                    "--batch", "4"])  # as validation batches: the same float sums, the same scores to the last bit
+    preds = json.loads((trained.parent / "predict" / "thr" / "predictions.json").read_text())
+    for p in preds:
+        threshold = stored["per_class"][p["category_name"]]
+        assert p["kept"] == (p["score"] >= (0.25 if threshold is None else threshold))
+    eval_cli.main(["--pred", str(trained.parent / "predict" / "thr" / "predictions.json"), "--out",
+                   str(tmp_path / "scored"), "--cfg", str(CONFIG_DIR / "demo.yaml"), "data.root=data"] + SMALL)
+    as_kept = json.loads((tmp_path / "scored" / "results.json").read_text())["stored_operating_point"]
+    for k in ("tp", "fp", "gt"):
+        assert as_kept["overall"][k] == at_stored["overall"][k], k
+    infer_cli.main(["--source", "data/coco/val", "--ckpt", str(trained), "--save-json", "--name", "given",
+                    "--score", "0.9"])  # --score overrides them
+    given = json.loads((trained.parent / "predict" / "given" / "predictions.json").read_text())
+    assert all(p["kept"] == (p["score"] >= 0.9) for p in given)

@@ -1,0 +1,51 @@
+"""What an evaluation adds beyond the metrics, to answer "how sure, and what now": the 95%
+intervals of AP (uncertainty), the score thresholds to ship (operating_point) and, for a model
+that already stores thresholds, how they do on this split."""
+
+from __future__ import annotations
+
+import logging
+
+from .operating_point import at_thresholds, choose, format_operating_point, stored
+from .uncertainty import format_intervals, intervals
+
+log = logging.getLogger("detection.eval")
+
+
+def decide(res: dict, ev, rule: str = "f1", resamples: int = 1000, stored: dict | None = None) -> dict:
+    """`res` (an evaluator's results) with `intervals`, `operating_point` (chosen here by `rule`)
+    and, given the model's `stored` thresholds, `stored_operating_point`. Without per-image
+    matches (a backend that keeps none) it says so and adds nothing."""
+    m = ev.matches()
+    if m is None:
+        log.info("intervals and thresholds need pycocotools' per-image results (eval.backend=pycocotools)")
+        return res
+    if resamples:
+        res["intervals"] = intervals(m, resamples)
+    res["operating_point"] = choose(m, rule)
+    if stored:
+        res["stored_operating_point"] = {**at_thresholds(m, stored["per_class"]), "rule": stored.get("rule"),
+                                         "split": stored.get("split")}
+    return res
+
+
+def thresholds_to_store(res: dict, ev, rule: str) -> dict | None:
+    """A validation during training: `res` gets the operating point (no intervals: those come once,
+    at the end); returns what the checkpoint stores of it (None when nothing could be chosen)."""
+    decide(res, ev, rule, resamples=0)
+    return stored(res["operating_point"], ev.info.source) if "operating_point" in res else None
+
+
+def format_decisions(res: dict) -> str:
+    """The lines printed under the tables."""
+    lines = []
+    if "intervals" in res:
+        lines.append(format_intervals(res["intervals"]))
+    if "stored_operating_point" in res:
+        s = res["stored_operating_point"]
+        lines.append(format_operating_point(s, f"At the model's stored thresholds ({s['rule']}, chosen on "
+                                               f"{s['split']})"))
+    if "operating_point" in res:
+        op = res["operating_point"]
+        lines.append(format_operating_point(op, f"Thresholds chosen on this split (eval.threshold={op['rule']})"))
+    return "\n".join(lines)
