@@ -15,6 +15,7 @@ import numpy as np
 
 from ..plotting import pyplot
 from .operating_point import curves_figure
+from .tide import breakdown_figure
 from .voc_ap import box_iou
 
 
@@ -203,8 +204,11 @@ def write_analysis(ev, results: dict, out_dir: Path, iou_thresh: float = 0.5, sc
     if m is not None and "operating_point" in results:
         files["threshold_curves"] = _save_figure(curves_figure(m, results["operating_point"]), out_dir,
                                                  "threshold_curves", writer)
+    if "errors" in results:
+        files["errors"] = _save_figure(breakdown_figure(results["errors"]), out_dir, "errors", writer)
     report = {"coco": results["coco"], "voc_metric": results["voc_metric"], "voc_mAP": results["voc_mAP"],
-              **{k: results[k] for k in ("intervals", "operating_point", "stored_operating_point") if k in results},
+              **{k: results[k] for k in ("intervals", "errors", "operating_point", "stored_operating_point")
+                 if k in results},
               "per_class": [{**c, "VOC_AP": v["AP"], "gt": v["gt"], "dets": v["dets"]}
                             for c, v in zip(results["coco_per_class"], results["voc"])],
               "confusion_matrix": {"iou": iou_thresh, "score": score_thresh, "labels": names + ["background"],
@@ -243,6 +247,9 @@ def markdown_report(report: dict) -> str:
         lines.append(f"| {r['class']} | {r['AP']:.3f} | {r['AP50']:.3f} | {r['VOC_AP']:.3f} "
                      f"| {r['gt']} | {r['dets']} |")
     lines += _decision_lines(report)
+    if "errors" in report["files"]:
+        lines += ["", "The AP50 each kind of error costs (in order they add up to 1 - AP50): `errors.png`; per "
+                      "class in report.json (`errors.per_class`)."]
     if "threshold_curves" in report["files"]:
         lines += ["", "Precision, recall and F1 against the score threshold, per class: `threshold_curves.png` "
                       "(dashed: the chosen threshold)."]

@@ -1,21 +1,26 @@
 """What an evaluation adds beyond the metrics, to answer "how sure, and what now": the 95%
-intervals of AP (uncertainty), the score thresholds to ship (operating_point) and, for a model
-that already stores thresholds, how they do on this split."""
+intervals of AP (uncertainty), the kind of error that costs the AP (tide), the score
+thresholds to ship (operating_point) and, for a model that already stores thresholds, how they
+do on this split."""
 
 from __future__ import annotations
 
 import logging
 
 from .operating_point import at_thresholds, choose, format_operating_point, stored
+from .tide import breakdown, format_breakdown
 from .uncertainty import format_intervals, intervals
 
 log = logging.getLogger("detection.eval")
 
 
-def decide(res: dict, ev, rule: str = "f1", resamples: int = 1000, stored: dict | None = None) -> dict:
-    """`res` (an evaluator's results) with `intervals`, `operating_point` (chosen here by `rule`)
-    and, given the model's `stored` thresholds, `stored_operating_point`. Without per-image
-    matches (a backend that keeps none) it says so and adds nothing."""
+def decide(res: dict, ev, rule: str = "f1", resamples: int = 1000, stored: dict | None = None,
+           errors: bool = True) -> dict:
+    """`res` (an evaluator's results) with `intervals`, `errors` (the breakdown), `operating_point`
+    (chosen here by `rule`) and, given the model's `stored` thresholds, `stored_operating_point`.
+    Without per-image matches (a backend that keeps none) only the breakdown is added."""
+    if errors and ev.predictions:
+        res["errors"] = breakdown(ev.records, ev.predictions, ev.info.class_names)
     m = ev.matches()
     if m is None:
         log.info("intervals and thresholds need pycocotools' per-image results (eval.backend=pycocotools)")
@@ -32,7 +37,7 @@ def decide(res: dict, ev, rule: str = "f1", resamples: int = 1000, stored: dict 
 def thresholds_to_store(res: dict, ev, rule: str) -> dict | None:
     """A validation during training: `res` gets the operating point (no intervals: those come once,
     at the end); returns what the checkpoint stores of it (None when nothing could be chosen)."""
-    decide(res, ev, rule, resamples=0)
+    decide(res, ev, rule, resamples=0, errors=False)
     return stored(res["operating_point"], ev.info.source) if "operating_point" in res else None
 
 
@@ -41,6 +46,8 @@ def format_decisions(res: dict) -> str:
     lines = []
     if "intervals" in res:
         lines.append(format_intervals(res["intervals"]))
+    if "errors" in res:
+        lines.append(format_breakdown(res["errors"]))
     if "stored_operating_point" in res:
         s = res["stored_operating_point"]
         lines.append(format_operating_point(s, f"At the model's stored thresholds ({s['rule']}, chosen on "

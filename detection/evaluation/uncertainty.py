@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..commands import command
 from .matches import Matches, coco_ap
 
 LEVEL = 0.95
@@ -113,4 +114,4 @@ def small_split_note(ci: dict) -> str | None:
     width = ci["AP"]["high"] - ci["AP"]["low"]
     return (f"The validation split has {ci['images']} images: AP is known to within about +-{width / 2:.3f}. Runs "
             f"or settings that differ by less are not told apart by it (compare two runs on the same images: "
-            f"eval_det.py --compare RUN_A RUN_B)")
+            f"{command('eval')} --compare RUN_A RUN_B)")
