@@ -44,6 +44,9 @@ def parse_args(argv):
                    help="two runs, checkpoints, exported files or results files, scored on the same images (A's "
                         "validation split, or --cfg's): is B better than A?")
     p.add_argument("--save-pred", action="store_true", help="also write the model's COCO results json")
+    p.add_argument("--store-thresholds", action="store_true",
+                   help="write the thresholds chosen on this split into the checkpoint (a .pt or a run's best.pt), "
+                        "in place of those it stores; infer uses them from then on")
     p.add_argument("--score", type=float, default=0.25, help="score threshold of the confusion matrix and worst images")
     p.add_argument("--voc-metric", choices=["voc07", "voc12"], help="override eval.voc_metric")
     p.add_argument("--backend", choices=["pycocotools", "faster_coco_eval"], help="override eval.backend")
@@ -65,6 +68,8 @@ def main(argv: list[str] | None = None) -> None:
     res, ev, run, source, ecfg, stored = _evaluate(args, args.ckpt, args.pred)
     check_ground_truth(res, source, ev.info.class_names)
     decide(res, ev, ecfg["threshold"], ecfg["bootstrap"], stored)
+    if args.store_thresholds:
+        store_thresholds(args, res, ev)
     seconds = time.perf_counter() - t0
     log.info("%s\n%s\n%s\n(evaluated in %.1fs)", source, format_results(res), format_decisions(res), seconds)
     out_dir = _out_dir(args, run)
@@ -103,6 +108,25 @@ def _evaluate(args, model: str | None, pred: str | None):
     res, ev, loaded, cfg = _evaluate_model(args, model)
     return (res, ev, loaded.run, f"{loaded.path} on {ev.info.source}", cfg["eval"],
             loaded.predictor.thresholds)
+
+
+def store_thresholds(args, res: dict, ev) -> None:
+    """--store-thresholds: the checkpoint evaluated gets this split's thresholds (only when asked)."""
+    from ..checkpoint import load_checkpoint, save_checkpoint
+    from ..evaluation.operating_point import stored
+    from ..runs import model_file
+
+    file, kind, _ = model_file(args.ckpt, args.runs)
+    if kind != "checkpoint" or args.pred:
+        raise ConfigError(f"--store-thresholds writes into a .pt checkpoint; {file} is a {kind} file: store them "
+                          "in its checkpoint, then export again")
+    if "operating_point" not in res:
+        raise ConfigError("--store-thresholds: no thresholds could be chosen (eval.backend=pycocotools keeps the "
+                          "matches they are chosen from)")
+    ckpt = load_checkpoint(file)
+    ckpt["thresholds"] = stored(res["operating_point"], ev.info.source)
+    save_checkpoint(file, **ckpt)
+    log.info("stored the thresholds chosen on %s in %s", ev.info.source, file)
 
 
 def kept_thresholds(pred: str, info) -> dict | None:

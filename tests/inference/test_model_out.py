@@ -466,3 +466,24 @@ def test_the_thresholds_chosen_on_validation_travel_with_the_model_and_infer_use
                     "--score", "0.9"])  # --score overrides them
     given = json.loads((trained.parent / "predict" / "given" / "predictions.json").read_text())
     assert all(p["kept"] == (p["score"] >= 0.9) for p in given)
+
+
+def test_thresholds_are_chosen_again_on_another_split_only_when_asked(trained, tmp_path, monkeypatch):
+    import shutil
+
+    from detection.checkpoint import load_checkpoint
+
+    monkeypatch.chdir(trained.parent.parent)
+    copy = tmp_path / "best.pt"
+    shutil.copy(trained / "weights" / "best.pt", copy)
+    before = load_checkpoint(copy)["thresholds"]
+    args = ["--ckpt", str(copy), "--cfg", str(trained / "config.yaml"), "data.val_split=train"]
+    eval_cli.main(args + ["--out", str(tmp_path / "a")])
+    assert load_checkpoint(copy)["thresholds"] == before  # evaluated elsewhere: printed, not stored
+    chosen = json.loads((tmp_path / "a" / "results.json").read_text())["operating_point"]
+    eval_cli.main(args + ["--out", str(tmp_path / "b"), "--store-thresholds"])
+    after = load_checkpoint(copy)["thresholds"]
+    assert after["per_class"] == {r["class"]: r["threshold"] for r in chosen["per_class"]}
+    assert "instances_train.json" in after["split"] and after["per_class"] != before["per_class"]
+    with pytest.raises(SystemExit, match="writes into a .pt checkpoint"):
+        eval_cli.main(["--ckpt", str(trained / "weights" / "best.torchscript"), "--store-thresholds"])
