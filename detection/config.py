@@ -310,6 +310,7 @@ CHOICES = {  # data.format's choices are data/formats.CHOICES, checked in check_
     "train.amp": ("none", "bf16", "fp16", "auto"),
     "eval.voc_metric": ("voc07", "voc12"),
     "eval.backend": ("pycocotools", "faster_coco_eval"),
+    "eval.calibrate": ("none", "temperature"),
 }
 
 # key: (low, high, low inclusive, high inclusive); None is unbounded

@@ -24,7 +24,7 @@ class PredictorModule(torch.nn.Module):
     def forward(self, images: list[torch.Tensor]) -> list[dict]:
         arrays = [t.mul(255).round_().clamp_(0, 255).to(torch.uint8).permute(1, 2, 0).cpu().numpy() for t in images]
         out = []
-        for r in self.predictor.predict(arrays, score=0.0, max_det=None):
+        for r in self.predictor.predict(arrays, score=0.0, max_det=None, raw_scores=True):
             out.append({"boxes": torch.from_numpy(r.boxes), "scores": torch.from_numpy(r.scores),
                         "labels": torch.from_numpy(r.labels + 1)})
         return out

@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> None:
     t0 = time.perf_counter()
     res, ev, run, source, ecfg, stored = _evaluate(args, args.ckpt, args.pred)
     check_ground_truth(res, source, ev.info.class_names)
-    decide(res, ev, ecfg["threshold"], ecfg["bootstrap"], stored)
+    decide(res, ev, ecfg["threshold"], ecfg["bootstrap"], stored, calibrate=ecfg["calibrate"])
     if args.store_thresholds:
         store_thresholds(args, res, ev)
     seconds = time.perf_counter() - t0
@@ -124,7 +124,7 @@ def store_thresholds(args, res: dict, ev) -> None:
         raise ConfigError("--store-thresholds: no thresholds could be chosen (eval.backend=pycocotools keeps the "
                           "matches they are chosen from)")
     ckpt = load_checkpoint(file)
-    ckpt["thresholds"] = stored(res["operating_point"], ev.info.source)
+    ckpt["thresholds"] = stored(res["operating_point"], ev.info.source, res["calibration"].get("temperature"))
     save_checkpoint(file, **ckpt)
     log.info("stored the thresholds chosen on %s in %s", ev.info.source, file)
 

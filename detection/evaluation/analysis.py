@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..plotting import pyplot
+from .calibration import reliability_figure
 from .operating_point import curves_figure
 from .tide import breakdown_figure
 from .voc_ap import box_iou
@@ -206,8 +207,11 @@ def write_analysis(ev, results: dict, out_dir: Path, iou_thresh: float = 0.5, sc
                                                  "threshold_curves", writer)
     if "errors" in results:
         files["errors"] = _save_figure(breakdown_figure(results["errors"]), out_dir, "errors", writer)
+    if "calibration" in results:
+        files["reliability"] = _save_figure(reliability_figure(results["calibration"]), out_dir, "reliability", writer)
     report = {"coco": results["coco"], "voc_metric": results["voc_metric"], "voc_mAP": results["voc_mAP"],
-              **{k: results[k] for k in ("intervals", "errors", "operating_point", "stored_operating_point")
+              **{k: results[k] for k in ("intervals", "errors", "calibration", "operating_point",
+                                         "stored_operating_point")
                  if k in results},
               "per_class": [{**c, "VOC_AP": v["AP"], "gt": v["gt"], "dets": v["dets"]}
                             for c, v in zip(results["coco_per_class"], results["voc"])],

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 
+from .calibration import calibration, format_calibration
 from .operating_point import at_thresholds, choose, format_operating_point, stored
 from .tide import breakdown, format_breakdown
 from .uncertainty import format_intervals, intervals
@@ -15,10 +16,11 @@ log = logging.getLogger("detection.eval")
 
 
 def decide(res: dict, ev, rule: str = "f1", resamples: int = 1000, stored: dict | None = None,
-           errors: bool = True) -> dict:
-    """`res` (an evaluator's results) with `intervals`, `errors` (the breakdown), `operating_point`
-    (chosen here by `rule`) and, given the model's `stored` thresholds, `stored_operating_point`.
-    Without per-image matches (a backend that keeps none) only the breakdown is added."""
+           errors: bool = True, calibrate: str = "none") -> dict:
+    """`res` (an evaluator's results) with `intervals`, `errors` (the breakdown), `calibration`
+    (D-ECE; with `calibrate="temperature"` a fitted temperature), `operating_point` (chosen here
+    by `rule`) and, given the model's `stored` thresholds, `stored_operating_point`. Without
+    per-image matches (a backend that keeps none) only the breakdown is added."""
     if errors and ev.predictions:
         res["errors"] = breakdown(ev.records, ev.predictions, ev.info.class_names)
     m = ev.matches()
@@ -27,6 +29,7 @@ def decide(res: dict, ev, rule: str = "f1", resamples: int = 1000, stored: dict 
         return res
     if resamples:
         res["intervals"] = intervals(m, resamples)
+    res["calibration"] = calibration(m, fit=calibrate == "temperature")
     res["operating_point"] = choose(m, rule)
     if stored:
         res["stored_operating_point"] = {**at_thresholds(m, stored["per_class"]), "rule": stored.get("rule"),
@@ -34,11 +37,14 @@ def decide(res: dict, ev, rule: str = "f1", resamples: int = 1000, stored: dict 
     return res
 
 
-def thresholds_to_store(res: dict, ev, rule: str) -> dict | None:
-    """A validation during training: `res` gets the operating point (no intervals: those come once,
-    at the end); returns what the checkpoint stores of it (None when nothing could be chosen)."""
-    decide(res, ev, rule, resamples=0, errors=False)
-    return stored(res["operating_point"], ev.info.source) if "operating_point" in res else None
+def thresholds_to_store(res: dict, ev, rule: str, calibrate: str = "none") -> dict | None:
+    """A validation during training: `res` gets the operating point and calibration (no intervals:
+    those come once, at the end); returns what the checkpoint stores of them (None when nothing
+    could be chosen)."""
+    decide(res, ev, rule, resamples=0, errors=False, calibrate=calibrate)
+    if "operating_point" not in res:
+        return None
+    return stored(res["operating_point"], ev.info.source, res["calibration"].get("temperature"))
 
 
 def format_decisions(res: dict) -> str:
@@ -48,6 +54,8 @@ def format_decisions(res: dict) -> str:
         lines.append(format_intervals(res["intervals"]))
     if "errors" in res:
         lines.append(format_breakdown(res["errors"]))
+    if "calibration" in res:
+        lines.append(format_calibration(res["calibration"]))
     if "stored_operating_point" in res:
         s = res["stored_operating_point"]
         lines.append(format_operating_point(s, f"At the model's stored thresholds ({s['rule']}, chosen on "

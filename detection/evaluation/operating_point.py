@@ -109,10 +109,11 @@ def format_operating_point(op: dict, title: str) -> str:
     return "\n".join(lines)
 
 
-def stored(op: dict, source: str) -> dict:
-    """What a checkpoint and an exported file keep: the rule, the split, a threshold per class."""
+def stored(op: dict, source: str, temperature: float | None = None) -> dict:
+    """What a checkpoint and an exported file keep: the rule, the split, a threshold per class
+    (on the model's own scores) and the calibration temperature (None: none fitted)."""
     return {"rule": op.get("rule", "given"), "split": source,
-            "per_class": {r["class"]: r["threshold"] for r in op["per_class"]}}
+            "per_class": {r["class"]: r["threshold"] for r in op["per_class"]}, "temperature": temperature}
 
 
 def curves_figure(m: Matches, op: dict, max_classes: int = 12):

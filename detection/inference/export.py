@@ -102,12 +102,22 @@ def _check_meta_values(path: Path, meta: dict) -> None:
         raise CheckpointError(f"{path}: its metadata's class_names must be 1..100000 non-empty names; export the "
                               "checkpoint again")
     t = meta.get("thresholds")
+    if t is not None and not _thresholds_ok(t, names):
+        raise CheckpointError(f"{path}: its metadata's thresholds must map class names to scores in [0, 1] (and a "
+                              "temperature in 0.01..100); export the checkpoint again")
+
+
+def _number_in(v, low: float, high: float) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and low <= v <= high
+
+
+def _thresholds_ok(t, names: list[str]) -> bool:
+    """Stored thresholds as the toolkit writes them: class names to scores in [0, 1] (or None),
+    and a temperature in 0.01..100 (or None)."""
     per_class = t.get("per_class") if isinstance(t, dict) else None
-    if t is not None and not (isinstance(per_class, dict) and set(per_class) <= set(names) and all(
-            v is None or (isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1)
-            for v in per_class.values())):
-        raise CheckpointError(f"{path}: its metadata's thresholds must map class names to scores in [0, 1]; export "
-                              "the checkpoint again")
+    return (isinstance(per_class, dict) and set(per_class) <= set(names)
+            and all(v is None or _number_in(v, 0, 1) for v in per_class.values())
+            and (t.get("temperature") is None or _number_in(t["temperature"], 0.01, 100)))
 
 
 def _torchscript_extra(path: Path, name: str, max_bytes: int = 1 << 20) -> str:

@@ -19,6 +19,7 @@ import torch
 from ..data.pixels import resize_to, target_size
 from ..detections import to_detections
 from ..errors import CheckpointError, DataError
+from ..evaluation.calibration import apply_temperature
 
 
 @dataclass
@@ -156,16 +157,24 @@ class Predictor:
         self.min_size, self.max_size, self.fixed_size, self.source = min_size, max_size, fixed_size, source
         self.thresholds = thresholds  # the stored operating point: {rule, split, per_class: {name: score}}
 
+    @property
+    def temperature(self) -> float | None:
+        """The calibration fitted on validation (eval.calibrate=temperature), or None."""
+        return (self.thresholds or {}).get("temperature")
+
     def class_scores(self, score: float | None) -> np.ndarray:
-        """The score each class must reach: `score` for all when given, else the stored per-class
-        thresholds (a class without one, and a model without any: DEFAULT_SCORE)."""
+        """The score each class must reach, as results show scores (calibrated when a temperature
+        is stored): `score` for all when given, else the stored per-class thresholds (a class
+        without one, and a model without any: DEFAULT_SCORE)."""
+        from ..evaluation.calibration import apply_temperature
         from ..evaluation.operating_point import DEFAULT_SCORE
 
         if score is not None:
             return np.full(len(self.class_names), float(score))
         per_class = (self.thresholds or {}).get("per_class") or {}
-        return np.array([DEFAULT_SCORE if per_class.get(n) is None else float(per_class[n])
-                         for n in self.class_names])
+        raw = [per_class.get(n) for n in self.class_names]  # stored on the model's own scores
+        shown = apply_temperature([0.0 if t is None else t for t in raw], self.temperature)
+        return np.array([DEFAULT_SCORE if t is None else float(v) for t, v in zip(raw, shown)])
 
     def describe_scores(self, score: float | None) -> str:
         """Which score thresholds a prediction uses, for the log."""
@@ -173,9 +182,10 @@ class Predictor:
             return f"score >= {score:g} for every class (given)"
         if not self.thresholds:
             return "score >= 0.25 for every class (the model stores no thresholds; give --score to choose)"
-        per = ", ".join(f"{n} {t:.3f}" if t is not None else f"{n} 0.25" for n, t in
-                        self.thresholds["per_class"].items())
-        return f"the model's per-class thresholds ({self.thresholds['rule']} on {self.thresholds['split']}): {per}"
+        per = ", ".join(f"{n} {t:.3f}" for n, t in zip(self.class_names, self.class_scores(None)))
+        calibrated = f", scores calibrated with temperature {self.temperature:.3f}" if self.temperature else ""
+        return (f"the model's per-class thresholds ({self.thresholds['rule']} on {self.thresholds['split']}"
+                f"{calibrated}): {per}")
 
     # construction (of a checkpoint or an exported file: loading.open_model) --------------------
 
@@ -228,18 +238,21 @@ class Predictor:
 
     def predict(self, images: list[np.ndarray], paths: list | None = None, score: float | None = 0.25,
                 classes: list[int] | None = None, max_det: int | None = None, batch: int = 1,
-                extras: list[dict] | None = None) -> list[Result]:
+                extras: list[dict] | None = None, raw_scores: bool = False) -> list[Result]:
         """Results of RGB uint8 HxWx3 images (the pixels of `load_resized` when read from files).
-        `score=None`: each class's stored threshold (`class_scores`)."""
+        `score=None`: each class's stored threshold (`class_scores`). Scores are calibrated when
+        a temperature is stored, unless `raw_scores` (evaluation scores the model's own)."""
         thresholds, results = self.class_scores(score), []
+        temperature = None if raw_scores else self.temperature
         for start in range(0, len(images), max(1, batch)):
             chunk = images[start:start + max(1, batch)]
             prepared = [self.preprocess(im) for im in chunk]
             outputs = self.backend([t for t, _ in prepared])
             for k, ((boxes, scores, labels), (_, back)) in enumerate(zip(outputs, prepared)):
                 i = start + k
-                results.append(self._result(boxes * back, scores, labels, chunk[k].shape[:2], thresholds, classes,
-                                            max_det, paths[i] if paths else None, extras[i] if extras else {}))
+                results.append(self._result(boxes * back, apply_temperature(scores, temperature), labels,
+                                            chunk[k].shape[:2], thresholds, classes, max_det,
+                                            paths[i] if paths else None, extras[i] if extras else {}))
         return results
 
     def _result(self, boxes, scores, labels, shape, thresholds, classes, max_det, path, extra) -> Result:

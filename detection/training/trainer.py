@@ -172,8 +172,9 @@ class Trainer:
         eval_model = self.parts.ema.module if self.parts.ema is not None else self.model
         with oom_hint(self.tcfg["batch_size"], self.cfg["model"]):
             self.results = evaluate(eval_model, self.val_loader, self.evaluator, self.device, self.tcfg["amp"])
-        self.thresholds = thresholds_to_store(self.results, self.evaluator, self.cfg["eval"]["threshold"]) \
-            or self.thresholds  # the per-class scores to ship, saved with these weights
+        e = self.cfg["eval"]  # the per-class scores to ship (and a temperature), saved with these weights
+        self.thresholds = thresholds_to_store(self.results, self.evaluator, e["threshold"], e["calibrate"]) \
+            or self.thresholds
         row.update({k: round(self.results["coco"][k], 5) for k in ("AP", "AP50", "AP75")})
         row["voc_mAP"] = round(self.results["voc_mAP"], 5)
         improved, self.stop = keep_best(self.state, row["AP"], self.tcfg["patience"])
@@ -247,7 +248,8 @@ class Trainer:
         if not dist.is_main() or self.checkpointer is None or self.interrupted:
             return
         if self.results:
-            decide(self.results, self.evaluator, self.cfg["eval"]["threshold"], self.cfg["eval"]["bootstrap"])
+            e = self.cfg["eval"]
+            decide(self.results, self.evaluator, e["threshold"], e["bootstrap"], calibrate=e["calibrate"])
             log.info("validation of the last epoch (%s):\n%s\n%s", self.run.last, format_results(self.results),
                      format_decisions(self.results))
         if self.run.best.is_file():
