@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 
+from .. import distributed as dist
 from .calibration import calibration, format_calibration
 from .operating_point import at_thresholds, choose, format_operating_point, stored
 from .tide import breakdown, format_breakdown
@@ -40,7 +41,9 @@ def decide(res: dict, ev, rule: str = "f1", resamples: int = 1000, stored: dict 
 def thresholds_to_store(res: dict, ev, rule: str, calibrate: str = "none") -> dict | None:
     """A validation during training: `res` gets the operating point and calibration (no intervals:
     those come once, at the end); returns what the checkpoint stores of them (None when nothing
-    could be chosen)."""
+    could be chosen, and on every rank but the one that scored and saves)."""
+    if not dist.is_main():
+        return None
     decide(res, ev, rule, resamples=0, errors=False, calibrate=calibrate)
     if "operating_point" not in res:
         return None
