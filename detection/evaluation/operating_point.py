@@ -59,6 +59,14 @@ def _pick(curve: dict, kind: str, target: float) -> tuple[int, bool]:
     return (int(ok[0]), True) if len(ok) else (len(curve["score"]) - 1, False)
 
 
+def between(scores: np.ndarray, i: int) -> float:
+    """The threshold of the cut that keeps scores[:i + 1] (distinct, falling): halfway to the next
+    lower score, so the float noise of another run (channels_last, another batch size) does not
+    flip the detection the cut was chosen at."""
+    low = scores[i + 1] if i + 1 < len(scores) else scores[i] * 0.99
+    return float((scores[i] + low) / 2)
+
+
 def choose(m: Matches, rule: str = "f1") -> dict:
     """Per-class thresholds by `rule` on this split, with precision, recall and F1 at each."""
     kind, target = parse_rule(rule)
@@ -69,7 +77,7 @@ def choose(m: Matches, rule: str = "f1") -> dict:
             thresholds[name] = None
             continue
         i, reached[name] = _pick(curve, kind, target)
-        thresholds[name] = float(curve["score"][i])
+        thresholds[name] = between(curve["score"], i)
     out = at_thresholds(m, thresholds)
     out["rule"] = rule
     for row in out["per_class"]:
