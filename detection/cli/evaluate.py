@@ -144,7 +144,7 @@ def kept_thresholds(pred: str, info) -> dict | None:
                 per_class[name] = min(e["score"], per_class[name] if per_class[name] is not None else 1.0)
             elif per_class[name] is None:
                 per_class[name] = 1.01  # none kept (so far): above any score
-    return {"rule": "as the file's `kept` marks", "split": pred, "per_class": per_class}
+    return {"rule": "kept", "split": pred, "per_class": per_class}
 
 
 def compare_main(args) -> None:

@@ -61,8 +61,9 @@ def format_decisions(res: dict) -> str:
         lines.append(format_calibration(res["calibration"]))
     if "stored_operating_point" in res:
         s = res["stored_operating_point"]
-        lines.append(format_operating_point(s, f"At the model's stored thresholds ({s['rule']}, chosen on "
-                                               f"{s['split']})"))
+        title = ("The detections the file marks `kept` (each class from its lowest kept score)" if s["rule"] == "kept"
+                 else f"At the model's stored thresholds ({s['rule']}, chosen on {s['split']})")
+        lines.append(format_operating_point(s, title))
     if "operating_point" in res:
         op = res["operating_point"]
         lines.append(format_operating_point(op, f"Thresholds chosen on this split (eval.threshold={op['rule']})"))
