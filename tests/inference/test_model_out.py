@@ -487,3 +487,17 @@ def test_thresholds_are_chosen_again_on_another_split_only_when_asked(trained, t
     assert "instances_train.json" in after["split"] and after["per_class"] != before["per_class"]
     with pytest.raises(SystemExit, match="writes into a .pt checkpoint"):
         eval_cli.main(["--ckpt", str(trained / "weights" / "best.torchscript"), "--store-thresholds"])
+
+
+def test_compare_scores_two_models_on_the_first_ones_split_and_says_so(trained, tmp_path, monkeypatch):
+    monkeypatch.chdir(trained.parent.parent)
+    eval_cli.main(["--compare", str(trained), str(trained / "weights" / "best.torchscript"), "--out",
+                   str(tmp_path / "cmp")])
+    result = json.loads((tmp_path / "cmp" / "compare.json").read_text())
+    assert result["images"] == 6 and "instances_val.json" in result["split"]
+    assert result["AP"]["verdict"] == "no difference" and abs(result["AP"]["diff"]) < 0.02  # the same weights
+    assert [c["class"] for c in result["per_class"]] == ["circle", "square", "triangle", "cross"]
+    assert "no difference this split can show" in (tmp_path / "cmp" / "compare.md").read_text()
+    eval_cli.main(["--compare", str(trained), str(trained / "weights" / "best.pt"), "--out", str(tmp_path / "tr"),
+                   "data.val_split=train"])  # overrides move both to another split
+    assert json.loads((tmp_path / "tr" / "compare.json").read_text())["images"] == 8
