@@ -168,8 +168,8 @@ def compare_main(args) -> None:
         raise ConfigError("--compare needs eval.backend=pycocotools (its per-image matches)")
     resamples = a[4]["bootstrap"] or 1000
     diff = compare(ma, mb, resamples)
-    lines = [f"A = {a_path}", f"B = {b_path}", f"on {ev_a.info.source} ({diff['images']} images, {resamples} paired "
-                                                 f"bootstrap redraws)"]
+    lines = [f"A = {a_path}", f"B = {b_path}", f"on {ev_a.info.source} ({diff['images']} images, "
+                                                 f"{diff['resamples']} paired bootstrap redraws)"]
     lines += [verdict_line(k, diff[k]) for k in ("AP", "AP50", "AP75")]
     lines += ["per class:"] + [f"  {c['class']:<18} " + verdict_line("AP", c) for c in diff["per_class"]]
     text = "\n".join(lines)

@@ -22,6 +22,16 @@ METRICS = ("AP", "AP50", "AP75")
 SMALL_SPLIT = 100  # images: under it, the interval's width is said in words
 
 
+WORK = 5e7  # redraws x detections: about a minute of numpy on a CPU
+
+
+def redraw_count(m: Matches, requested: int) -> int:
+    """`requested`, or fewer (200 at least) on a split so large that each redraw costs seconds
+    (COCO's 5000 validation images hold 500k detections): its interval is narrow anyway."""
+    detections = sum(len(cm.score) for cm in m.per_class) * len(m.iou)
+    return int(min(requested, max(200, WORK // max(detections, 1))))
+
+
 def redraws(num_images: int, resamples: int = 1000, seed: int = 0) -> np.ndarray:
     """(resamples, num_images) weights: how many times each image was drawn in each redraw."""
     rng = np.random.default_rng(seed)
@@ -41,6 +51,7 @@ def _interval(estimate: float, drawn: np.ndarray, bounds: tuple[float, float] = 
 
 def intervals(m: Matches, resamples: int = 1000, seed: int = 0) -> dict:
     """95% bootstrap intervals of AP, AP50, AP75 and each class's AP on this split."""
+    resamples = redraw_count(m, resamples)
     full = coco_ap(m)
     drawn = coco_ap(m, redraws(m.num_images, resamples, seed))
     out = {"level": LEVEL, "resamples": resamples, "images": m.num_images}
@@ -60,6 +71,7 @@ def compare(a: Matches, b: Matches, resamples: int = 1000, seed: int = 0) -> dic
     with a verdict each: better, worse, or no difference this split can show."""
     if a.num_images != b.num_images:
         raise ValueError("compare: the two evaluations must cover the same images")
+    resamples = min(redraw_count(a, resamples), redraw_count(b, resamples))
     weights = redraws(a.num_images, resamples, seed)
     full_a, full_b = coco_ap(a), coco_ap(b)
     drawn_a, drawn_b = coco_ap(a, weights), coco_ap(b, weights)

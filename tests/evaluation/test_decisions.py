@@ -104,3 +104,14 @@ def test_the_operating_point_is_the_precision_and_recall_of_the_boxes_it_keeps()
                     fp += 1
     assert (op["overall"]["tp"], op["overall"]["fp"]) == (tp, fp)
     assert op["overall"]["precision"] == pytest.approx(tp / (tp + fp))
+
+
+def test_a_large_split_gets_fewer_redraws_and_a_small_one_all():
+    from detection.evaluation.uncertainty import WORK, redraw_count
+
+    ev, _ = split(40, seed=8)
+    m = ev.matches()
+    assert redraw_count(m, 1000) == 1000
+    dets = sum(len(cm.score) for cm in m.per_class) * len(m.iou)
+    huge = Matches(m.class_names, m.num_images, m.iou, m.per_class * int(2 * WORK / dets / 1000 + 1))
+    assert 200 <= redraw_count(huge, 1000) < 1000  # a split that large: fewer, never under 200
