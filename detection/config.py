@@ -301,6 +301,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | dict | No
 CHOICES = {  # data.format's choices are data/formats.CHOICES, checked in check_values
     "data.augment": ("default", "none"),
     "data.cache": ("none", "ram", "disk"),
+    "data.sampler": ("default", "repeat_factor"),
     "model.weights": ("pretrained", "none"),
     "model.freeze_bn": ("all", "frozen_stages"),
     "model.mode": ("fine_tune", "feature_extraction"),
@@ -320,6 +321,7 @@ RANGES = {
     "data.max_pixels": (1, None, True, True),
     "data.val_fraction": (0.0, 1.0, True, False),
     "data.fraction": (0.0, 1.0, False, True),
+    "data.repeat_thresh": (0.0, 1.0, False, True),
     "data.synthetic.num_train": (1, None, True, True),
     "data.synthetic.num_val": (1, None, True, True),
     "data.synthetic.image_size": (32, 4096, True, True),

@@ -15,7 +15,7 @@ from .formats import read_raws
 from .images import DEFAULT_MAX_PIXELS, ImageReadError
 from .pixels import ImagePixels
 from .records import DatasetInfo, ImageRecord, RawImage, build_records
-from .sampler import GroupedBatchSampler, aspect_ratio_groups
+from .sampler import GroupedBatchSampler, aspect_ratio_groups, repeat_factors
 from .splits import read_split_file, relative_name, select
 from .summary import short_summary
 from .transforms import apply_transforms, build_transforms
@@ -173,8 +173,9 @@ def dataset_from(d: dict, min_size: int, max_size: int, records: list[ImageRecor
 
 
 def build_loader(ds: DetectionDataset, batch_size: int, train: bool, workers: int, pin_memory: bool,
-                 seed: int = 0, rank: int = 0, world_size: int = 1) -> DataLoader:
-    """Training: aspect-ratio grouped, seeded, sharded batches (call `loader.batch_sampler.set_epoch`).
+                 seed: int = 0, rank: int = 0, world_size: int = 1, repeat_thresh: float | None = None) -> DataLoader:
+    """Training: aspect-ratio grouped, seeded, sharded batches (call `loader.batch_sampler.set_epoch`),
+    with `repeat_thresh` images of rare classes repeated (`sampler.repeat_factors`).
     Validation: in order; under DDP each rank takes every world_size-th image."""
     # its own generator: the loader draws worker seeds from it at each epoch, and drawing them
     # from the global RNG instead would shift what the model's samplers draw after a resume
@@ -182,7 +183,12 @@ def build_loader(ds: DetectionDataset, batch_size: int, train: bool, workers: in
                   persistent_workers=workers > 0, generator=torch.Generator().manual_seed(seed))
     if train:
         groups = aspect_ratio_groups([(r.width, r.height) for r in ds.records])
-        sampler = GroupedBatchSampler(groups, batch_size, seed=seed, rank=rank, world_size=world_size)
+        repeats = repeat_factors([r.labels for r in ds.records], repeat_thresh) if repeat_thresh else None
+        if repeats is not None and rank == 0:
+            log.info("data.sampler=repeat_factor (data.repeat_thresh=%g): about %.0f images an epoch from %d; %d "
+                     "images of rare classes repeat, up to %.2f times", repeat_thresh, sum(repeats), len(repeats),
+                     sum(r > 1 for r in repeats), max(repeats, default=1.0))
+        sampler = GroupedBatchSampler(groups, batch_size, seed=seed, rank=rank, world_size=world_size, repeats=repeats)
         return DataLoader(ds, batch_sampler=sampler, **common)
     indices = list(range(rank, len(ds), world_size))
     return DataLoader(ds, batch_size=batch_size, sampler=indices if world_size > 1 else SequentialSampler(ds),

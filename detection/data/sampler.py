@@ -8,11 +8,18 @@ been running since the start, so a run resumed at epoch 7, batch 30 sees exactly
 batches an uninterrupted run would. Each index travels with its own augmentation seed
 for the same reason. Under DDP whole batches are dealt to the ranks, so grouping is kept
 and every rank gets the same number of batches.
+
+Rare classes (`data.sampler: repeat_factor`): LVIS's repeat-factor sampling (Gupta et al.,
+2019). A class seen in a fraction f of the training images gets r = max(1, sqrt(t / f)) for
+the threshold t (`data.repeat_thresh`); an image repeats max r over its classes times an epoch:
+the whole part always, the fraction by a coin drawn from (seed, epoch), so a resume sees the
+same epoch again.
 """
 
 from __future__ import annotations
 
 import bisect
+import math
 from collections import defaultdict
 
 import torch
@@ -22,6 +29,18 @@ from torch.utils.data import Sampler
 def aspect_ratio_groups(sizes: list[tuple[int, int]], bins: tuple[float, ...] = (0.75, 1.0, 1.33)) -> list[int]:
     """Group id per image from (width, height): which bin its width/height ratio falls in."""
     return [bisect.bisect_right(bins, w / max(h, 1)) for w, h in sizes]
+
+
+def repeat_factors(labels_per_image: list, threshold: float) -> list[float]:
+    """LVIS repeat factors: per image, max over its classes of max(1, sqrt(threshold / f_class)),
+    where f_class is the share of images holding the class (an image without boxes: 1)."""
+    n = max(len(labels_per_image), 1)
+    holding: dict[int, int] = defaultdict(int)
+    for labels in labels_per_image:
+        for c in set(int(x) for x in labels):
+            holding[c] += 1
+    r_class = {c: max(1.0, math.sqrt(threshold / (k / n))) for c, k in holding.items()}
+    return [max((r_class[int(c)] for c in labels), default=1.0) for labels in labels_per_image]
 
 
 def augmentation_seed(seed: int, epoch: int, index: int) -> int:
@@ -37,10 +56,11 @@ class GroupedBatchSampler(Sampler):
     """
 
     def __init__(self, group_ids: list[int], batch_size: int, seed: int = 0, shuffle: bool = True,
-                 rank: int = 0, world_size: int = 1):
+                 rank: int = 0, world_size: int = 1, repeats: list[float] | None = None):
         if batch_size < 1:
             raise ValueError(f"train.batch_size must be >= 1, got {batch_size}")
         self.group_ids, self.batch_size, self.seed, self.shuffle = group_ids, batch_size, seed, shuffle
+        self.repeats = repeats  # per image (`repeat_factors`), or None: each image once
         self.rank, self.world_size = rank, world_size
         self.epoch, self.skip, self.limit = 0, 0, None
 
@@ -49,16 +69,26 @@ class GroupedBatchSampler(Sampler):
         stops (`limit` batches: the last, partial epoch of a run planned by time)."""
         self.epoch, self.skip, self.limit = epoch, skip_batches, limit
 
-    def _all_batches(self) -> list[list[int]]:
+    def epoch_items(self) -> list[int]:
+        """The epoch's items: image indices, and with repeat factors the copies as index + k * n
+        (copy k of image index), drawn from (seed, epoch) alone."""
         n = len(self.group_ids)
+        if self.repeats is None:
+            return list(range(n))
+        coins = torch.rand(n, generator=torch.Generator().manual_seed(self.seed * 7_919 + self.epoch + 1)).tolist()
+        return [i + k * n for i, (r, coin) in enumerate(zip(self.repeats, coins))
+                for k in range(int(r) + (coin < r - int(r)))]
+
+    def _all_batches(self) -> list[list[int]]:
+        items = self.epoch_items()
         if self.shuffle:
-            order = torch.randperm(n, generator=torch.Generator().manual_seed(self.seed + self.epoch)).tolist()
-        else:
-            order = list(range(n))
+            perm = torch.randperm(len(items), generator=torch.Generator().manual_seed(self.seed + self.epoch))
+            items = [items[j] for j in perm.tolist()]
+        n = len(self.group_ids)
         buckets: dict[int, list[int]] = defaultdict(list)
         batches = []
-        for idx in order:
-            b = buckets[self.group_ids[idx]]
+        for idx in items:
+            b = buckets[self.group_ids[idx % n]]
             b.append(idx)
             if len(b) == self.batch_size:
                 batches.append(list(b))
@@ -69,8 +99,9 @@ class GroupedBatchSampler(Sampler):
         return batches[self.rank:usable:self.world_size]
 
     def __iter__(self):
+        n = len(self.group_ids)  # a copy (item >= n) is its image with augmentation of its own
         for batch in self._all_batches()[self.skip:self.limit]:
-            yield [(i, augmentation_seed(self.seed, self.epoch, i)) for i in batch]
+            yield [(i % n, augmentation_seed(self.seed, self.epoch, i)) for i in batch]
 
     def __len__(self) -> int:
         return max(0, len(self._all_batches()[:self.limit]) - self.skip)

@@ -61,8 +61,10 @@ def prepare(cfg: dict, ckpt: dict | None, run: Run | None, device: torch.device,
     model.to(device)
     if cfg["train"]["channels_last"]:
         model.to(memory_format=torch.channels_last)
-    loader = build_loader(train_ds, cfg["train"]["batch_size"], True, cfg["data"]["num_workers"],
-                          device.type == "cuda", seed=cfg["seed"], rank=rank, world_size=world)
+    d = cfg["data"]
+    loader = build_loader(train_ds, cfg["train"]["batch_size"], True, d["num_workers"], device.type == "cuda",
+                          seed=cfg["seed"], rank=rank, world_size=world,
+                          repeat_thresh=d["repeat_thresh"] if d["sampler"] == "repeat_factor" else None)
     if fresh:
         cfg = resolve_amp(cfg, model, loader, device)
     return Prepared(cfg, class_names, model, loader, val_loader, evaluator, run)

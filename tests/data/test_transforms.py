@@ -91,3 +91,58 @@ def test_sampler_shards_whole_batches_equally():
     assert len(got[0]) == len(got[1]) == len(ranks[0])
     flat = [i for batches in got for b in batches for i, _ in b]
     assert len(flat) == len(set(flat))  # no image on two ranks
+
+
+def test_repeat_factors_follow_lvis():
+    from detection.data.sampler import repeat_factors
+
+    labels = [[1, 1]] * 9 + [[1, 2]]  # class 2 in 1 image of 10
+    r = repeat_factors([np.array(x) for x in labels] + [np.zeros(0)], threshold=0.5)
+    f2 = 1 / 11
+    assert r[:9] == [1.0] * 9 and r[9] == pytest.approx((0.5 / f2) ** 0.5) and r[10] == 1.0  # a negative: once
+    assert repeat_factors([np.array(x) for x in labels], threshold=0.001) == [1.0] * 10  # nothing that rare
+
+
+def test_repeat_factor_sampling_is_exact_on_resume_shardable_and_repeats_as_often_as_asked():
+    from detection.data.sampler import GroupedBatchSampler
+
+    groups = aspect_ratio_groups([(640, 480)] * 12 + [(480, 640)] * 8)
+    repeats = [1.0] * 18 + [2.5, 1.0]  # image 18: twice an epoch, a third time in half the epochs
+    counts = []
+    for epoch in range(400):
+        s = GroupedBatchSampler(groups, 4, seed=3, repeats=repeats)
+        s.set_epoch(epoch)
+        items = [pair for b in s for pair in b]
+        assert sorted({i for i, _ in items}) == list(range(20))  # every image, each index a real image
+        counts.append(sum(i == 18 for i, _ in items))
+        seeds = [seed for i, seed in items if i == 18]
+        assert len(set(seeds)) == len(seeds)  # each copy augmented its own way
+    assert set(counts) == {2, 3} and np.mean(counts) == pytest.approx(2.5, abs=0.08)
+    a = GroupedBatchSampler(groups, 4, seed=3, repeats=repeats)
+    a.set_epoch(7)
+    whole = list(a)
+    b = GroupedBatchSampler(groups, 4, seed=3, repeats=repeats)
+    b.set_epoch(7, skip_batches=3)
+    assert list(b) == whole[3:]  # the same epoch again after a resume
+    ranks = [GroupedBatchSampler(groups, 2, seed=3, rank=r, world_size=2, repeats=repeats) for r in range(2)]
+    for s in ranks:
+        s.set_epoch(7)
+    assert len(list(ranks[0])) == len(list(ranks[1]))
+    positions = [(i, seed) for s in ranks for b in s for i, seed in b]
+    assert len(positions) == len(set(positions))  # no copy on two ranks
+
+
+def test_the_training_loader_repeats_rare_class_images_when_asked(synthetic_root, tiny_model_cfg, caplog):
+    import logging
+
+    from detection.config import load_config
+    from detection.data.dataset import build_loader, get_dataset
+
+    cfg = load_config(None, {"data": {"format": "coco", "root": str(synthetic_root / "coco"), "num_workers": 0,
+                                      "sampler": "repeat_factor", "repeat_thresh": 0.9}, "model": tiny_model_cfg})
+    ds = get_dataset(cfg, train=True)
+    plain = build_loader(ds, 4, True, 0, False).batch_sampler
+    with caplog.at_level(logging.INFO):
+        rfs = build_loader(ds, 4, True, 0, False, repeat_thresh=0.9).batch_sampler
+    assert "data.sampler=repeat_factor (data.repeat_thresh=0.9)" in caplog.text
+    assert rfs.batches_per_epoch() > plain.batches_per_epoch()
