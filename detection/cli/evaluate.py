@@ -91,20 +91,22 @@ def main(argv: list[str] | None = None) -> None:
 def _evaluate(args, model: str | None, pred: str | None):
     """(results, evaluator, run or None, source, eval settings, stored thresholds or None) of one
     model, or one results file (--pred with --gt or --cfg)."""
-    defaults = load_config(None, ["data.format=voc", "data.root=."] + _overrides(args))["eval"]  # eval.* only
     if pred and args.cfg:  # a results file (infer.py --save-json) against a config's validation split
         from ..evaluation.evaluator import evaluate_results_on_split
 
-        cfg = load_config(args.cfg, _overrides(args))
-        res, ev = evaluate_results_on_split(cfg, pred)
-        return res, ev, None, f"{pred} against {ev.info.source}", cfg["eval"], kept_thresholds(pred, ev.info)
+        cfg, entries = load_config(args.cfg, _overrides(args)), results_json.read(pred)
+        res, ev = evaluate_results_on_split(cfg, pred, entries)
+        return res, ev, None, f"{pred} against {ev.info.source}", cfg["eval"], kept_thresholds(entries, ev.info, pred)
     if pred or args.gt:
         if not (pred and args.gt):
             raise ConfigError("--pred needs --gt (a COCO json) or --cfg (a config's validation split)")
         from ..evaluation.evaluator import evaluate_files
 
-        res, ev = evaluate_files(args.gt, pred, args.voc_metric or "voc07", backend=args.backend or "pycocotools")
-        return res, ev, None, f"{pred} against {args.gt}", defaults, kept_thresholds(pred, ev.info)
+        entries = results_json.read(pred)
+        res, ev = evaluate_files(args.gt, pred, args.voc_metric or "voc07", backend=args.backend or "pycocotools",
+                                 preds=entries)
+        defaults = load_config(None, ["data.format=voc", "data.root=."] + _overrides(args))["eval"]  # eval.* only
+        return res, ev, None, f"{pred} against {args.gt}", defaults, kept_thresholds(entries, ev.info, pred)
     res, ev, loaded, cfg = _evaluate_model(args, model)
     return (res, ev, loaded.run, f"{loaded.path} on {ev.info.source}", cfg["eval"],
             loaded.predictor.thresholds)
@@ -129,10 +131,9 @@ def store_thresholds(args, res: dict, ev) -> None:
     log.info("stored the thresholds chosen on %s in %s", ev.info.source, file)
 
 
-def kept_thresholds(pred: str, info) -> dict | None:
+def kept_thresholds(entries: list[dict], info, pred: str) -> dict | None:
     """The per-class thresholds a results file was cut at: infer.py --save-json marks each
     detection `kept`; a class keeps those scoring at least its lowest kept score."""
-    entries = results_json.read(pred)
     if not entries or "kept" not in entries[0]:
         return None
     names = {cat: name for cat, name in zip(info.cat_ids, info.class_names)}

@@ -132,9 +132,11 @@ class Outputs:
         """Write one image's (or frame's) outputs; returns the detections it keeps (those that reach
         --score, or their class's stored threshold)."""
         a = self.args
-        dets = [d for d in result.detections() if self.kept(d)]
+        exact = result.detections(digits=None)  # unrounded scores decide, as in the scored json
+        kept = [bool(d["score"] >= self.class_scores[d["label"] - 1]) for d in exact]
+        dets = [d for d, k in zip(result.detections(), kept) if k]  # the same order: best first
         if a.save_json:
-            self._json(item, result)
+            self._json(item, exact, kept)
         rel = Path(item.rel)
         if not a.no_save:
             drawn = draw_detections(item.image, dets, a.line_width, a.hide_labels, a.hide_conf)
@@ -151,18 +153,15 @@ class Outputs:
             self._crops(rel, item.image, dets)
         return dets
 
-    def kept(self, d: dict) -> bool:
-        return bool(d["score"] >= self.class_scores[d["label"] - 1])
-
-    def _json(self, item, result) -> None:
-        dets = result.detections(digits=None)  # all the model returns: a scored file needs them
+    def _json(self, item, dets: list[dict], kept: list[bool]) -> None:
+        """Every detection the model returns (a scored file needs them), each marked kept or not."""
         image_id = len(self.images) + 1
         h, w = item.image.shape[:2]
         self.images.append({"id": image_id, "file_name": item.rel, "width": w, "height": h})
         frame = {"frame": item.frame} if item.frame is not None else {}
-        for d in dets:  # unrounded scores: a tie made by rounding would reorder the matching of a scored file
+        for d, k in zip(dets, kept):  # unrounded scores: a tie made by rounding would reorder the matching
             self.json.append(results_json.entry(image_id, d["box"], d["score"], d["label"], item.rel, d["class"],
-                                                digits=3, kept=self.kept(d), **frame))
+                                                digits=3, kept=k, **frame))
 
     def _txt(self, rel: Path, shape, dets) -> None:
         h, w = shape[:2]

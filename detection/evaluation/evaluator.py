@@ -74,6 +74,7 @@ class DetectionEvaluator:
         coco_backend(backend)  # fail now, not after a validation pass
         self._coco_gt = None
         self.coco_eval = None  # the last pycocotools COCOeval, for PR curves
+        self._matches = None  # its per-detection matches, made once on first use
         self.reset()
 
     def reset(self) -> None:
@@ -127,7 +128,7 @@ class DetectionEvaluator:
         results = self.coco_results()
         names = self.info.class_names
         if not results:
-            self.coco_eval = None
+            self.coco_eval = self._matches = None
             nan_cls = [{"class": n, "AP": 0.0, "AP50": 0.0} for n in names]
             return {k: 0.0 for k in COCO_METRICS}, nan_cls
         with _quiet():
@@ -137,7 +138,7 @@ class DetectionEvaluator:
             ev.evaluate()
             ev.accumulate()
             ev.summarize()
-        self.coco_eval = ev
+        self.coco_eval, self._matches = ev, None
         stats = {k: float(v) for k, v in zip(COCO_METRICS, ev.stats)}
         prec = ev.eval["precision"]  # [iou, recall, class, area, maxdets]
         per_class = []
@@ -165,10 +166,13 @@ class DetectionEvaluator:
         return out
 
     def matches(self):
-        """The last COCO evaluation's per-detection matches (`matches.Matches`), or None."""
+        """The last COCO evaluation's per-detection matches (`matches.Matches`), or None; read from
+        it once (the intervals, thresholds, calibration and curves all use them)."""
         from .matches import from_coco_eval
 
-        return from_coco_eval(self.coco_eval, self.info.class_names) if self.coco_eval is not None else None
+        if self._matches is None and self.coco_eval is not None:
+            self._matches = from_coco_eval(self.coco_eval, self.info.class_names)
+        return self._matches
 
     def evaluate(self) -> dict:
         """{'coco': 12 numbers, 'coco_per_class': [...], 'voc': [...], 'voc_mAP': float}.
@@ -265,13 +269,14 @@ def score_results(ev: DetectionEvaluator, preds: list[dict], image_of, label_of,
 
 
 def evaluate_files(gt_json: str, pred_json: str, voc_metric: str = "voc07", iou_thresh: float = 0.5,
-                   backend: str = "pycocotools") -> tuple[dict, DetectionEvaluator]:
-    """Score a COCO results file against COCO annotations, without a model or images."""
+                   backend: str = "pycocotools", preds: list[dict] | None = None) -> tuple[dict, DetectionEvaluator]:
+    """Score a COCO results file against COCO annotations, without a model or images (`preds`:
+    its entries, when the caller has read them already)."""
     from ..data.coco import read_coco
 
     records, info = read_coco(gt_json, "", require_images=False)
     ev = DetectionEvaluator(records, info, voc_metric, iou_thresh, backend)
-    preds = results_json.read(pred_json)
+    preds = results_json.read(pred_json) if preds is None else preds
     index = {r.image_id: i for i, r in enumerate(records)}
     labels = {c: i + 1 for i, c in enumerate(info.cat_ids)}
 
@@ -288,7 +293,8 @@ def evaluate_files(gt_json: str, pred_json: str, voc_metric: str = "voc07", iou_
     return score_results(ev, preds, image_of, label_of, pred_json), ev
 
 
-def evaluate_results_on_split(cfg: dict, pred_json: str) -> tuple[dict, DetectionEvaluator]:
+def evaluate_results_on_split(cfg: dict, pred_json: str,
+                              preds: list[dict] | None = None) -> tuple[dict, DetectionEvaluator]:
     """Score a results file (infer.py --save-json) against a config's validation split, any format.
 
     Entries are matched to images by `file_name` (its path relative to the image folder, or
@@ -328,4 +334,5 @@ def evaluate_results_on_split(cfg: dict, pred_json: str) -> tuple[dict, Detectio
             raise DataError(f"has category_id {p['category_id']!r}, not a category of {info.source}")
         return ids[p["category_id"]]
 
-    return score_results(ev, results_json.read(pred_json), image_of, label_of, pred_json), ev
+    preds = results_json.read(pred_json) if preds is None else preds
+    return score_results(ev, preds, image_of, label_of, pred_json), ev
