@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .matches import RECALL_POINTS
+from .matches import ClassMatches, class_ap
 from .voc_ap import box_iou
 
 T_FG, T_BG = 0.5, 0.1
@@ -118,14 +118,9 @@ def _class_ap(dets: list[tuple[float, bool]], npos: float, had: int) -> float:
         return float("nan")
     if npos <= 0:  # every box of the class was missed and left the count: what is left is right or gone
         return 1.0 if not any(not tp for _, tp in dets) else 0.0
-    if not dets:
-        return 0.0
-    tp = np.cumsum([t for _, t in dets])
-    fp = np.cumsum([not t for _, t in dets])
-    recall = tp / npos
-    precision = np.maximum.accumulate((tp / (tp + fp))[::-1])[::-1]
-    at = np.searchsorted(recall, RECALL_POINTS, side="left")
-    return float(precision[at[at < len(precision)]].sum() / len(RECALL_POINTS))
+    hit = np.array([t for _, t in dets], bool)[None]  # already best first: the one interpolation of AP
+    cm = ClassMatches(np.zeros(len(dets), int), np.array([s for s, _ in dets]), hit, ~hit, np.array([npos]))
+    return float(class_ap(cm, np.ones((1, 1)))[0, 0])
 
 
 def breakdown(records, predictions: dict, class_names: list[str], max_det: int = 100) -> dict:
