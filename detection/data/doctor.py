@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import DataError
-from .images import ImageReadError, read_image, read_record_image
+from .images import ImageReadError, read_record_image
 from .records import DatasetInfo, ImageRecord
 from .summary import TINY, box_stats, class_counts
 
@@ -55,7 +55,7 @@ def _decode_and_hash(record) -> tuple[str | None, str | None]:
     if head[:8] == b"\x89PNG\r\n\x1a\n" and b"IEND" not in tail:
         return "truncated PNG (no IEND chunk)", digest
     try:
-        read_image(record.path, max(1, record.width * record.height), reduce=8)
+        read_record_image(record, reduce=8)
     except ImageReadError:
         return "cannot be decoded", digest
     return None, digest

@@ -76,11 +76,11 @@ def read_image(path: str, max_pixels: int = DEFAULT_MAX_PIXELS, reduce: int = 1)
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
-def read_record_image(record) -> np.ndarray:
+def read_record_image(record, reduce: int = 1) -> np.ndarray:
     """The pixels of an image a reader admitted (an `ImageRecord`), by the budget it passed: its
-    own size. The data check's drawings, the error analysis and TensorBoard's validation images
-    decode through this, so no path decodes more than the configured data.max_pixels let in."""
-    return read_image(record.path, max(1, record.width * record.height))
+    own size. The data check, the error analysis and TensorBoard's validation images decode
+    through this, so no path decodes more than the configured data.max_pixels let in."""
+    return read_image(record.path, max(1, record.width * record.height), reduce=reduce)
 
 
 def _read_truncated(path: str, reduce: int) -> np.ndarray:
