@@ -381,3 +381,25 @@ def test_infer_refuses_counts_below_one(flag, capsys):
     with pytest.raises(SystemExit) as e:
         infer_cli.main(["--source", "x.jpg", *flag])
     assert e.value.code == 2 and "must be 1 or more" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("thresholds", [{"per_class": {"a": "high"}}, {"per_class": {"a": 7.0}},
+                                        {"per_class": {"zebra": 0.5}}, {"per_class": {"a": 0.5}, "temperature": -1},
+                                        ["not", "a", "mapping"]])
+def test_stored_thresholds_that_are_not_scores_are_one_line(tmp_path, tiny_model_cfg, thresholds):
+    """A checkpoint edited by hand (or by an attacker): refused where it is opened and where it is exported."""
+    from detection.checkpoint import save_checkpoint
+    from detection.config import thaw
+    from detection.inference.export import export
+    from detection.inference.loading import open_model
+    from detection.models.builders import build_model
+
+    cfg = load_config(None, {"data": {"format": "voc", "root": "x", "classes": ["a"]}, "model": tiny_model_cfg})
+    model = build_model(cfg["model"], ["a"], verbose=False)
+    path = tmp_path / "best.pt"
+    save_checkpoint(path, model=model.state_dict(), config=thaw(cfg), class_names=["a"],
+                    freeze=model.facts.freeze, thresholds=thresholds)
+    for attempt in (lambda: open_model(path), lambda: export(path, "torchscript")):
+        with pytest.raises(CheckpointError, match=r"best.pt: its stored thresholds must map class names to scores"):
+            attempt()
+    assert not list(tmp_path.glob("*.torchscript"))

@@ -101,23 +101,23 @@ def _check_meta_values(path: Path, meta: dict) -> None:
     if not names or len(names) > 100_000 or not all(isinstance(n, str) and n for n in names):
         raise CheckpointError(f"{path}: its metadata's class_names must be 1..100000 non-empty names; export the "
                               "checkpoint again")
-    t = meta.get("thresholds")
-    if t is not None and not _thresholds_ok(t, names):
-        raise CheckpointError(f"{path}: its metadata's thresholds must map class names to scores in [0, 1] (and a "
-                              "temperature in 0.01..100); export the checkpoint again")
+    check_thresholds(path, meta.get("thresholds"), names)
 
 
 def _number_in(v, low: float, high: float) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and low <= v <= high
 
 
-def _thresholds_ok(t, names: list[str]) -> bool:
-    """Stored thresholds as the toolkit writes them: class names to scores in [0, 1] (or None),
-    and a temperature in 0.01..100 (or None)."""
+def check_thresholds(path, t, names: list[str]) -> None:
+    """Stored thresholds (a checkpoint's or an exported file's) as the toolkit writes them: class
+    names to scores in [0, 1] (or None), a temperature in 0.01..100 (or None); else one line."""
     per_class = t.get("per_class") if isinstance(t, dict) else None
-    return (isinstance(per_class, dict) and set(per_class) <= set(names)
-            and all(v is None or _number_in(v, 0, 1) for v in per_class.values())
-            and (t.get("temperature") is None or _number_in(t["temperature"], 0.01, 100)))
+    if t is not None and not (isinstance(per_class, dict) and set(per_class) <= set(names)
+                              and all(v is None or _number_in(v, 0, 1) for v in per_class.values())
+                              and (t.get("temperature") is None or _number_in(t["temperature"], 0.01, 100))):
+        raise CheckpointError(f"{path}: its stored thresholds must map class names to scores in [0, 1] (and a "
+                              "temperature in 0.01..100); choose them again (eval_det.py --store-thresholds) or "
+                              "export again")
 
 
 def _torchscript_extra(path: Path, name: str, max_bytes: int = 1 << 20) -> str:
@@ -192,6 +192,7 @@ def export(ckpt_path, fmt: str, opset: int = 17, dynamic: bool = True, size: int
         min_size, max_size = size, round(max_size * size / min_size)
         model.transform.min_size, model.transform.max_size = (min_size,), max_size
     fixed = None if dynamic or fmt == "torchscript" else (min_size, max_size)
+    check_thresholds(ckpt_path, ckpt.get("thresholds"), ckpt["class_names"])  # refused before anything is written
     meta = metadata(ckpt["class_names"], min_size, max_size, m["arch"], fixed, str(ckpt_path), ckpt.get("thresholds"))
     target = Path(out) if out else ckpt_path.with_suffix(FORMATS[fmt])
     example = _example(min_size, max_size, fixed)

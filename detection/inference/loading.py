@@ -73,11 +73,13 @@ def on_device(loaded: LoadedModel, device: torch.device) -> LoadedModel:
 def _open_checkpoint(file: Path, run: Run | None, device: torch.device, amp: str) -> LoadedModel:
     from ..checkpoint import load_checkpoint, model_from_checkpoint
     from ..config import load_config
+    from .export import check_thresholds
 
     ckpt = load_checkpoint(file)
     model = model_from_checkpoint(ckpt, file)
     cfg = with_run_split(load_config(base=ckpt["config"]), run)
     m = cfg["model"]
+    check_thresholds(file, ckpt.get("thresholds"), ckpt["class_names"])
     predictor = Predictor(TorchBackend(model, device, amp), ckpt["class_names"], m["min_size"], m["max_size"],
                           source=str(file), thresholds=ckpt.get("thresholds"))
     return LoadedModel(file, "checkpoint", run, predictor, cfg)
