@@ -53,14 +53,20 @@ class Schedule:
         """Its epochs are done, or (train.time) its time is up."""
         return self.budget.over(si) if self.timed else epoch >= self.stage_end(si)
 
-    def run_done(self, si: int, epoch: int) -> bool:
-        """The last stage is done: the epoch that just ended was the run's last."""
-        return si == len(self.stages) - 1 and self.stage_done(si, epoch)
+    def stage_over(self, si: int, epoch: int, device) -> bool:
+        """stage_done as rank 0 sees it, on every rank. The trainer asks once after each epoch's
+        steps and both the validation and the loop's end follow that one answer: a timed stage
+        asked twice could run out in between (during the save) and end unvalidated."""
+        return bool(dist.broadcast_values([self.stage_done(si, epoch)], device)[0])
 
-    def due_for_validation(self, si: int, epoch: int) -> bool:
+    def due_for_validation(self, si: int, epoch: int, stage_over: bool) -> bool:
         """Every train.eval_every epochs and after the last; under train.time after the last only
         (the budget is for training, and one validation follows it)."""
-        return self.run_done(si, epoch) or (not self.timed and epoch % self.tcfg["eval_every"] == 0)
+        return self.run_over(si, stage_over) or (not self.timed and epoch % self.tcfg["eval_every"] == 0)
+
+    def run_over(self, si: int, stage_over: bool) -> bool:
+        """The last stage is over: the epoch that just ended was the run's last."""
+        return stage_over and si == len(self.stages) - 1
 
     def lr_lambda(self, si: int):
         """The lr multiplier of stage `si` at each of its iterations: over its epochs, or under

@@ -84,11 +84,10 @@ class Trainer:
             save_config(self.cfg, self.run.config)  # a resume's allowed changes go into the run's config too
         self.checkpointer = Checkpointer({"config": self.cfg, "class_names": self.class_names},
                                          enabled=dist.is_main())
-        resumed = self.ckpt is not None
-        self.log = RunLog(self.run, dist.is_main(), self.state.epoch if resumed else None, self.state.step)
+        self.log = RunLog(self.run, dist.is_main(), self.state.epoch if self.ckpt else None, self.state.step)
         if not dist.is_main():
             return
-        if resumed:
+        if self.ckpt is not None:
             log_resume(self.run, self.state, self.resume_changes)
         log.info("run folder: %s (device %s%s)", self.run.dir, self.device,
                  f", {self.world} processes" if self.world > 1 else "")
@@ -175,8 +174,8 @@ class Trainer:
         e = self.cfg["eval"]  # the per-class scores to ship (and a temperature), saved with these weights
         self.thresholds = thresholds_to_store(self.results, self.evaluator, e["threshold"], e["calibrate"]) \
             or self.thresholds
-        row.update({k: round(self.results["coco"][k], 5) for k in ("AP", "AP50", "AP75")})
-        row["voc_mAP"] = round(self.results["voc_mAP"], 5)
+        row.update({k: round(self.results["coco"][k], 5) for k in ("AP", "AP50", "AP75")},
+                   voc_mAP=round(self.results["voc_mAP"], 5))
         improved, self.stop = keep_best(self.state, row["AP"], self.tcfg["patience"])
         self.log.validation(self.results, self.evaluator, self.state.epoch)
         return improved
@@ -198,19 +197,20 @@ class Trainer:
                 snap["model"] = self.parts.ema.module.state_dict()  # inference uses the averaged weights
             self.checkpointer.save(self.run.best, snap)
 
-    def run_epoch(self) -> None:
-        """Train; save the epoch before validating (a failing validation never loses it); validate; save; log."""
+    def run_epoch(self) -> bool:
+        """Train; save (a failing validation never loses the epoch); validate; save; log. True: stage over."""
         t0 = self.clock()
         row = self.train_epoch()
+        stage_over = self.schedule.stage_over(self.state.stage, self.state.epoch, self.device)
         if self.schedule.timed:  # run seconds when the steps ended (elapsed_s adds saving and validating)
             row["train_end_s"] = round(self.clock(), 1)
         improved = False
-        if self.schedule.due_for_validation(self.state.stage, self.state.epoch):
+        if self.schedule.due_for_validation(self.state.stage, self.state.epoch, stage_over):
             self.checkpointer.save(self.run.last, self.snapshot(row))
             v0 = self.clock()
             improved = self.validate(row)
             row["val_s"] = round(self.clock() - v0, 1)  # apart from the training time
-            self.state.finished = self.stop or self.schedule.run_done(self.state.stage, self.state.epoch)
+            self.state.finished = self.stop or self.schedule.run_over(self.state.stage, stage_over)
         self.save(row, improved)
         row["epoch_s"] = round(self.clock() - t0, 1)
         if self.schedule.timed:  # the estimate and where the run is in its time
@@ -219,6 +219,7 @@ class Trainer:
         self.log.epoch(row, self.schedule.total_epochs(self.state.epoch), self.world)
         if self.stop:
             log.info("early stopping: no better AP in %d validations (train.patience)", self.tcfg["patience"])
+        return stage_over
 
     def train(self) -> tuple[Path, dict]:
         if self.finished_already():
@@ -230,8 +231,9 @@ class Trainer:
                 self.setup()
                 for si in range(self.state.stage, len(self.schedule.stages)):
                     self.enter_stage(si)
-                    while not self.schedule.stage_done(si, self.state.epoch) and not self.stop:
-                        self.run_epoch()
+                    stage_over = self.schedule.stage_over(si, self.state.epoch, self.device)
+                    while not stage_over and not self.stop:
+                        stage_over = self.run_epoch()
                         self.schedule.replan(si, self.state.epoch, self.state.step)
                     if self.stop:
                         break

@@ -74,7 +74,8 @@ def test_the_schedule_lays_out_stages_alone_and_continues_from_its_state(monkeyp
     s = Schedule(cfg, RunClock())
     s.ipe = 10
     assert not s.timed and [s.stage_end(0), s.stage_end(1), s.stage_start(1)] == [2, 5, 2]
-    assert not s.stage_done(0, 1) and s.stage_done(0, 2) and not s.run_done(0, 2) and s.run_done(1, 5)
+    assert not s.stage_done(0, 1) and s.stage_done(0, 2) and not s.run_over(0, True) and s.run_over(1, True)
+    assert s.due_for_validation(1, 5, True) and s.due_for_validation(0, 2, False)  # eval_every: 1
     assert s.lr_lambda(1)(0) == 1.0 and s.lr_lambda(1)(20) == pytest.approx(0.1)  # run epoch 4 = 2 into stage 2
     assert s.total_epochs(7) == 7  # never fewer than the epochs done
 
@@ -92,3 +93,4 @@ def test_the_schedule_lays_out_stages_alone_and_continues_from_its_state(monkeyp
     again.enter(0, lambda: pytest.fail("a planned stage is not measured again"), num_classes=3)
     assert again.plan == [120] and again.budget.deadline == s.budget.deadline
     assert again.budget.stage_share(0) == pytest.approx(0.5)
+    assert not again.due_for_validation(0, 6, False) and again.due_for_validation(0, 6, True)  # timed: after the last

@@ -140,6 +140,28 @@ def test_a_faster_machine_uses_its_budget_and_decays_at_its_share(tmp_path, synt
     assert len(rows) == 5 and int(rows[-1]["step"]) == len(steps)  # 5 epochs of 12
 
 
+def test_a_save_that_eats_the_time_left_still_ends_in_one_validation(tmp_path, synthetic_root, tiny_model_cfg,
+                                                                      monkeypatch):
+    """CI: the last full epoch ended with time for another step, the save after it took the rest,
+    and the loop, asking again, ended the run with no validation at all. The stage's end is
+    decided once after the steps, and the validation and the loop both follow it."""
+    from detection.checkpoint import Checkpointer
+
+    clock, steps = _play_machine(monkeypatch, measured=1.0, real=1.0)
+    start, real_save, slow = clock.now, Checkpointer.save, [5.5]
+
+    def save(self, path, snapshot):
+        clock.now += slow.pop() if slow else 0.0  # the first save hits a slow disk
+        return real_save(self, path, snapshot)
+
+    monkeypatch.setattr(Checkpointer, "save", save)
+    run, results = trainer_module.train(_cfg(tmp_path, synthetic_root, tiny_model_cfg, time=0.2, epochs=4,
+                                             warmup_iters=0))
+    rows = _rows(run)
+    assert [bool(r.get("AP")) for r in rows] == [False, True] and results["num_images"] == 8
+    assert len(steps) == 7 and steps[-1][0] - start == pytest.approx(12.5)  # one step into epoch 2, then stop
+
+
 def test_a_timed_run_stops_within_its_budget(tmp_path, synthetic_root, tiny_model_cfg):
     """The real clock: 24 s, validation after it."""
     run, results = trainer_module.train(_cfg(tmp_path, synthetic_root, tiny_model_cfg, time=0.4, epochs=12,
