@@ -36,7 +36,8 @@ CONFIG_DIR = _PACKAGED if _PACKAGED.is_dir() else Path(__file__).resolve().paren
 DEFAULT_CONFIG = CONFIG_DIR / "_base_" / "default.yaml"
 MISSING = "???"  # a value the user must supply
 # resolved against the file that sets them
-PATH_KEYS = (("data", "root"), ("data", "split_file"), ("data", "cache_dir"), ("model", "weights_file"))
+PATH_KEYS = (("data", "root"), ("data", "split_file"), ("data", "cache_dir"), ("data", "augment"),
+             ("model", "weights_file"))
 
 __all__ = ["ConfigError", "load_config", "save_config", "parse_overrides", "yaml_load", "validate", "check_values",
            "freeze", "thaw", "with_values"]
@@ -176,10 +177,14 @@ def load_yaml_with_bases(path: str | Path, schema: dict | None = None, _seen: tu
 
 
 def _resolve_paths(data: dict, folder: Path) -> None:
-    """Make the path keys that `data` sets absolute, relative to `folder`."""
+    """Make the path keys that `data` sets absolute, relative to `folder` (data.augment: when a file)."""
+    from .data.transforms import is_pipeline_file
+
     for section, key in PATH_KEYS:
         node = data.get(section)
-        if isinstance(node, dict) and isinstance(node.get(key), str) and node[key] not in ("", MISSING):
+        if not (isinstance(node, dict) and isinstance(node.get(key), str) and node[key] not in ("", MISSING)):
+            continue
+        if (section, key) != ("data", "augment") or is_pipeline_file(node[key]):
             node[key] = os.path.normpath(os.path.join(folder, os.path.expanduser(node[key])))
 
 
@@ -299,7 +304,6 @@ def load_config(path: str | Path | None = None, overrides: list[str] | dict | No
 # --- values: every choice and numeric range, in one place -----------------------------------
 
 CHOICES = {  # data.format's choices are data/formats.CHOICES, checked in check_values
-    "data.augment": ("default", "none"),
     "data.cache": ("none", "ram", "disk"),
     "data.sampler": ("default", "repeat_factor"),
     "model.weights": ("pretrained", "none"),
@@ -403,6 +407,14 @@ def check_values(cfg: dict) -> None:
         close = difflib.get_close_matches(str(fmt), FORMATS, n=1)
         hint = f"; did you mean `{close[0]}`?" if close else ""
         raise ConfigError(f"config key `data.format` must be one of {', '.join(FORMATS)}, got {fmt!r}{hint}")
+    from .data.transforms import PRESETS, is_pipeline_file  # the file itself is read when training starts
+
+    aug = cfg["data"]["augment"]
+    if aug not in PRESETS and not is_pipeline_file(aug):
+        close = difflib.get_close_matches(str(aug), PRESETS, n=1)
+        hint = f"; did you mean `{close[0]}`?" if close else ""
+        raise ConfigError(f"config key `data.augment` must be one of {', '.join(PRESETS)} or an albumentations "
+                          f"pipeline file (.yaml, .yml, .json), got {aug!r}{hint}")
     m, t = cfg["model"], cfg["train"]
     from .models.builders import ARCHS  # the one list of architectures
 

@@ -13,6 +13,7 @@ from torch.utils.data import DataLoader, Dataset, SequentialSampler
 from ..errors import DataError
 from .formats import read_raws
 from .images import DEFAULT_MAX_PIXELS, ImageReadError
+from .mixing import MIXUP_P, MOSAIC_P, mixup, mosaic
 from .pixels import ImagePixels
 from .records import DatasetInfo, ImageRecord, RawImage, build_records
 from .sampler import GroupedBatchSampler, aspect_ratio_groups, repeat_factors
@@ -40,6 +41,7 @@ class DetectionDataset(Dataset):
         self.records, self.info, self.train = records, info, train
         self.min_size, self.max_size, self.max_pixels = min_size, max_size, max_pixels
         self.transforms = build_transforms(augment, train)
+        self.mixing = train and augment == "heavy"  # mosaic and mixup
         self.pixels = ImagePixels(records, min_size, max_size, max_pixels, cache, cache_dir, reduced=train)
         self.unreadable: set[int] = set()  # per worker process
 
@@ -49,17 +51,9 @@ class DetectionDataset(Dataset):
     def __getitem__(self, item):
         """`item` is an index, or (index, augmentation seed) from GroupedBatchSampler."""
         idx, seed = item if isinstance(item, tuple) else (item, None)
-        idx, image = self._read(idx, seed)
+        idx, sample = self._sample(idx, seed)
+        image, boxes, labels, iscrowd = self._augment(sample, seed)
         r = self.records[idx]
-        if self.transforms is not None and seed is not None:
-            self.transforms.set_random_seed(seed)  # the same augmentation on a resumed run
-        boxes, labels, iscrowd = r.boxes, r.labels, r.iscrowd
-        if self.train:
-            keep = ~iscrowd
-            boxes, labels, iscrowd = boxes[keep], labels[keep], iscrowd[keep]
-        sx, sy = image.shape[1] / r.width, image.shape[0] / r.height  # pixels come at the training size
-        boxes = boxes * np.array([sx, sy, sx, sy], np.float32)
-        image, boxes, labels, iscrowd = apply_transforms(self.transforms, image, boxes, labels, iscrowd)
         target = {
             "boxes": torch.as_tensor(boxes, dtype=torch.float32).reshape(-1, 4),
             "labels": torch.as_tensor(labels, dtype=torch.int64),
@@ -70,6 +64,32 @@ class DetectionDataset(Dataset):
         tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(255)
         return tensor, target
 
+    def _sample(self, idx: int, seed) -> tuple[int, tuple]:
+        """(index, (pixels at the training size, boxes on them, labels, crowd flags)), before
+        augmentation; training drops crowd boxes (the detectors have no notion of them)."""
+        idx, image = self._read(idx, seed)
+        r = self.records[idx]
+        boxes, labels, iscrowd = r.boxes, r.labels, r.iscrowd
+        if self.train:
+            keep = ~iscrowd
+            boxes, labels, iscrowd = boxes[keep], labels[keep], iscrowd[keep]
+        sx, sy = image.shape[1] / r.width, image.shape[0] / r.height
+        return idx, (image, boxes * np.array([sx, sy, sx, sy], np.float32), labels, iscrowd)
+
+    def _augment(self, sample: tuple, seed) -> tuple:
+        """The per-image augmentation, after mosaic and before mixup (data.augment=heavy); every
+        draw follows `seed`, so a resumed run sees the same images."""
+        if self.transforms is None or seed is None:
+            return apply_transforms(self.transforms, *sample) if self.transforms is not None else sample
+        self.transforms.set_random_seed(seed)
+        rng = random.Random(f"mix{seed}")
+        if self.mixing and rng.random() < MOSAIC_P:
+            sample = mosaic(sample, [self._sample(rng.randrange(len(self)), seed + k)[1] for k in (1, 2, 3)], seed)
+        sample = apply_transforms(self.transforms, *sample)
+        if self.mixing and rng.random() < MIXUP_P:
+            other = apply_transforms(self.transforms, *self._sample(rng.randrange(len(self)), seed + 4)[1])
+            sample = mixup(sample, other, rng)
+        return sample
 
     def _read(self, idx: int, seed):
         """(index, pixels) of the record, or in training of another one when it cannot be read.
