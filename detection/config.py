@@ -355,6 +355,7 @@ RANGES = {
     "train.norm_weight_decay": (0.0, None, True, True),
     "train.base_batch_size": (1, None, True, True),
     "train.eval_every": (1, None, True, True),
+    "train.time_validations": (0, 100, True, True),
     "train.clip_grad_norm": (0.0, None, True, True),
     "train.ema_decay": (0.0, 1.0, False, False),
     "train.ema_tau": (0.0, None, False, True),

@@ -26,6 +26,7 @@ class Schedule:
         self.budget = budget_for(self.tcfg, self.stages, run_clock, saved.get("time_budget") if saved else None,
                                  stage)
         self.ipe = 1  # training iterations an epoch: set once the loader exists
+        self.checks_done = int(saved.get("time_checks_done") or 0) if saved else 0  # train.time_validations
 
     @property
     def timed(self) -> bool:
@@ -60,9 +61,21 @@ class Schedule:
         return bool(dist.broadcast_values([self.stage_done(si, epoch)], device)[0])
 
     def due_for_validation(self, si: int, epoch: int, stage_over: bool) -> bool:
-        """Every train.eval_every epochs and after the last; under train.time after the last only
-        (the budget is for training, and one validation follows it)."""
-        return self.run_over(si, stage_over) or (not self.timed and epoch % self.tcfg["eval_every"] == 0)
+        """Every train.eval_every epochs and after the last. Under train.time after the last (the
+        budget is for training, and one validation follows it), and at the first epoch end past
+        each of `train.time_validations` equal shares of the time (what tools/tune.py prunes on);
+        asked once an epoch, it counts the checks it says are due."""
+        if self.run_over(si, stage_over):
+            return True
+        if not self.timed:
+            return epoch % self.tcfg["eval_every"] == 0
+        n = self.tcfg["time_validations"]
+        if not n:
+            return False
+        reached = min(n, math.floor(self.budget.elapsed() / max(self.budget.seconds, 1e-9) * (n + 1)))
+        reached = dist.broadcast_object(reached)  # rank 0's clock: every rank validates, or none
+        due, self.checks_done = reached > self.checks_done, max(self.checks_done, reached)
+        return due
 
     def run_over(self, si: int, stage_over: bool) -> bool:
         """The last stage is over: the epoch that just ended was the run's last."""
@@ -108,4 +121,5 @@ class Schedule:
                      si + 1, len(self.stages), self.plan[si], self.plan[si] / self.ipe)
 
     def state_dict(self) -> dict:
-        return {"plan": list(self.plan), "time_budget": self.budget.state_dict() if self.timed else None}
+        return {"plan": list(self.plan), "time_budget": self.budget.state_dict() if self.timed else None,
+                "time_checks_done": self.checks_done}

@@ -49,8 +49,9 @@ log = logging.getLogger("detection.training")
 class Trainer:
     """One training run. `train()` is the whole loop; each step is a method a test can call alone."""
 
-    def __init__(self, cfg: dict):
+    def __init__(self, cfg: dict, on_validation=None):
         self.rank, self.world, self.device = dist.init(cfg["device"])
+        self.on_validation = on_validation  # (epoch, results), on the main rank
         self.ckpt, self.resume_changes, self.run = None, {}, None
         if cfg["resume"]:
             self.ckpt, self.run, cfg, self.resume_changes = resume_source(cfg)
@@ -178,6 +179,8 @@ class Trainer:
                    voc_mAP=round(self.results["voc_mAP"], 5))
         improved, self.stop = keep_best(self.state, row["AP"], self.tcfg["patience"])
         self.log.validation(self.results, self.evaluator, self.state.epoch)
+        if self.on_validation is not None and dist.is_main():
+            self.on_validation(self.state.epoch, self.results)
         return improved
 
     def snapshot(self, row: dict | None = None) -> dict:
@@ -241,26 +244,29 @@ class Trainer:
             self.interrupted = True
             raise TrainingInterrupted(interrupted_hint(self.run)) from None
         finally:
-            self.after_train()
+            if self.log is not None:
+                self.log.close()
+        if dist.is_main():
+            report(self.run, self.results, self.evaluator, self.cfg["eval"], self.state.best)
         return self.run.dir, self.results
 
-    def after_train(self) -> None:
-        if self.log is not None:
-            self.log.close()
-        if not dist.is_main() or self.checkpointer is None or self.interrupted:
-            return
-        if self.results:
-            e = self.cfg["eval"]
-            decide(self.results, self.evaluator, e["threshold"], e["bootstrap"], calibrate=e["calibrate"])
-            log.info("validation of the last epoch (%s):\n%s\n%s", self.run.last, format_results(self.results),
-                     format_decisions(self.results))
-        if self.run.best.is_file():
-            log.info("best COCO AP %.3f -> %s", self.state.best, self.run.best)
+
+def report(run, results: dict, evaluator, ecfg: dict, best: float) -> None:
+    """After a run that ended (not one stopped by an error): the last validation with its
+    intervals, error breakdown and thresholds, and where best.pt is."""
+    if results:
+        decide(results, evaluator, ecfg["threshold"], ecfg["bootstrap"], calibrate=ecfg["calibrate"])
+        log.info("validation of the last epoch (%s):\n%s\n%s", run.last, format_results(results),
+                 format_decisions(results))
+    if run.best.is_file():
+        log.info("best COCO AP %.3f -> %s", best, run.best)
 
 
-def train(cfg: dict) -> tuple[Path, dict]:
-    """Train as configured; returns the run folder and the last validation results."""
-    return Trainer(cfg).train()
+def train(cfg: dict, on_validation=None) -> tuple[Path, dict]:
+    """Train as configured; returns the run folder and the last validation results.
+    `on_validation(epoch, results)` is called after each validation (tools/tune.py reports to
+    its study there, and stops a trial by raising)."""
+    return Trainer(cfg, on_validation).train()
 
 
 class TrainingOOMError(DetectionError, RuntimeError):

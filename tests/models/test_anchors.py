@@ -65,7 +65,7 @@ def test_auto_size_sets_the_training_size_and_is_pinned(tmp_path):
     assert t.loader.dataset[0][0].shape[1:] == (384, 512)  # the loader resizes to it
     saved = yaml.safe_load(t.run.config.read_text())["model"]
     assert (saved["min_size"], saved["max_size"], saved["auto_size"]) == (384, 512, False)  # a resume keeps it
-    t.after_train()
+    t.log.close()
     # the dataset doctor reports the box sizes at the size training would choose
     data_check.main(["--data", str(tmp_path / "voc"), "--format", "voc", "--out", str(tmp_path / "check"),
                             "data.classes=[cell]", "model.min_size=480", "model.max_size=640",

@@ -13,7 +13,7 @@ import pytest
 import detection.training.engine as engine_module
 import detection.training.time_budget as tb
 import detection.training.trainer as trainer_module
-from detection.config import load_config
+from detection.config import load_config, with_values
 from detection.training.time_budget import RunClock, TimeBudget, share_lr_lambda, too_few_iterations
 
 
@@ -184,3 +184,33 @@ def test_a_low_estimate_never_shortens_the_warmup(tmp_path, synthetic_root, tiny
     assert t.schedule.warmup(0) == 100
     t.schedule.tcfg = {**t.schedule.tcfg, "warmup_fraction": 0.1}  # asked for a share: of the estimate, capped
     assert t.schedule.warmup(0) == 4
+
+
+def test_time_validations_come_at_equal_shares_and_a_hook_can_stop_the_run(tmp_path, synthetic_root,
+                                                                           tiny_model_cfg, monkeypatch):
+    """train.time_validations=3: validations at the first epoch ends past 25%, 50% and 75% of
+    the time, and at the end; on_validation sees each, and raising there stops the run (a
+    pruned tuning trial) with last.pt on disk."""
+    clock, steps = _play_machine(monkeypatch, measured=1.0, real=1.0)
+    start, seen = clock.now, []
+    run, results = trainer_module.train(
+        _cfg(tmp_path, synthetic_root, tiny_model_cfg, time=1.0, epochs=4, time_validations=3),
+        on_validation=lambda epoch, res: seen.append((epoch, clock.now - start, res["coco"]["AP"])))
+    rows = _rows(run)
+    validated = [int(r["epoch"]) for r in rows if r.get("AP")]
+    assert validated == [e for e, _, _ in seen] and len(seen) == 4
+    shares = [t / 60.0 for _, t, _ in seen]
+    assert [int(s * 4) for s in shares[:3]] == [1, 2, 3] and all(s - k / 4 < 0.11 for s, k in zip(shares, (1, 2, 3)))
+    assert [ap for *_, ap in seen][-1] == results["coco"]["AP"]
+
+    class Pruned(Exception):
+        pass
+
+    def prune(epoch, res):
+        raise Pruned(epoch)
+
+    with pytest.raises(Pruned):
+        trainer_module.train(with_values(_cfg(tmp_path, synthetic_root, tiny_model_cfg, time=1.0, epochs=4,
+                                              time_validations=3), {"name": "p"}), on_validation=prune)
+    assert (tmp_path / "runs" / "p" / "weights" / "last.pt").is_file()
+    assert len(_rows(tmp_path / "runs" / "p")) == 2  # stopped at the first check: 2 epochs of 6 steps, 12 s < 15 s

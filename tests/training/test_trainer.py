@@ -212,7 +212,7 @@ def test_amp_auto_is_resolved_before_training_and_pinned(tmp_path, synthetic_roo
     chosen = t.tcfg["amp"]
     assert chosen in ("none", "bf16") and t.cfg["train"]["amp"] == chosen
     assert load_config(str(t.run.config), {})["train"]["amp"] == chosen  # resume and eval see the choice
-    t.after_train()
+    t.log.close()
 
 
 @pytest.mark.slow
