@@ -18,6 +18,7 @@ TOOLS = {  # tool: (installed script, file in the checkout's tools/)
     "convert": ("det-convert", "convert_dataset.py"),
     "fetch_weights": ("det-fetch-weights", "fetch_weights.py"),
     "model_info": ("det-model-info", "model_info.py"),
+    "tune": ("det-tune", "tune.py"),
 }
 CHECKOUT_TOOLS = Path(__file__).resolve().parent.parent / "tools"
 

@@ -8,6 +8,14 @@
                 weights/best.onnx ...  exported files
                 eval/, eval-2/ ...     one folder per evaluation, never overwritten
 
+    runs/tune/<name>/study.db          the Optuna study (trials, their params and reports)
+                     tune.json         the budget and the time used (a resume continues it)
+                     tune_split.json   the tuning split, carved from the training images
+                     trials/trial_N/   each trial's run (weights kept for the best trial only)
+                     best.yaml         the best configuration, ready to train
+                     final/            the best configuration trained on all training images
+                     trials.csv, history.png, importance.png, report.md
+
 Every command that takes a model takes the same four things (a run folder, a `.pt`, an
 `.onnx`, a `.torchscript`); `model_file` turns each into (file, kind, run).
 """
@@ -76,6 +84,56 @@ class Run:
         """The run a file in `<run>/weights/` belongs to, else None."""
         path = Path(path)
         return cls(path.parent.parent) if path.parent.name == "weights" else None
+
+
+@dataclass(frozen=True)
+class TuneFolder:
+    """The folder `<output_dir>/tune/<name>` of one tuning study (tools/tune.py)."""
+
+    dir: Path
+
+    @property
+    def study_db(self) -> Path:
+        return self.dir / "study.db"
+
+    @property
+    def state(self) -> Path:
+        return self.dir / "tune.json"
+
+    @property
+    def split(self) -> Path:
+        return self.dir / "tune_split.json"
+
+    @property
+    def best_yaml(self) -> Path:
+        return self.dir / "best.yaml"
+
+    @property
+    def trials_csv(self) -> Path:
+        return self.dir / "trials.csv"
+
+    @property
+    def history_png(self) -> Path:
+        return self.dir / "history.png"
+
+    @property
+    def importance_png(self) -> Path:
+        return self.dir / "importance.png"
+
+    @property
+    def report_md(self) -> Path:
+        return self.dir / "report.md"
+
+    @property
+    def trials(self) -> Path:
+        return self.dir / "trials"
+
+    def trial(self, number: int) -> Run:
+        return Run(self.trials / f"trial_{number:03d}")
+
+    @property
+    def final(self) -> Run:
+        return Run(self.dir / "final")
 
 
 def new_run_dir(output_dir: str | Path, name: str) -> Path:

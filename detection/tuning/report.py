@@ -1,0 +1,130 @@
+"""What a tune leaves for the user: trials.csv, history.png, importance.png and report.md."""
+
+from __future__ import annotations
+
+import csv
+import logging
+
+from ..errors import writing
+from ..plotting import pyplot
+from ..runs import TuneFolder
+
+log = logging.getLogger("detection.tune")
+
+
+def trial_rows(study) -> list[dict]:
+    rows = []
+    for t in study.get_trials(deepcopy=False):
+        changes = t.user_attrs.get("changes") or {}
+        rows.append({"trial": t.number, "state": t.state.name.lower(), "AP": _num(t.value),
+                     "AP_low": _num(t.user_attrs.get("AP_low")), "AP_high": _num(t.user_attrs.get("AP_high")),
+                     "AP50": _num(t.user_attrs.get("AP50")),
+                     "last_check": max(t.intermediate_values) if t.intermediate_values else "",
+                     "minutes": round(t.duration.total_seconds() / 60, 2) if t.duration else "",
+                     "baseline": bool(t.user_attrs.get("baseline")),
+                     "changes": "; ".join(f"{k}={v}" for k, v in changes.items())})
+    return rows
+
+
+def _num(v):
+    return "" if v is None else round(float(v), 4)
+
+
+def write_trials_csv(rows: list[dict], folder: TuneFolder) -> None:
+    with writing(folder.trials_csv), open(folder.trials_csv, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+
+
+def plot_history(rows: list[dict], folder: TuneFolder) -> None:
+    """AP of each finished trial on the tuning split (pruned ones at their last check) and the best so far."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4))
+    done = [r for r in rows if r["AP"] != ""]
+    colors = {"complete": "tab:blue", "pruned": "tab:gray"}
+    ax.scatter([r["trial"] for r in done], [r["AP"] for r in done],
+               c=[colors.get(r["state"], "tab:red") for r in done], s=25, zorder=3)
+    best, line = -1.0, []
+    for r in done:
+        if r["state"] == "complete":
+            best = max(best, r["AP"])
+        line.append(best if best >= 0 else None)
+    ax.step([r["trial"] for r in done], [v if v is not None else float("nan") for v in line], where="post",
+            color="tab:orange", label="best so far")
+    ax.set(xlabel="trial", ylabel="COCO AP on the tuning split", title="tuning history (grey: pruned)")
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    with writing(folder.history_png):
+        fig.savefig(folder.history_png, dpi=100)
+    plt.close(fig)
+
+
+def importances(optuna, study) -> dict[str, float]:
+    """Which parameters moved the AP (Optuna's PED-ANOVA, no extra library); empty below 4 trials."""
+    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    if len(complete) < 4:
+        return {}
+    try:
+        return dict(optuna.importance.get_param_importances(
+            study, evaluator=optuna.importance.PedAnovaImportanceEvaluator()))
+    except (RuntimeError, ValueError) as e:  # too few distinct values to say
+        log.info("parameter importance: %s", e)
+        return {}
+
+
+def plot_importance(imp: dict[str, float], folder: TuneFolder) -> None:
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(7, 0.4 * max(len(imp), 2) + 1))
+    names = list(imp)[::-1]
+    ax.barh(names, [imp[n] for n in names], color="tab:blue")
+    ax.set(xlabel="importance (share of the AP's variation)", title="which settings mattered")
+    fig.tight_layout()
+    with writing(folder.importance_png):
+        fig.savefig(folder.importance_png, dpi=100)
+    plt.close(fig)
+
+
+def write_report(optuna, study, folder: TuneFolder, best, final: dict | None) -> None:
+    """trials.csv, the plots and report.md; the summary to the log."""
+    rows = trial_rows(study)
+    write_trials_csv(rows, folder)
+    plot_history(rows, folder)
+    imp = importances(optuna, study)
+    if imp:
+        plot_importance(imp, folder)
+    text = report_text(rows, best, imp, final, folder)
+    with writing(folder.report_md):
+        folder.report_md.write_text(text)
+    log.info("%s", text)
+
+
+def report_text(rows: list[dict], best, imp: dict, final: dict | None, folder: TuneFolder) -> str:
+    states = {s: sum(r["state"] == s for r in rows) for s in ("complete", "pruned", "fail")}
+    base = next((r for r in rows if r["baseline"] and r["state"] == "complete"), None)
+    b = next(r for r in rows if r["trial"] == best.number)
+    lines = [f"# Tune {folder.dir.name}", "",
+             f"{len(rows)} trials: {states['complete']} complete, {states['pruned']} pruned, {states['fail']} failed "
+             "(trials.csv, history.png). Scored on the tuning split (tune_split.json), never on your validation "
+             "split.",
+             "", f"- best: trial {best.number}, AP {_ci(b)}: "
+             + (b["changes"] or "your configuration as it is")]
+    if base is not None and base["trial"] != best.number:
+        lines.append(f"- your configuration (trial {base['trial']}): AP {_ci(base)}; the intervals are each trial's "
+                     "95% bootstrap over the tuning images")
+    if imp:
+        lines.append("- what mattered most: " + ", ".join(f"{k} {v:.2f}" for k, v in list(imp.items())[:5])
+                     + " (importance.png)")
+    lines.append(f"- best.yaml: {folder.best_yaml} (trains as it is: tools/train_det.py --cfg {folder.best_yaml})")
+    if final is not None:
+        ci = final.get("intervals", {}).get("AP")
+        ap = f"{final['coco']['AP']:.3f}" + (f" [{ci['low']:.3f}, {ci['high']:.3f}]" if ci else "")
+        lines.append(f"- final: the best configuration trained on all training images -> {folder.final.dir}; "
+                     f"on your validation split AP {ap}, AP50 {final['coco']['AP50']:.3f}")
+    return "\n".join(lines) + "\n"
+
+
+def _ci(r: dict) -> str:
+    if r["AP_low"] == "":
+        return f"{r['AP']:.3f}"
+    return f"{r['AP']:.3f} [{r['AP_low']:.3f}, {r['AP_high']:.3f}]"

@@ -1,0 +1,126 @@
+"""tools/tune.py: trials on a split carved from the training images, pruned on their
+validations, a study in SQLite that resumes and that several processes share."""
+
+import json
+import subprocess
+import sys
+
+import optuna
+import pytest
+
+import detection.tuning.study as study_module
+from detection.cli import tune as tune_cli
+from detection.config import load_config
+from detection.data.splits import read_split_file
+from detection.errors import ConfigError
+from detection.runs import TuneFolder
+from detection.tuning.study import carve_tuning_split, run_trials
+
+
+def _args(synthetic_root, tmp_path, *extra):
+    return ["--cfg", "configs/demo.yaml", "--holdout", "0.4", "--space", str(_space(tmp_path)), *extra,
+            "data.format=coco", f"data.root={synthetic_root / 'coco'}", f"output_dir={tmp_path / 'runs'}",
+            "model.weights=none", "model.min_size=128", "model.max_size=160", "model.fpn_channels=32",
+            "model.rpn_post_nms_top_n_train=100", "model.box_batch_size_per_image=64", "data.num_workers=0"]
+
+
+def _space(tmp_path):
+    p = tmp_path / "space.yaml"
+    p.write_text("train.lr: {factor: [0.5, 2.0]}\nmodel.freeze_at: [0, 1]\n")
+    return p
+
+
+def _cfg(synthetic_root, tmp_path):
+    return load_config(None, {"data": {"format": "coco", "root": str(synthetic_root / "coco")},
+                              "output_dir": str(tmp_path / "runs")})
+
+
+def test_the_tuning_split_is_carved_from_the_training_images_once(synthetic_root, tmp_path):
+    folder = TuneFolder(tmp_path / "t")
+    folder.dir.mkdir()
+    split, classes = carve_tuning_split(_cfg(synthetic_root, tmp_path), folder, 0.4, seed=0)
+    lists = read_split_file(split)
+    assert sorted(classes) == ["circle", "cross", "square", "triangle"]
+    assert len(lists["train"]) + len(lists["val"]) == 24 and not set(lists["train"]) & set(lists["val"])
+    assert all(n.startswith("train_") for n in lists["train"] + lists["val"])  # the validation split is untouched
+    before = folder.split.read_text()
+    carve_tuning_split(_cfg(synthetic_root, tmp_path), folder, 0.9, seed=1)
+    assert folder.split.read_text() == before  # written once: a resumed tune scores on the same images
+    with pytest.raises(ConfigError, match="--holdout"):
+        carve_tuning_split(_cfg(synthetic_root, tmp_path), TuneFolder(tmp_path / "u"), 0.1, seed=0)
+
+
+class AlwaysPrune(optuna.pruners.BasePruner):
+    def prune(self, study, trial):
+        return True
+
+
+def test_a_trial_reports_its_validations_and_is_pruned_there(monkeypatch, tmp_path):
+    """The trainer's on_validation hook reports to the study; once two trials finished, a weak
+    trial stops at its check (Optuna's TrialPruned out of the hook) and is recorded pruned."""
+    calls = []
+
+    def fake_train(cfg, on_validation=None):
+        calls.append(cfg)
+        for ap in (0.1, 0.2):
+            on_validation(1, {"coco": {"AP": ap}})
+        return tmp_path, {"coco": {"AP": 0.3, "AP50": 0.5}, "intervals": {"AP": {"low": 0.2, "high": 0.4}}}
+
+    monkeypatch.setattr(study_module, "train", fake_train)
+    monkeypatch.setattr(study_module, "trial_config", lambda *a, **k: {"train": {"time": 0.1}})
+    study = optuna.create_study(direction="maximize", pruner=AlwaysPrune())
+    folder = TuneFolder(tmp_path / "t")
+    ctx = {"folder": folder, "split": "", "classes": [], "minutes": 0.0, "checks": 3, "state": None,
+           "finished": (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)}
+    opts = study_module.TuneOptions(minutes=1, trials=3)
+    run_trials(optuna, study, {}, {"train.lr": [0.01, 0.02]}, ctx, opts, deadline=float("inf"))
+    trials = study.get_trials()
+    assert [t.state.name for t in trials] == ["COMPLETE", "COMPLETE", "PRUNED"]
+    assert trials[0].value == 0.3 and trials[0].intermediate_values == {1: 0.1, 2: 0.2}
+    assert trials[0].user_attrs["AP_low"] == 0.2 and trials[2].intermediate_values == {1: 0.1}
+
+
+@pytest.mark.slow
+def test_a_two_trial_tune_writes_a_best_yaml_that_trains_and_resumes(synthetic_root, tmp_path):
+    tune_cli.main(_args(synthetic_root, tmp_path, "--time", "2", "--trials", "1", "--trial-minutes", "0.15",
+                        "--no-final", "--name", "s"))
+    folder = TuneFolder(tmp_path / "runs" / "tune" / "s")
+    used = json.loads(folder.state.read_text())["used_s"]
+    # a process of this tune that died mid-trial left one RUNNING: the next start fails it
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    study = optuna.load_study(study_name="s", storage=f"sqlite:///{folder.study_db}")
+    orphan = study.ask()
+    orphan.set_user_attr("host", __import__("socket").gethostname())
+    orphan.set_user_attr("pid", dead.pid)
+
+    tune_cli.main(_args(synthetic_root, tmp_path, "--time", "2", "--trials", "2", "--trial-minutes", "0.15",
+                        "--no-final", "--name", "s"))  # the same name: continues the study
+    trials = optuna.load_study(study_name="s", storage=f"sqlite:///{folder.study_db}").get_trials()
+    assert [t.state.name for t in trials] == ["COMPLETE", "FAIL", "COMPLETE"]
+    assert trials[0].user_attrs.get("baseline") and not trials[2].user_attrs.get("baseline")
+    assert json.loads(folder.state.read_text())["used_s"] > used  # the budget counts both sessions
+    rows = folder.trials_csv.read_text().splitlines()
+    assert len(rows) == 4 and rows[1].startswith("0,complete") and folder.history_png.is_file()
+    assert "best: trial" in folder.report_md.read_text()
+    assert sum(folder.trial(t.number).weights.is_dir() for t in trials) == 1  # only the best keeps its weights
+
+    from detection.training.trainer import train
+
+    best = load_config(str(folder.best_yaml), [f"output_dir={tmp_path / 'again'}", "train.time=0.05"])
+    assert best["data"]["split_file"] == "" and best["data"]["root"] == str(synthetic_root / "coco")
+    run, results = train(best)
+    assert results["coco"]["AP"] >= 0 and (run / "weights" / "last.pt").is_file()
+
+
+@pytest.mark.slow
+def test_two_workers_share_one_study(synthetic_root, tmp_path):
+    tune_cli.main(_args(synthetic_root, tmp_path, "--time", "2", "--trials", "3", "--trial-minutes", "0.15",
+                        "--workers", "2", "--no-final", "--name", "w"))
+    folder = TuneFolder(tmp_path / "runs" / "tune" / "w")
+    trials = optuna.load_study(study_name="w", storage=f"sqlite:///{folder.study_db}").get_trials()
+    finished = [t for t in trials if t.state.is_finished()]
+    assert 3 <= len(finished) <= 4  # each process checks the count before it starts one
+    assert len({t.user_attrs["pid"] for t in finished}) == 2  # both processes ran trials of the one study
+    assert sum(bool(t.user_attrs.get("baseline")) for t in trials) == 1
+    assert folder.best_yaml.is_file()
