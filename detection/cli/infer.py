@@ -6,7 +6,9 @@ next to the inputs): the images with their boxes drawn (under their paths relati
 source, so same-named files from different folders stay apart) or a drawn video at the
 source's frame rate; `--save-json` a COCO results file (with file and class names; every
 detection the model returns, for scoring, each marked `kept` when it reaches the threshold),
-`--save-txt` YOLO label lines, `--save-crops`. Without --score each class keeps the detections
+`--save-txt` YOLO label lines, `--save-crops`; `--save-labels voc|coco|yolo` the kept detections
+as a data set to correct and train on, `--rank N` the N least certain images (to_label.txt).
+Without --score each class keeps the detections
 that reach the threshold stored with the model (chosen on its validation split, eval.threshold).
 A file that cannot be read is skipped, named and counted. Without --ckpt: the newest run's
 best checkpoint; with no run at all, torchvision's COCO-pretrained detector.
@@ -27,6 +29,7 @@ import cv2
 from .. import results_json
 from ..data.yolo import yolo_line
 from ..errors import CheckpointError, DataError
+from ..inference.labeling import RANK_FLOOR, detections_record, uncertainty, write_prelabels, write_ranking
 from ..runs import new_run_dir
 from ..visualize import draw_detections
 from .common import positive_int, setup_logging, user_errors_as_one_line
@@ -57,6 +60,11 @@ def parse_args(argv):
     p.add_argument("--save-txt", action="store_true", help="write labels/<image>.txt (YOLO: class cx cy w h)")
     p.add_argument("--save-conf", action="store_true", help="--save-txt: append the score to each line")
     p.add_argument("--save-crops", action="store_true", help="write crops/<class>/<image>_<k>.jpg")
+    p.add_argument("--save-labels", choices=("voc", "coco", "yolo"),
+                   help="write the kept detections as a data set (labels_<format>/) to correct in LabelImg, CVAT "
+                        "or Label Studio, and train on")
+    p.add_argument("--rank", type=positive_int, metavar="N",
+                   help="write to_label.txt: the N images whose detections are least certain (label those next)")
     p.add_argument("--no-save", action="store_true", help="write no drawn images or video (speed runs)")
     p.add_argument("--line-width", type=int, help="box line width in pixels (default: from the image size)")
     p.add_argument("--hide-labels", action="store_true")
@@ -127,6 +135,8 @@ class Outputs:
         self.json: list[dict] = []
         self.images: list[dict] = []
         self.videos: dict = {}
+        self.prelabels: list = []  # --save-labels: one record per image, its kept detections as boxes
+        self.ranked: list[tuple[str, float, int]] = []  # --rank: (image, uncertainty, detections scored)
 
     def add(self, item, result, source) -> list[dict]:
         """Write one image's (or frame's) outputs; returns the detections it keeps (those that reach
@@ -151,7 +161,23 @@ class Outputs:
             self._txt(rel, item.image.shape, dets)
         if a.save_crops:
             self._crops(rel, item.image, dets)
+        if a.save_labels:
+            h, w = item.image.shape[:2]
+            self.prelabels.append(detections_record(self._image_file(item, source), w, h, dets,
+                                                    len(self.prelabels) + 1))
+        if a.rank:
+            self.ranked.append((item.name, uncertainty(d["score"] for d in exact),
+                                sum(d["score"] >= RANK_FLOOR for d in exact)))
         return dets
+
+    def _image_file(self, item, source) -> str:
+        """The image a pre-label points at: the file itself, or a video frame written as one."""
+        if source.kind != "video":
+            return item.name
+        path = self.out / "frames" / item.rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(path), cv2.cvtColor(item.image, cv2.COLOR_RGB2BGR))
+        return str(path)
 
     def _json(self, item, dets: list[dict], kept: list[bool]) -> None:
         """Every detection the model returns (a scored file needs them), each marked kept or not."""
@@ -197,6 +223,15 @@ class Outputs:
             categories = [{"id": i + 1, "name": n} for i, n in enumerate(self.names)]
             results_json.write(self.out / "predictions.json", self.json)
             (self.out / "images.json").write_text(json.dumps({"images": self.images, "categories": categories}))
+        if self.args.save_labels and self.prelabels:
+            dst = self.out / f"labels_{self.args.save_labels}"
+            write_prelabels(self.args.save_labels, str(dst), self.prelabels, self.names)
+            log.info("pre-labels (%s, %d images, the detections kept above): %s", self.args.save_labels,
+                     len(self.prelabels), dst)
+        if self.args.rank and self.ranked:
+            write_ranking(str(self.out / "to_label.txt"), self.ranked, self.args.rank)
+            log.info("to_label.txt: the %d least certain of %d images (summed entropy of their detection scores)",
+                     min(self.args.rank, len(self.ranked)), len(self.ranked))
 
 
 @user_errors_as_one_line
