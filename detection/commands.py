@@ -19,6 +19,7 @@ TOOLS = {  # tool: (installed script, file in the checkout's tools/)
     "fetch_weights": ("det-fetch-weights", "fetch_weights.py"),
     "model_info": ("det-model-info", "model_info.py"),
     "tune": ("det-tune", "tune.py"),
+    "review": ("det-review", "review_labels.py"),
 }
 CHECKOUT_TOOLS = Path(__file__).resolve().parent.parent / "tools"
 

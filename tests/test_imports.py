@@ -83,7 +83,7 @@ LAYERS = [
     ("evaluation and checkpoints", ("evaluation", "checkpoint", "model_info")),
     ("train and infer", ("training", "inference")),
     ("scoring", ("scoring",)),
-    ("tuning", ("tuning",)),
+    ("tuning and review", ("tuning", "review")),
     ("api and commands", ("api", "cli", "")),
 ]
 
