@@ -68,6 +68,20 @@ def synthetic_root(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> Path:
+    """A one-epoch run of a tiny random-init detector on a small synthetic set (its folder)."""
+    from detection.cli import train as train_cli
+    from detection.config import CONFIG_DIR
+
+    top = tmp_path_factory.mktemp("tiny_run")
+    train_cli.main(["--cfg", str(CONFIG_DIR / "demo.yaml"), f"data.root={top / 'data'}", "name=r",
+                    f"output_dir={top / 'runs'}", "data.synthetic.num_train=16", "data.synthetic.num_val=6",
+                    "data.synthetic.image_size=96", "data.num_workers=0", "model.weights=none", "model.min_size=96",
+                    "model.max_size=96", "model.fpn_channels=32", "train.epochs=1", "train.warmup_iters=1"])
+    return top / "runs" / "r"
+
+
 @pytest.fixture
 def shared_datasets() -> Path:
     if not SHARED.is_dir():

@@ -18,10 +18,11 @@ import os
 import sys
 
 from ..config import load_config
-from ..data.doctor import check, markdown, write_browse, write_plots
+from ..data.doctor import check, markdown, page_tables, write_browse, write_plots
 from ..data.formats import ON_DISK
 from ..data.summary import short_summary
 from ..errors import ConfigError, writing
+from ..evaluation.browser import data_check_page
 from ..runs import new_run_dir
 from .common import setup_logging, user_errors_as_one_line
 
@@ -75,6 +76,9 @@ def main(argv: list[str] | None = None) -> None:
         if args.browse:
             for s in readable:
                 write_browse(s, str(out), args.browse)
+        page = data_check_page(readable, {s.name: s.defects for s in sides}, f"Data check: {readable[0].info.source}",
+                               page_tables(sides), out)
+        log.info("browse every image with its boxes and defects: %s", page)
     for s in sides:
         if s.error:
             log.error("%s: %s", s.name, s.error)

@@ -61,6 +61,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.compare:
         return compare_main(args)
     from ..evaluation.analysis import write_analysis
+    from ..evaluation.browser import write_browser
     from ..evaluation.decide import decide, format_decisions
     from ..evaluation.evaluator import check_ground_truth, format_results
 
@@ -85,7 +86,8 @@ def main(argv: list[str] | None = None) -> None:
     write_analysis(ev, res, out_dir, iou_thresh=ev.iou_thresh, score_thresh=args.score, writer=writer)
     if writer is not None:
         writer.close()
-    log.info("report, curves and confusion matrix written to %s/", out_dir)
+    page = write_browser(ev, res, out_dir, source)
+    log.info("report, curves and confusion matrix written to %s/; browse every image: %s", out_dir, page)
 
 
 def _evaluate(args, model: str | None, pred: str | None):

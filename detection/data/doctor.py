@@ -190,6 +190,24 @@ def markdown(all_sides: list[SideReport], leaks: list[str], min_size: int, max_s
     return "\n".join(lines) + "\n"
 
 
+def page_tables(all_sides: list[SideReport]) -> list[dict]:
+    """The data check's tables for its browser page: splits, boxes per class, every defect."""
+    sides = [s for s in all_sides if s.records]
+    names = next((s.info.class_names for s in sides if s.info), [])
+    counts = {s.name: class_counts(s.records, names) for s in sides}
+    return [
+        {"title": "splits", "header": ["split", "images", "boxes", "images without boxes"],
+         "rows": [[s.name, len(s.records), sum(len(r.boxes) for r in s.records),
+                   sum(1 for r in s.records if not len(r.boxes))] for s in sides]},
+        {"title": "boxes per class", "header": ["class"] + [s.name for s in sides],
+         "rows": [[c] + [counts[s.name][c] for s in sides] for c in names]},
+        {"title": f"defects ({sum(sum(f.values()) for s in all_sides for f in s.defects.values())})",
+         "header": ["split", "kind", "file", "count"],
+         "rows": [[s.name, kind, f, n] for s in all_sides for kind, files in sorted(s.defects.items())
+                  for f, n in sorted(files.items())]},
+    ]
+
+
 def write_plots(sides: list[SideReport], names: list[str], out_dir, min_size: int, max_size: int) -> None:
     from ..plotting import pyplot
 

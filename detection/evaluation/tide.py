@@ -41,8 +41,9 @@ HINTS = {
 
 
 def classify(records, predictions: dict, num_classes: int, max_det: int = 100) -> list[dict]:
-    """Every detection (the best `max_det` of each image): its image, class, score, box and kind
-    ('tp' or an error kind), and the box an error aims at; plus one entry per missed box."""
+    """Every detection (the best `max_det` of each image): its image, its index there (`det`),
+    class, score and kind ('tp' or an error kind), and the box it concerns (`target`); plus one
+    entry per missed box. Detections on crowd or difficult boxes are left out."""
     out = []
     for idx, (boxes, scores, labels) in predictions.items():
         r = records[idx]
@@ -54,7 +55,7 @@ def classify(records, predictions: dict, num_classes: int, max_det: int = 100) -
         aimed = np.zeros(len(r.boxes), bool)
         for d in range(len(boxes)):
             same = r.labels == labels[d]
-            row = dict(image=idx, label=int(labels[d]), score=float(scores[d]), target=-1)
+            row = dict(image=idx, det=int(order[d]), label=int(labels[d]), score=float(scores[d]), target=-1)
             free = np.where(same & ~taken & ~ignore, iou[d], -1.0)
             if free.size and free.max() >= T_FG:
                 g = int(np.argmax(free))
@@ -68,7 +69,7 @@ def classify(records, predictions: dict, num_classes: int, max_det: int = 100) -
                 aimed[g] = True
             out.append({**row, "kind": kind, "target": g})
         for g in np.flatnonzero(~taken & ~aimed & ~ignore):
-            out.append(dict(image=idx, label=int(r.labels[g]), score=0.0, target=int(g), kind="missed"))
+            out.append(dict(image=idx, det=-1, label=int(r.labels[g]), score=0.0, target=int(g), kind="missed"))
     return out
 
 

@@ -2,7 +2,6 @@
 
 import csv
 import json
-import os
 
 import pytest
 
@@ -10,30 +9,10 @@ from detection.cli import review as review_cli
 from detection.config import load_config
 from detection.data.dataset import read_split
 
-SMALL = ["data.num_workers=0", "model.weights=none", "model.min_size=96", "model.max_size=96",
-         "model.fpn_channels=32", "train.epochs=1", "train.warmup_iters=1"]
-
-
-@pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    from detection.cli import train as train_cli
-    from detection.config import CONFIG_DIR
-
-    top = tmp_path_factory.mktemp("review")
-    cwd = os.getcwd()
-    os.chdir(top)
-    try:
-        train_cli.main(["--cfg", str(CONFIG_DIR / "demo.yaml"), "data.root=data", "name=r",
-                        "data.synthetic.num_train=16", "data.synthetic.num_val=6", "data.synthetic.image_size=96"]
-                       + SMALL)
-    finally:
-        os.chdir(cwd)
-    return top / "runs" / "r"
-
 
 @pytest.mark.slow
-def test_review_writes_ranked_issues_and_corrections_that_import(run, tmp_path, caplog):
-    review_cli.main(["--ckpt", str(run), "--split", "train,val", "--folds", "2", "--fold-minutes", "0.2",
+def test_review_writes_ranked_issues_and_corrections_that_import(tiny_run, tmp_path):
+    review_cli.main(["--ckpt", str(tiny_run), "--split", "train,val", "--folds", "2", "--fold-minutes", "0.2",
                      "--runs", str(tmp_path / "runs"), "--confident", "0.3"])
     out = tmp_path / "runs" / "review" / "r"
     rows = list(csv.DictReader(open(out / "issues.csv")))
