@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> None:
                             "image with a model that did not train on it")
             preds = predict_records(loaded.predictor, records, f"review {split}")
         issues = find_issues(records, preds, len(names), args.confident)
-        all_issues.append((split, records, issues))
+        all_issues.append((split, records, preds, issues))
         log.info("%s: %d images, %d likely mistakes: %s", info.source, len(records), len(issues),
                  ", ".join(f"{k} {sum(x.kind == k for x in issues)}" for k in ("missing", "wrong_class", "bad_box",
                                                                               "spurious")))
@@ -81,19 +81,21 @@ def main(argv: list[str] | None = None) -> None:
 
 def report(out: Path, all_issues: list, names: list[str], top: int) -> None:
     """issues.csv (every split, most likely first), each split's corrections, the top ones in the log."""
+    from ..evaluation.browser import review_page
     from ..review.exports import write_corrections, write_issues_csv
 
-    found = sorted(((x, records, split) for split, records, issues in all_issues for x in issues),
+    found = sorted(((x, records, split) for split, records, _, issues in all_issues for x in issues),
                    key=lambda t: t[0].score)
     write_issues_csv(out / "issues.csv", found, names)
-    for split, records, issues in all_issues:
+    for split, records, _, issues in all_issues:
         write_corrections(out / split, records, issues, names)
+    page = review_page(all_issues, names, f"Label review: {out.name}", out)
     for rank, (x, records, _split) in enumerate(found[:top], 1):
         log.info("%3d  %-11s %-12s score %.3f  %s  box %s%s", rank, x.kind, names[x.label - 1], x.score,
                  records[x.image].path, [round(v) for v in x.box],
                  f" -> {names[x.suggested_label - 1]}" if x.suggested_label != x.label else "")
     log.info("review written to %s: issues.csv, and per split the flagged images with the suggested corrections "
-             "(cvat_coco/, labelimg_voc/, label_studio.json)", out)
+             "(cvat_coco/, labelimg_voc/, label_studio.json); browse them: %s", out, page)
 
 
 if __name__ == "__main__":

@@ -32,6 +32,10 @@ def test_review_writes_ranked_issues_and_corrections_that_import(tiny_run, tmp_p
         box = (tasks[0]["predictions"][0]["result"] or tasks[0]["annotations"][0]["result"])[0]["value"]
         assert 0 <= box["x"] <= 100 and 0 < box["width"] <= 100
         assert "<RectangleLabels" in (out / split / "label_studio_config.xml").read_text()
+    page = (out / "data.js").read_text()
+    data = json.loads(page[page.index("=") + 1:].strip().rstrip(";"))
+    assert data["kind"] == "review" and len(data["images"]) == len({(r["split"], r["image"]) for r in rows})
+    assert {t for im in data["images"] for t in im["tags"] if not t.startswith("split")} == {r["kind"] for r in rows}
 
 
 def test_review_refuses_bad_options_in_one_line(tmp_path):
