@@ -30,6 +30,7 @@ from .. import results_json
 from ..data.yolo import yolo_line
 from ..errors import CheckpointError, DataError
 from ..inference.labeling import RANK_FLOOR, detections_record, uncertainty, write_prelabels, write_ranking
+from ..inference.tracking import VideoTracks
 from ..runs import new_run_dir
 from ..visualize import draw_detections
 from .common import positive_int, setup_logging, user_errors_as_one_line
@@ -65,6 +66,11 @@ def parse_args(argv):
                         "or Label Studio, and train on")
     p.add_argument("--rank", type=positive_int, metavar="N",
                    help="write to_label.txt: the N images whose detections are least certain (label those next)")
+    p.add_argument("--track", action="store_true",
+                   help="videos and streams: track ids (ByteTrack), drawn and written (tracks/<video>.txt in MOT "
+                        "format, track_id in the json), and counts of unique objects per class")
+    p.add_argument("--line", type=parse_line, metavar="X1,Y1,X2,Y2",
+                   help="--track: count crossings of this line (pixels) per class and direction")
     p.add_argument("--no-save", action="store_true", help="write no drawn images or video (speed runs)")
     p.add_argument("--line-width", type=int, help="box line width in pixels (default: from the image size)")
     p.add_argument("--hide-labels", action="store_true")
@@ -72,6 +78,16 @@ def parse_args(argv):
     p.add_argument("--device", default="auto")
     p.add_argument("--amp", choices=["none", "bf16", "fp16"], default="none", help="PyTorch autocast")
     return p.parse_args(argv)
+
+
+def parse_line(text: str) -> tuple[float, float, float, float]:
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != 4 or values[:2] == values[2:]:
+        raise argparse.ArgumentTypeError(f"--line takes x1,y1,x2,y2 in pixels (two different points), got {text!r}")
+    return values
 
 
 def load_predictor(args, device):
@@ -131,6 +147,8 @@ class Outputs:
 
     def __init__(self, out: Path, args, class_names: list[str], class_scores):
         self.out, self.args, self.names = out, args, class_names
+        self.tracks = VideoTracks(args.line) if args.track else None
+        self.untracked: set[str] = set()  # image sources --track was given for
         self.class_scores = class_scores  # what each class's detections must score to be kept
         self.json: list[dict] = []
         self.images: list[dict] = []
@@ -144,12 +162,16 @@ class Outputs:
         a = self.args
         exact = result.detections(digits=None)  # unrounded scores decide, as in the scored json
         kept = [bool(d["score"] >= self.class_scores[d["label"] - 1]) for d in exact]
-        dets = [d for d, k in zip(result.detections(), kept) if k]  # the same order: best first
+        rounded = result.detections()
+        dets = [d for d, k in zip(rounded, kept) if k]  # the same order: best first
+        shown, ids = dets, self._track(item, source, exact, kept)
+        if ids is not None:  # a tracked frame shows the tracked boxes, each with its id
+            shown = [{**rounded[j], "class": f"#{tid} {rounded[j]['class']}"} for j, tid in sorted(ids.items())]
         if a.save_json:
-            self._json(item, exact, kept)
+            self._json(item, exact, kept, ids or {})
         rel = Path(item.rel)
         if not a.no_save:
-            drawn = draw_detections(item.image, dets, a.line_width, a.hide_labels, a.hide_conf)
+            drawn = draw_detections(item.image, shown, a.line_width, a.hide_labels, a.hide_conf)
             if source.kind == "video":
                 self._frame(source, drawn)
             else:
@@ -170,6 +192,17 @@ class Outputs:
                                 sum(d["score"] >= RANK_FLOOR for d in exact)))
         return dets
 
+    def _track(self, item, source, exact: list[dict], kept: list[bool]) -> dict[int, int] | None:
+        """{detection index: track id} of a video frame under --track; None where nothing is tracked."""
+        if self.tracks is None:
+            return None
+        if source.kind != "video":
+            if source.name not in self.untracked:
+                self.untracked.add(source.name)
+                log.warning("--track follows objects through video frames: %s is not a video, not tracked", source.name)
+            return None
+        return self.tracks.update(source.name, item.frame or 0, exact, kept)
+
     def _image_file(self, item, source) -> str:
         """The image a pre-label points at: the file itself, or a video frame written as one."""
         if source.kind != "video":
@@ -179,15 +212,17 @@ class Outputs:
         cv2.imwrite(str(path), cv2.cvtColor(item.image, cv2.COLOR_RGB2BGR))
         return str(path)
 
-    def _json(self, item, dets: list[dict], kept: list[bool]) -> None:
-        """Every detection the model returns (a scored file needs them), each marked kept or not."""
+    def _json(self, item, dets: list[dict], kept: list[bool], ids: dict[int, int]) -> None:
+        """Every detection the model returns (a scored file needs them), each marked kept or not
+        (and with its track id under --track)."""
         image_id = len(self.images) + 1
         h, w = item.image.shape[:2]
         self.images.append({"id": image_id, "file_name": item.rel, "width": w, "height": h})
         frame = {"frame": item.frame} if item.frame is not None else {}
-        for d, k in zip(dets, kept):  # unrounded scores: a tie made by rounding would reorder the matching
+        for j, (d, k) in enumerate(zip(dets, kept)):  # unrounded scores: rounding would reorder the matching
+            track = {"track_id": ids[j]} if j in ids else {}
             self.json.append(results_json.entry(image_id, d["box"], d["score"], d["label"], item.rel, d["class"],
-                                                digits=3, kept=k, **frame))
+                                                digits=3, kept=k, **frame, **track))
 
     def _txt(self, rel: Path, shape, dets) -> None:
         h, w = shape[:2]
@@ -228,10 +263,26 @@ class Outputs:
             write_prelabels(self.args.save_labels, str(dst), self.prelabels, self.names)
             log.info("pre-labels (%s, %d images, the detections kept above): %s", self.args.save_labels,
                      len(self.prelabels), dst)
+        if self.tracks is not None and self.tracks.trackers:
+            self._write_tracks()
         if self.args.rank and self.ranked:
             write_ranking(str(self.out / "to_label.txt"), self.ranked, self.args.rank)
             log.info("to_label.txt: the %d least certain of %d images (summed entropy of their detection scores)",
                      min(self.args.rank, len(self.ranked)), len(self.ranked))
+
+    def _write_tracks(self) -> None:
+        """tracks/<video>.txt (MOTChallenge lines) and tracks.json (unique objects and crossings)."""
+        (self.out / "tracks").mkdir(exist_ok=True)
+        for source, rows in self.tracks.mot.items():
+            stem = os.path.splitext(os.path.basename(source))[0] or "stream"
+            (self.out / "tracks" / f"{stem}.txt").write_text("".join(r + "\n" for r in rows))
+        summary = self.tracks.summary(self.names)
+        (self.out / "tracks.json").write_text(json.dumps(summary, indent=1))
+        for source, s in summary.items():
+            unique = ", ".join(f"{c} {n}" for c, n in s["unique"].items()) or "none"
+            crossed = ", ".join(f"{c} in {v['in']} out {v['out']}" for c, v in s.get("crossings", {}).items())
+            log.info("%s: unique objects %s%s", source, unique,
+                     f"; line crossings {crossed or 'none'}" if "crossings" in s else "")
 
 
 @user_errors_as_one_line
