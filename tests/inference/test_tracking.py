@@ -87,8 +87,9 @@ def _colour_detector(self, images, paths=None, score=None, classes=None, max_det
     out = []
     for k, im in enumerate(images):
         boxes, labels = [], []
-        for label, mask in enumerate(((im[..., 0] > 150) & (im[..., 2] < 100), (im[..., 2] > 150) & (im[..., 0] < 100))):
-            n, _, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8))
+        red, blue = (im[..., 0] > 150) & (im[..., 2] < 100), (im[..., 2] > 150) & (im[..., 0] < 100)
+        for label, mask in enumerate((red, blue)):
+            _, _, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8))
             for x, y, w, h, area in stats[1:]:
                 if area > 50:
                     boxes.append([x, y, x + w, y + h])
