@@ -32,12 +32,17 @@ class Detector:
         self.predictor = predictor
 
     @classmethod
-    def from_checkpoint(cls, path, device: str = "auto", amp: str = "none") -> Detector:
-        """A run folder (its best.pt), a .pt checkpoint, or an exported .onnx / .torchscript file."""
+    def from_checkpoint(cls, path, device: str = "auto", amp: str = "none", slice: int | None = None,
+                        overlap: float = 0.2) -> Detector:
+        """A run folder (its best.pt), a .pt checkpoint, or an exported .onnx / .torchscript file.
+        `slice=640`: sliced inference (tiles of 640 pixels overlapping by `overlap`, plus the whole
+        image), for small objects in large images."""
         from .distributed import device_for
         from .inference.loading import open_model
 
-        return cls(open_model(path, device_for(device, 0), amp).predictor)
+        predictor = open_model(path, device_for(device, 0), amp).predictor
+        predictor.set_slicing(slice, overlap)
+        return cls(predictor)
 
     @property
     def class_names(self) -> list[str]:
@@ -173,13 +178,15 @@ def train(cfg=None, **overrides) -> tuple[Path, dict]:
     return run_training(get_config(cfg, **overrides))
 
 
-def evaluate(ckpt, cfg=None, **overrides) -> dict:
+def evaluate(ckpt, cfg=None, slice: int | None = None, overlap: float = 0.2, **overrides) -> dict:
     """Evaluate a run folder, checkpoint or exported file on its run's validation split (or
-    `cfg`'s); the metrics dict `tools/eval_det.py` prints (COCO, per class, VOC)."""
+    `cfg`'s); the metrics dict `tools/eval_det.py` prints (COCO, per class, VOC). `slice`:
+    score sliced inference (see Detector.from_checkpoint)."""
     from .inference.loading import open_model
     from .scoring import evaluate_model
 
     loaded = open_model(ckpt, "cpu")
+    loaded.predictor.set_slicing(slice, overlap)
     if cfg is None and loaded.config is None:
         raise ConfigError(f"{loaded.path} is outside a run folder: pass cfg= (whose validation split to score it on)")
     full = get_config(cfg, **overrides) if cfg else get_config(loaded.config, **overrides)

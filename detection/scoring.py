@@ -45,7 +45,8 @@ def evaluate_model(loaded: LoadedModel, cfg: dict) -> tuple[dict, object]:
         loader, ev = build_validation(cfg, loaded.class_names, device)
     except UnknownClassesError as e:
         raise DataError(class_mismatch(loaded, e)) from None
-    model = loaded.torch_model if loaded.torch_model is not None else PredictorModule(loaded.predictor)
+    sliced = loaded.predictor.slicing is not None  # tiles go through the predictor, whatever the backend
+    model = loaded.torch_model if loaded.torch_model is not None and not sliced else PredictorModule(loaded.predictor)
     res = evaluate(model, loader, ev, device)
     check_ground_truth(res, ev.info.source, loaded.class_names)
     return res, ev

@@ -26,7 +26,7 @@ from pathlib import Path
 from .. import results_json
 from ..config import load_config
 from ..errors import ConfigError
-from .common import add_config_args, setup_logging, user_errors_as_one_line
+from .common import add_config_args, positive_int, setup_logging, user_errors_as_one_line
 
 log = logging.getLogger("detection.eval")
 
@@ -50,6 +50,8 @@ def parse_args(argv):
     p.add_argument("--score", type=float, default=0.25, help="score threshold of the confusion matrix and worst images")
     p.add_argument("--voc-metric", choices=["voc07", "voc12"], help="override eval.voc_metric")
     p.add_argument("--backend", choices=["pycocotools", "faster_coco_eval"], help="override eval.backend")
+    p.add_argument("--slice", type=positive_int, metavar="N", help="score sliced inference: tiles of N pixels")
+    p.add_argument("--overlap", type=float, default=0.2, help="--slice: overlap of neighbouring tiles (0-1)")
     add_config_args(p, cfg_required=False)
     return p.parse_args(argv)
 
@@ -217,6 +219,7 @@ def _evaluate_model(args, path: str | None):
     if loaded.config is None and not args.cfg:
         raise ConfigError(f"{loaded.path} is outside a run folder, so which data to score it on is unknown: "
                           "add --cfg (a config whose validation split to use)")
+    loaded.predictor.set_slicing(args.slice, args.overlap)
     # the run's own config, then --cfg's, then overrides: the data and eval keys may change
     cfg = load_config(args.cfg, _overrides(args), base=None if args.cfg else loaded.config)
     res, ev = evaluate_model(loaded, cfg)

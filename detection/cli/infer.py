@@ -53,6 +53,9 @@ def parse_args(argv):
     p.add_argument("--size", type=positive_int,
                    help="input size (shorter side) instead of the model's own (PyTorch models)")
     p.add_argument("--batch", type=positive_int, default=1, help="images per forward pass")
+    p.add_argument("--slice", type=positive_int, metavar="N",
+                   help="sliced inference: tiles of N pixels (plus the whole image), for small objects in large images")
+    p.add_argument("--overlap", type=float, default=0.2, help="--slice: overlap of neighbouring tiles (0-1)")
     p.add_argument("--vid-stride", type=positive_int, default=1, help="video: use every N-th frame")
     p.add_argument("--recursive", action="store_true", help="folders: include subfolders")
     p.add_argument("--out", help="output folder (default: runs/predict/<model run name>; never overwritten)")
@@ -108,6 +111,7 @@ def load_predictor(args, device):
         predictor, name = loaded.predictor, loaded.run.name if loaded.run else Path(loaded.path).stem
     if args.size:
         predictor.set_size(args.size)
+    predictor.set_slicing(args.slice, args.overlap)
     return predictor, name
 
 

@@ -16,6 +16,7 @@ from .records import DatasetInfo, ImageRecord
 SMALL, MEDIUM = 32 ** 2, 96 ** 2  # COCO's area limits
 SHOWN = 10  # classes named in a summary line
 TINY = 8  # pixels: a box this thin at the model's input is hardly seen by a stride-8+ detector
+SLICE_BELOW = 16  # pixels: when most boxes are smaller than this at the input, sliced inference helps
 
 
 def box_stats(records: list[ImageRecord], min_size: int, max_size: int) -> dict:
@@ -55,6 +56,9 @@ def short_summary(records: list[ImageRecord], info: DatasetInfo, min_size: int, 
     lines = [f"{info.source}: {len(records)} images ({negatives} without boxes), {boxes} boxes: {per_class}",
              f"  at the model's input: {s['small']} small / {s['medium']} medium / {s['large']} large boxes"
              + (f", {s['tiny']} under {TINY} px (hard to detect)" if s["tiny"] else "")]
+    if len(s["w"]) and np.median(np.maximum(s["w"], s["h"])) < SLICE_BELOW:
+        lines.append(f"  most boxes are under {SLICE_BELOW} px at the model's input: infer and evaluate sliced "
+                     f"(--slice {max(min_size, 320)}), or train on crops at a larger model.min_size")
     empty = [c for c, n in counts if n == 0]
     if empty:
         lines.append(f"  {len(empty)} classes without a box here: {', '.join(empty[:SHOWN])}"

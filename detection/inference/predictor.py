@@ -18,8 +18,9 @@ import torch
 
 from ..data.pixels import resize_to, target_size
 from ..detections import to_detections
-from ..errors import CheckpointError, DataError
+from ..errors import CheckpointError, ConfigError, DataError
 from ..evaluation.calibration import apply_temperature
+from .slicing import sliced_outputs
 
 
 @dataclass
@@ -156,6 +157,7 @@ class Predictor:
         self.backend, self.class_names = backend, list(class_names)
         self.min_size, self.max_size, self.fixed_size, self.source = min_size, max_size, fixed_size, source
         self.thresholds = thresholds  # the stored operating point: {rule, split, per_class: {name: score}}
+        self.slicing: tuple[int, float] | None = None  # (tile size, overlap): sliced inference (slicing.py)
 
     @property
     def temperature(self) -> float | None:
@@ -246,14 +248,27 @@ class Predictor:
         temperature = None if raw_scores else self.temperature
         for start in range(0, len(images), max(1, batch)):
             chunk = images[start:start + max(1, batch)]
-            prepared = [self.preprocess(im) for im in chunk]
-            outputs = self.backend([t for t, _ in prepared])
-            for k, ((boxes, scores, labels), (_, back)) in enumerate(zip(outputs, prepared)):
+            for k, (boxes, scores, labels) in enumerate(self._outputs(chunk)):
                 i = start + k
-                results.append(self._result(boxes * back, apply_temperature(scores, temperature), labels,
+                results.append(self._result(boxes, apply_temperature(scores, temperature), labels,
                                             chunk[k].shape[:2], thresholds, classes, max_det,
                                             paths[i] if paths else None, extras[i] if extras else {}))
         return results
+
+    def _outputs(self, images: list[np.ndarray]) -> list[tuple]:
+        """(boxes in each image's pixels, scores, labels 1..K): one forward pass, or sliced."""
+        if self.slicing is not None:
+            return [sliced_outputs(self, im, *self.slicing) for im in images]
+        prepared = [self.preprocess(im) for im in images]
+        return [(np.asarray(b, np.float32).reshape(-1, 4) * back, s, lab)
+                for (b, s, lab), (_, back) in zip(self.backend([t for t, _ in prepared]), prepared)]
+
+    def set_slicing(self, size: int | None, overlap: float = 0.2) -> None:
+        """Sliced inference with tiles of `size` pixels overlapping by `overlap` (None: off)."""
+        if size is not None and (size < 32 or not 0 <= overlap < 1):
+            raise ConfigError(f"slicing needs a tile of at least 32 pixels and an overlap in [0, 1), got {size} "
+                              f"and {overlap}")
+        self.slicing = (int(size), float(overlap)) if size else None
 
     def _result(self, boxes, scores, labels, shape, thresholds, classes, max_det, path, extra) -> Result:
         labels = np.asarray(labels, np.int64).reshape(-1) - 1
