@@ -1,8 +1,12 @@
 """python tools/export.py [--ckpt best.pt | run folder] --format onnx|torchscript [--opset 17] [--static] [--size N]
+python tools/export.py --format onnx --int8 [--calib 32] [--max-drop 0.01]
 
 Writes `weights/best.onnx` or `weights/best.torchscript` beside the checkpoint, with the class
-names, input size and preprocessing inside, after checking its detections against PyTorch's.
-`tools/infer.py --ckpt weights/best.onnx` and `Detector.from_checkpoint(...)` then run it.
+names, input size and preprocessing inside, after checking its detections against PyTorch's;
+`--int8` also `weights/best.int8.onnx` (deploy_check.py). Every file is then scored on the
+run's validation split beside the checkpoint (its AP goes into the file and `<file>.eval.json`);
+`--max-drop D` keeps no file that loses more than D AP. `tools/infer.py --ckpt
+weights/best.onnx` and `Detector.from_checkpoint(...)` then run it.
 """
 
 from __future__ import annotations
@@ -11,14 +15,15 @@ import argparse
 import logging
 
 from ..commands import command
-from .common import setup_logging, user_errors_as_one_line
+from .common import positive_int, setup_logging, user_errors_as_one_line
 
 log = logging.getLogger("detection.inference.export")
 
 
 @user_errors_as_one_line
 def main(argv: list[str] | None = None) -> None:
-    from ..inference.export import FORMATS, export
+    from ..inference.deploy_check import validate
+    from ..inference.export import FORMATS, ExportError, export
     from ..runs import model_file
 
     p = argparse.ArgumentParser(description="Export a trained detector to ONNX or TorchScript.")
@@ -34,12 +39,43 @@ def main(argv: list[str] | None = None) -> None:
                         "inside and padded: detections near PyTorch's, not equal, for other aspect ratios)")
     p.add_argument("--size", type=int, help="input size (shorter side) to export at, instead of the model's own")
     p.add_argument("--out", help="output file (default: beside the checkpoint)")
+    p.add_argument("--int8", action="store_true", help="ONNX: also an INT8 file (static quantization, QDQ)")
+    p.add_argument("--calib", type=positive_int, default=32, help="--int8: training images to calibrate on")
+    p.add_argument("--max-drop", type=float, help="keep no file whose validation AP is more than this below the "
+                                                  "checkpoint's (e.g. 0.01)")
+    p.add_argument("--no-validate", action="store_true", help="do not score the files on the validation split")
     args = p.parse_args(argv)
     setup_logging()
+    if args.int8 and args.format != "onnx":
+        raise ExportError("--int8 makes an INT8 ONNX file: use it with --format onnx")
+    if args.max_drop is not None and args.no_validate:
+        raise ExportError("--max-drop needs the files scored: drop --no-validate")
     ckpt = model_file(args.ckpt, args.runs)[0]  # export refuses a file that is already exported
     path = export(ckpt, args.format, opset=args.opset, dynamic=args.dynamic, size=args.size, out=args.out)
-    log.info("written %s (%.1f MB); run it with: %s --ckpt %s --source IMAGES", path,
-             path.stat().st_size / 1e6, command("infer"), path)
+    files = [path] + ([int8_file(ckpt, path, args.calib)] if args.int8 else [])
+    for f, r in zip(files, [] if args.no_validate else validate(files, ckpt, args.max_drop)):
+        log.info("%s on %s: AP %.3f, AP50 %.3f (checkpoint %.3f, %.3f)", f.name, r["split"], r["AP"], r["AP50"],
+                 r["checkpoint_AP"], r["checkpoint_AP50"])
+    for f in files:
+        log.info("written %s (%.1f MB); run it with: %s --ckpt %s --source IMAGES", f, f.stat().st_size / 1e6,
+                 command("infer"), f)
+
+
+def int8_file(ckpt, fp32, calib: int):
+    """best.int8.onnx beside the float file, calibrated on training images of the checkpoint's run."""
+    from ..config import load_config
+    from ..inference.deploy_check import calibration_images, quantize_int8
+    from ..inference.export import ExportError
+    from ..inference.loading import open_model
+
+    loaded = open_model(fp32, "cpu")
+    ref = open_model(ckpt, "cpu")
+    if ref.config is None:
+        raise ExportError(f"{ckpt} is outside a run folder: --int8 calibrates on its run's training images")
+    images = calibration_images(load_config(None, base=ref.config), loaded.class_names, calib)
+    out = fp32.with_name(fp32.stem + ".int8.onnx")
+    log.info("quantizing to INT8 on %d training images -> %s", len(images), out)
+    return quantize_int8(fp32, out, images, loaded.predictor)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,120 @@
+"""INT8 ONNX files, and exported files scored before they are kept.
+
+An exported file that is fast but silently worse is the common deployment failure (an INT8
+export losing 11 mAP). So `tools/export.py` scores every file it writes on the run's
+validation split, beside the checkpoint, writes both APs into the file's metadata and into
+`<file>.eval.json`, and with `--max-drop D` removes a file whose AP falls more than D below
+the checkpoint's.
+
+INT8: ONNX Runtime's static quantization in QDQ form, weights per channel; only the
+convolutions are quantized (the box decoding, RoIAlign and NMS stay in float, where
+quantization would move boxes); calibrated on `calib` training images spread over the split.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import writing
+from .export import META_KEY, ExportError
+
+log = logging.getLogger("detection.inference.export")
+
+
+def calibration_images(cfg: dict, class_names: list[str], count: int) -> list[np.ndarray]:
+    """`count` training images, evenly spread over the split (the same ones on every run)."""
+    from ..data.dataset import read_split
+    from ..data.images import read_record_image
+
+    d = cfg["data"]
+    records, _ = read_split(d, d["train_split"], True, class_names, cfg["seed"])
+    picks = np.unique(np.linspace(0, len(records) - 1, min(count, len(records))).astype(int))
+    return [read_record_image(records[i]) for i in picks]
+
+
+def quantize_int8(fp32: Path, out: Path, images: list[np.ndarray], predictor) -> Path:
+    """`out`: the INT8 (QDQ) version of the ONNX file `fp32`, calibrated on `images` as the
+    file's own preprocessing feeds them; its metadata says how it was made."""
+    try:
+        import onnx
+        from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    except ImportError:
+        raise ExportError("--int8 needs onnxruntime and onnx: pip install 'detection[export]'") from None
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.items = iter([{"image": predictor.preprocess(im)[0].numpy()} for im in images])
+
+        def get_next(self):
+            return next(self.items, None)
+
+    logging.disable(logging.WARNING)  # its notes on bias copies and pre-processing, a line a layer
+    try:
+        quantize_static(str(fp32), str(out), Reader(), quant_format=QuantFormat.QDQ, op_types_to_quantize=["Conv"],
+                        per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+    finally:
+        logging.disable(logging.NOTSET)
+    meta = json.loads({p.key: p.value for p in onnx.load(str(fp32)).metadata_props}[META_KEY])
+    meta["quantized"] = f"int8 (ONNX Runtime static QDQ, convolutions, per channel; {len(images)} calibration images)"
+    set_metadata(out, meta)
+    return out
+
+
+def set_metadata(path: Path, meta: dict) -> None:
+    """Rewrite the metadata an ONNX or TorchScript file carries."""
+    if path.suffix == ".onnx":
+        import onnx
+
+        proto = onnx.load(str(path))
+        for p in list(proto.metadata_props):
+            if p.key == META_KEY:
+                proto.metadata_props.remove(p)
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = META_KEY, json.dumps(meta)
+        onnx.save(proto, str(path))
+    else:
+        import torch
+
+        module = torch.jit.load(str(path), map_location="cpu")
+        torch.jit.save(module, str(path), _extra_files={META_KEY: json.dumps(meta)})
+
+
+def validate(paths: list[Path], ckpt: Path, max_drop: float | None) -> list[dict]:
+    """Score each file of `paths` and their checkpoint on the run's validation split; write each
+    result into its file and beside it; remove a file (ExportError) that loses more than
+    `max_drop` AP."""
+    from ..config import load_config
+    from ..inference.loading import open_model
+    from ..scoring import evaluate_model
+    from .export import read_metadata
+
+    ref = open_model(ckpt, "cpu")
+    if ref.config is None:
+        raise ExportError(f"{ckpt} is outside a run folder: its validation split is unknown, so the export cannot "
+                          "be scored; pass --no-validate, or export from a run")
+    cfg = load_config(None, base=ref.config)
+    base, _ = evaluate_model(ref, cfg)
+    reports = []
+    for path in paths:
+        res, ev = evaluate_model(open_model(path, "cpu"), cfg)
+        report = {"split": ev.info.source, "AP": res["coco"]["AP"], "AP50": res["coco"]["AP50"],
+                  "checkpoint_AP": base["coco"]["AP"], "checkpoint_AP50": base["coco"]["AP50"],
+                  "AP_drop": base["coco"]["AP"] - res["coco"]["AP"], "max_drop": max_drop}
+        if max_drop is not None and report["AP_drop"] > max_drop:
+            os.remove(path)
+            raise ExportError(f"{path.name} scores AP {report['AP']:.3f} on {ev.info.source}, "
+                              f"{report['AP_drop']:.3f} below the checkpoint's {report['checkpoint_AP']:.3f} (more "
+                              f"than --max-drop {max_drop}): not kept; calibrate on more images (--calib), or keep "
+                              "the float export")
+        meta = read_metadata(path, "onnx" if path.suffix == ".onnx" else "torchscript")
+        set_metadata(path, {**meta, "validation": report})
+        side = path.with_name(path.name + ".eval.json")
+        with writing(side):
+            side.write_text(json.dumps(report, indent=1))
+        reports.append(report)
+    return reports
