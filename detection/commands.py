@@ -20,6 +20,7 @@ TOOLS = {  # tool: (installed script, file in the checkout's tools/)
     "model_info": ("det-model-info", "model_info.py"),
     "tune": ("det-tune", "tune.py"),
     "review": ("det-review", "review_labels.py"),
+    "benchmark": ("det-benchmark", "benchmark.py"),
 }
 CHECKOUT_TOOLS = Path(__file__).resolve().parent.parent / "tools"
 

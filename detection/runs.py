@@ -65,6 +65,14 @@ class Run:
         return self.dir / "results.png"
 
     @property
+    def benchmark_md(self) -> Path:
+        return self.dir / "benchmark.md"
+
+    @property
+    def benchmark_csv(self) -> Path:
+        return self.dir / "benchmark.csv"
+
+    @property
     def name(self) -> str:
         return self.dir.name
 

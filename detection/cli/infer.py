@@ -78,6 +78,8 @@ def parse_args(argv):
     p.add_argument("--line-width", type=int, help="box line width in pixels (default: from the image size)")
     p.add_argument("--hide-labels", action="store_true")
     p.add_argument("--hide-conf", action="store_true")
+    p.add_argument("--backend", choices=["auto"], help="auto: the run's fastest file (tools/benchmark.py) whose AP "
+                                                        "is within 0.01 of its checkpoint's")
     p.add_argument("--device", default="auto")
     p.add_argument("--amp", choices=["none", "bf16", "fp16"], default="none", help="PyTorch autocast")
     return p.parse_args(argv)
@@ -104,6 +106,8 @@ def load_predictor(args, device):
             path = newest_run(args.runs).dir
         except CheckpointError:
             log.info("no trained run under %s/: using torchvision's COCO-pretrained detector", args.runs)
+    if path is not None and args.backend == "auto":
+        path = _benchmarked(path)
     if path is None:
         predictor, name = _coco_pretrained(args, device), "coco_pretrained"
     else:
@@ -113,6 +117,22 @@ def load_predictor(args, device):
         predictor.set_size(args.size)
     predictor.set_slicing(args.slice, args.overlap)
     return predictor, name
+
+
+def _benchmarked(path):
+    """--backend auto: the fastest file of the run within the AP drop, by its benchmark."""
+    from ..runs import model_file
+    from .benchmark import fastest_file
+
+    run = model_file(path)[2]
+    chosen = fastest_file(run) if run is not None else None
+    if chosen is None:
+        log.warning("--backend auto: %s has no benchmark with APs (tools/benchmark.py --ckpt RUN); using %s", path,
+                    path)
+        return path
+    log.info("--backend auto: %s (the fastest within 0.01 AP of the checkpoint, by %s)", chosen.name,
+             run.benchmark_csv)
+    return chosen
 
 
 def _coco_pretrained(args, device):

@@ -34,3 +34,28 @@ def test_a_file_that_loses_more_than_max_drop_is_not_kept(tiny_run):
     with pytest.raises(SystemExit) as e:
         export_cli.main(["--ckpt", str(tiny_run), "--format", "torchscript", "--int8"])
     assert "--format onnx" in str(e.value.code)
+
+
+@pytest.mark.slow
+def test_benchmark_tables_every_format_and_backend_auto_picks_from_it(tiny_run, tmp_path, capsys):
+    import csv
+    import shutil
+
+    from detection.cli import benchmark as bench_cli
+    from detection.cli import infer as infer_cli
+
+    export_cli.main(["--ckpt", str(tiny_run), "--format", "onnx", "--no-validate"])
+    bench_cli.main(["--ckpt", str(tiny_run), "--images", "3", "--batches", "1,2"])
+    rows = list(csv.DictReader(open(tiny_run / "benchmark.csv")))
+    assert rows[0]["format"] == "pytorch" and "onnx" in {r["format"] for r in rows}
+    assert all(float(r["ips_1"]) > 0 and float(r["p95_ms"]) >= float(r["p50_ms"]) for r in rows)
+    assert "images/s" in (tiny_run / "benchmark.md").read_text()
+    ref = float(rows[0]["AP"])
+    want = max((r for r in rows if float(r["AP"]) >= ref - 0.01), key=lambda r: float(r["ips_1"]))["file"]
+    images = tmp_path / "img"
+    images.mkdir()
+    shutil.copy(next((tiny_run.parent.parent / "data" / "coco" / "val").glob("*.jpg")), images)
+    capsys.readouterr()
+    infer_cli.main(["--ckpt", str(tiny_run), "--backend", "auto", "--source", str(images), "--no-save",
+                    "--out", str(tmp_path / "o")])
+    assert f"--backend auto: {want}" in capsys.readouterr().err

@@ -1,0 +1,145 @@
+"""python tools/benchmark.py --ckpt runs/<name> [--images 20] [--batches 1,2,4]
+
+Every format the run has (its checkpoint in PyTorch, and each exported .onnx, .int8.onnx and
+.torchscript beside it) on the same validation images, one after another on this machine:
+file size, load time, images/s at batch 1 and at the best batch, latency p50 / p95 at batch
+1, and AP on the validation split. Writes `<run>/benchmark.md` and `benchmark.csv`, and
+prints the table with the CPU (or GPU) it ran on. `infer.py --backend auto` then picks the
+fastest file whose AP is within `--max-drop` (0.01) of the checkpoint's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import logging
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .common import positive_int, setup_logging, user_errors_as_one_line
+
+log = logging.getLogger("detection.benchmark")
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(description="Speed and AP of every exported format of a run.")
+    p.add_argument("--ckpt", required=True, help="a run folder (its checkpoint and the files exported beside it)")
+    p.add_argument("--images", type=positive_int, default=20, help="validation images to time")
+    p.add_argument("--batches", default="1,2,4", help="batch sizes to time")
+    p.add_argument("--no-ap", action="store_true", help="time only (AP takes a pass over the validation split)")
+    return p.parse_args(argv)
+
+
+def machine() -> str:
+    if torch.cuda.is_available():
+        return f"GPU {torch.cuda.get_device_name(0)}"
+    cap = torch.backends.cpu.get_cpu_capability()
+    return f"CPU {platform.processor() or platform.machine()} ({cap}, {torch.get_num_threads()} threads)"
+
+
+def files_of(run) -> list[Path]:
+    """The checkpoint the run's commands use, then every exported file beside it."""
+    w = run.weights
+    found = [run.checkpoint()]
+    for pattern in ("*.torchscript", "*.onnx"):
+        found += sorted(p for p in w.glob(pattern) if p.stem.split(".")[0] == run.checkpoint().stem)
+    return found
+
+
+def time_file(path: Path, images: list[np.ndarray], batches: list[int]) -> dict:
+    """Load time, images/s per batch size, latency p50 / p95 at batch 1 (after one warm-up pass)."""
+    from ..inference.loading import open_model
+
+    t0 = time.perf_counter()
+    predictor = open_model(path, "cpu").predictor
+    row = {"load_s": time.perf_counter() - t0}
+    predictor.predict(images[:1], score=0.0)
+    lat = []
+    for im in images:
+        t = time.perf_counter()
+        predictor.predict([im], score=0.0)
+        lat.append(time.perf_counter() - t)
+    row.update(p50_ms=1000 * float(np.percentile(lat, 50)), p95_ms=1000 * float(np.percentile(lat, 95)))
+    speeds = {1: len(images) / sum(lat)}
+    for b in (b for b in batches if b > 1):
+        t = time.perf_counter()
+        predictor.predict(images, score=0.0, batch=b)
+        speeds[b] = len(images) / (time.perf_counter() - t)
+    best = max(speeds, key=speeds.get)
+    row.update(ips_1=speeds[1], ips_best=speeds[best], best_batch=best)
+    return row
+
+
+@user_errors_as_one_line
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    setup_logging()
+    from ..config import load_config
+    from ..data.dataset import read_split
+    from ..data.images import read_record_image
+    from ..errors import ConfigError
+    from ..inference.loading import open_model
+    from ..runs import model_file
+    from ..scoring import evaluate_model
+
+    _, _, run = model_file(args.ckpt)
+    if run is None:
+        raise ConfigError(f"--ckpt {args.ckpt}: give a run folder (its checkpoint and the files exported beside it)")
+    batches = sorted({int(b) for b in args.batches.split(",") if b.strip().isdigit() and int(b) > 0} | {1})
+    ref = open_model(run.dir, "cpu")
+    cfg = load_config(None, base=ref.config)
+    records, _ = read_split(cfg["data"], cfg["data"]["val_split"], False, ref.class_names)
+    images = [read_record_image(r) for r in records[:args.images]]
+    rows = []
+    for path in files_of(run):
+        kind = "pytorch" if path.suffix == ".pt" else ("onnx int8" if path.name.endswith(".int8.onnx")
+                                                       else path.suffix.lstrip("."))
+        row = {"format": kind, "file": path.name, "size_mb": path.stat().st_size / 1e6,
+               **time_file(path, images, batches)}
+        if not args.no_ap:
+            row["AP"] = evaluate_model(open_model(path, "cpu"), cfg)[0]["coco"]["AP"]
+        rows.append(row)
+        log.info("%s: %.1f images/s at batch 1", path.name, row["ips_1"])
+    write_table(run, rows, machine(), len(images))
+
+
+def write_table(run, rows: list[dict], where: str, n: int) -> None:
+    base = rows[0]
+    lines = [f"{where}; {n} validation images; speeds relative to PyTorch eager fp32", "",
+             "| format | file | MB | load s | images/s (b=1) | images/s (best b) | p50 ms | p95 ms | AP |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        ap = f"{r['AP']:.3f}" if "AP" in r else "-"
+        lines.append(f"| {r['format']} | {r['file']} | {r['size_mb']:.1f} | {r['load_s']:.2f} | {r['ips_1']:.2f} "
+                     f"({r['ips_1'] / base['ips_1']:.2f}x) | {r['ips_best']:.2f} (b={r['best_batch']}) | "
+                     f"{r['p50_ms']:.0f} | {r['p95_ms']:.0f} | {ap} |")
+    text = "\n".join(lines) + "\n"
+    run.benchmark_md.write_text(text)
+    with open(run.benchmark_csv, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]) + (["AP"] if "AP" not in rows[0] else []))
+        w.writeheader()
+        w.writerows(rows)
+    print(text)
+    log.info("written %s and %s", run.benchmark_md, run.benchmark_csv.name)
+
+
+def fastest_file(run, max_drop: float = 0.01) -> Path | None:
+    """The fastest file (images/s at batch 1) of the run's benchmark whose AP is within
+    `max_drop` of its checkpoint's; None without a benchmark with APs."""
+    if not run.benchmark_csv.is_file():
+        return None
+    with open(run.benchmark_csv, newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r.get("AP") and (run.weights / r["file"]).is_file()]
+    if not rows:
+        return None
+    ref = float(rows[0]["AP"])
+    ok = [r for r in rows if float(r["AP"]) >= ref - max_drop]
+    return run.weights / max(ok, key=lambda r: float(r["ips_1"]))["file"]
+
+
+if __name__ == "__main__":
+    main()
