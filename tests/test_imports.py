@@ -82,7 +82,7 @@ LAYERS = [
     ("config", ("config",)),
     ("evaluation and checkpoints", ("evaluation", "checkpoint", "model_info")),
     ("train and infer", ("training", "inference")),
-    ("scoring", ("scoring",)),
+    ("scoring", ("scoring", "deploy_check")),
     ("tuning and review", ("tuning", "review")),
     ("api and commands", ("api", "cli", "")),
 ]

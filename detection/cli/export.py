@@ -3,7 +3,7 @@ python tools/export.py --format onnx --int8 [--calib 32] [--max-drop 0.01]
 
 Writes `weights/best.onnx` or `weights/best.torchscript` beside the checkpoint, with the class
 names, input size and preprocessing inside, after checking its detections against PyTorch's;
-`--int8` also `weights/best.int8.onnx` (deploy_check.py). Every file is then scored on the
+`--int8` also `weights/best.int8.onnx` (detection/deploy_check.py). Every file is then scored on the
 run's validation split beside the checkpoint (its AP goes into the file and `<file>.eval.json`);
 `--max-drop D` keeps no file that loses more than D AP. `tools/infer.py --ckpt
 weights/best.onnx` and `Detector.from_checkpoint(...)` then run it.
@@ -22,7 +22,7 @@ log = logging.getLogger("detection.inference.export")
 
 @user_errors_as_one_line
 def main(argv: list[str] | None = None) -> None:
-    from ..inference.deploy_check import validate
+    from ..deploy_check import validate
     from ..inference.export import FORMATS, ExportError, export
     from ..runs import model_file
 
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> None:
 def int8_file(ckpt, fp32, calib: int):
     """best.int8.onnx beside the float file, calibrated on training images of the checkpoint's run."""
     from ..config import load_config
-    from ..inference.deploy_check import calibration_images, quantize_int8
+    from ..deploy_check import calibration_images, quantize_int8
     from ..inference.export import ExportError
     from ..inference.loading import open_model
 

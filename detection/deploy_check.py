@@ -20,16 +20,16 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import writing
-from .export import META_KEY, ExportError
+from .errors import writing
+from .inference.export import META_KEY, ExportError
 
 log = logging.getLogger("detection.inference.export")
 
 
 def calibration_images(cfg: dict, class_names: list[str], count: int) -> list[np.ndarray]:
     """`count` training images, evenly spread over the split (the same ones on every run)."""
-    from ..data.dataset import read_split
-    from ..data.images import read_record_image
+    from .data.dataset import read_split
+    from .data.images import read_record_image
 
     d = cfg["data"]
     records, _ = read_split(d, d["train_split"], True, class_names, cfg["seed"])
@@ -88,10 +88,10 @@ def validate(paths: list[Path], ckpt: Path, max_drop: float | None) -> list[dict
     """Score each file of `paths` and their checkpoint on the run's validation split; write each
     result into its file and beside it; remove a file (ExportError) that loses more than
     `max_drop` AP."""
-    from ..config import load_config
-    from ..inference.loading import open_model
-    from ..scoring import evaluate_model
-    from .export import read_metadata
+    from .config import load_config
+    from .inference.export import read_metadata
+    from .inference.loading import open_model
+    from .scoring import evaluate_model
 
     ref = open_model(ckpt, "cpu")
     if ref.config is None:
