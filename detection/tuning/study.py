@@ -237,8 +237,12 @@ def run_trials(optuna, study, base: dict, space: dict, ctx: dict, opts: TuneOpti
 
 
 def spawn_workers(join_argv: list[str], count: int) -> list[subprocess.Popen]:
-    """`count` more processes on this machine, each running trials of the study (--join)."""
-    return [subprocess.Popen([sys.executable, "-m", "detection.cli.tune", *join_argv, "--join"]) for _ in range(count)]
+    """`count` more processes on this machine, each running trials of the study (--join); they
+    import this very package, installed or run from a checkout."""
+    top = str(Path(__file__).resolve().parents[2])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (top, os.environ.get("PYTHONPATH")) if p)}
+    return [subprocess.Popen([sys.executable, "-m", "detection.cli.tune", *join_argv, "--join"], env=env)
+            for _ in range(count)]
 
 
 def best_changes(optuna, study) -> tuple[dict, object]:
