@@ -317,4 +317,4 @@ def train_final(final: dict, folder: TuneFolder, state: State) -> dict | None:
     log.info("tune: training the best configuration on all training images for %.1f min -> %s",
              final["train"]["time"], folder.final.dir)
     _, results = train(final)
-    return results
+    return results or None  # a final training that had already ended returns no new validation
