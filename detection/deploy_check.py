@@ -22,6 +22,7 @@ import numpy as np
 
 from .errors import writing
 from .inference.export import META_KEY, ExportError
+from .runs import EXPORT_SUFFIXES
 
 log = logging.getLogger("detection.inference.export")
 
@@ -66,7 +67,7 @@ def quantize_int8(fp32: Path, out: Path, images: list[np.ndarray], predictor) ->
 
 
 def set_metadata(path: Path, meta: dict) -> None:
-    """Rewrite the metadata an ONNX or TorchScript file carries."""
+    """Rewrite the metadata an ONNX, OpenVINO or TorchScript file carries."""
     if path.suffix == ".onnx":
         import onnx
 
@@ -77,6 +78,17 @@ def set_metadata(path: Path, meta: dict) -> None:
         entry = proto.metadata_props.add()
         entry.key, entry.value = META_KEY, json.dumps(meta)
         onnx.save(proto, str(path))
+    elif path.suffix == ".xml":
+        from .inference.export import openvino_module
+
+        ov = openvino_module(path)
+        model = ov.Core().read_model(str(path))
+        model.set_rt_info(json.dumps(meta), [META_KEY])
+        tmp = path.with_name(f".{path.stem}.meta.xml")
+        ov.save_model(model, str(tmp), compress_to_fp16=False)
+        del model
+        os.replace(tmp.with_suffix(".bin"), path.with_suffix(".bin"))
+        os.replace(tmp, path)
     else:
         import torch
 
@@ -111,7 +123,7 @@ def validate(paths: list[Path], ckpt: Path, max_drop: float | None) -> list[dict
                               f"{report['AP_drop']:.3f} below the checkpoint's {report['checkpoint_AP']:.3f} (more "
                               f"than --max-drop {max_drop}): not kept; calibrate on more images (--calib), or keep "
                               "the float export")
-        meta = read_metadata(path, "onnx" if path.suffix == ".onnx" else "torchscript")
+        meta = read_metadata(path, EXPORT_SUFFIXES[path.suffix.lower()])
         set_metadata(path, {**meta, "validation": report})
         side = path.with_name(path.name + ".eval.json")
         with writing(side):

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from .errors import CheckpointError, OutputError
 
-EXPORT_SUFFIXES = {".onnx": "onnx", ".torchscript": "torchscript"}
+EXPORT_SUFFIXES = {".onnx": "onnx", ".torchscript": "torchscript", ".xml": "openvino"}
 
 
 @dataclass(frozen=True)
@@ -178,7 +178,8 @@ def newest_run(output_dir: str | Path = "runs") -> Run:
 def model_file(path: str | Path | None, runs: str | Path = "runs") -> tuple[Path, str, Run | None]:
     """(file, kind, run) of what a user passed as a model: a run folder (its best.pt, else
     last.pt), a checkpoint, an `.onnx` or `.torchscript` file; None: the newest run under `runs`.
-    kind is "checkpoint", "onnx" or "torchscript"; run is None for a file outside a run folder."""
+    kind is "checkpoint", "onnx", "torchscript" or "openvino" (an IR .xml with its .bin); run is None
+    for a file outside a run folder."""
     if path is None:
         run = newest_run(runs)
         return run.checkpoint(), "checkpoint", run
@@ -192,6 +193,13 @@ def model_file(path: str | Path | None, runs: str | Path = "runs") -> tuple[Path
     if not p.is_file():
         raise CheckpointError(f"model not found: {p} (a run folder, .pt, .onnx or .torchscript file)")
     return p, EXPORT_SUFFIXES.get(p.suffix.lower(), "checkpoint"), Run.of_file(p)
+
+
+def file_size(path: Path) -> int:
+    """Bytes of a model file, with an OpenVINO .xml's .bin."""
+    path = Path(path)
+    extra = path.with_suffix(".bin") if path.suffix == ".xml" else None
+    return path.stat().st_size + (extra.stat().st_size if extra is not None and extra.is_file() else 0)
 
 
 def resume_checkpoint(resume: str | Path) -> tuple[Path, Run]:

@@ -45,7 +45,7 @@ def files_of(run) -> list[Path]:
     """The checkpoint the run's commands use, then every exported file beside it."""
     w = run.weights
     found = [run.checkpoint()]
-    for pattern in ("*.torchscript", "*.onnx"):
+    for pattern in ("*.torchscript", "*.onnx", "*.xml"):
         found += sorted(p for p in w.glob(pattern) if p.stem.split(".")[0] == run.checkpoint().stem)
     return found
 
@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> None:
     from ..data.images import read_record_image
     from ..errors import ConfigError
     from ..inference.loading import open_model
-    from ..runs import model_file
+    from ..runs import file_size, model_file
     from ..scoring import evaluate_model
 
     _, _, run = model_file(args.ckpt)
@@ -97,8 +97,9 @@ def main(argv: list[str] | None = None) -> None:
     rows = []
     for path in files_of(run):
         kind = "pytorch" if path.suffix == ".pt" else ("onnx int8" if path.name.endswith(".int8.onnx")
+                                                       else "openvino" if path.suffix == ".xml"
                                                        else path.suffix.lstrip("."))
-        row = {"format": kind, "file": path.name, "size_mb": path.stat().st_size / 1e6,
+        row = {"format": kind, "file": path.name, "size_mb": file_size(path) / 1e6,
                **time_file(path, images, batches)}
         if not args.no_ap:
             row["AP"] = evaluate_model(open_model(path, "cpu"), cfg)[0]["coco"]["AP"]

@@ -24,7 +24,7 @@ log = logging.getLogger("detection.inference.export")
 def main(argv: list[str] | None = None) -> None:
     from ..deploy_check import validate
     from ..inference.export import FORMATS, ExportError, export
-    from ..runs import model_file
+    from ..runs import file_size, model_file
 
     p = argparse.ArgumentParser(description="Export a trained detector to ONNX or TorchScript.")
     p.add_argument("--ckpt", help="a run folder or a .pt checkpoint (default: the newest run's best.pt)")
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> None:
         log.info("%s on %s: AP %.3f, AP50 %.3f (checkpoint %.3f, %.3f)", f.name, r["split"], r["AP"], r["AP50"],
                  r["checkpoint_AP"], r["checkpoint_AP50"])
     for f in files:
-        log.info("written %s (%.1f MB); run it with: %s --ckpt %s --source IMAGES", f, f.stat().st_size / 1e6,
+        log.info("written %s (%.1f MB); run it with: %s --ckpt %s --source IMAGES", f, file_size(f) / 1e6,
                  command("infer"), f)
 
 

@@ -27,7 +27,7 @@ from ..errors import CheckpointError, DetectionError
 
 log = logging.getLogger("detection.inference.export")
 
-FORMATS = {"onnx": ".onnx", "torchscript": ".torchscript"}
+FORMATS = {"onnx": ".onnx", "torchscript": ".torchscript", "openvino": ".xml"}  # openvino: IR .xml + .bin
 META_KEY = "detection"  # ONNX metadata_props key / TorchScript extra file name (json)
 MIN_OPSET = 11  # torchvision's detectors need RoiAlign and NMS from opset 11 on
 
@@ -68,6 +68,8 @@ def read_metadata(path: Path, kind: str) -> dict:
             props = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
         except Exception as e:  # noqa: BLE001 - protobuf errors have no common base
             raise CheckpointError(f"{path}: not a readable ONNX file ({str(e)[:200]})") from None
+    elif kind == "openvino":
+        props = {META_KEY: _openvino_meta(path)}
     else:
         props = {META_KEY: _torchscript_extra(path, META_KEY)}
     if not props.get(META_KEY):
@@ -138,6 +140,35 @@ def _torchscript_extra(path: Path, name: str, max_bytes: int = 1 << 20) -> str:
         raise CheckpointError(f"{path}: not a readable TorchScript file ({e})") from None
 
 
+def openvino_module(path):
+    try:
+        import openvino
+    except ImportError:
+        raise CheckpointError(f"{path}: OpenVINO files need the openvino package: pip install openvino "
+                              "(or pip install 'detection[openvino]')") from None
+    return openvino
+
+
+def _openvino_meta(path: Path) -> str:
+    ov = openvino_module(path)
+    if not path.with_suffix(".bin").is_file():
+        raise CheckpointError(f"{path}: its weights {path.with_suffix('.bin').name} are not beside it; keep the .xml "
+                              "and .bin of an OpenVINO model together")
+    try:
+        model = ov.Core().read_model(str(path))
+    except Exception as e:  # noqa: BLE001 - OpenVINO raises its own types
+        raise CheckpointError(f"{path}: not a readable OpenVINO model ({str(e).splitlines()[0][:200]})") from None
+    return model.get_rt_info([META_KEY]).astype(str) if model.has_rt_info([META_KEY]) else ""
+
+
+def write_openvino(onnx_path: str, xml_path: str, meta: dict) -> None:
+    """The OpenVINO IR (xml + bin, float32) of an exported ONNX file, with the metadata inside."""
+    ov = openvino_module(xml_path)
+    model = ov.convert_model(onnx_path)
+    model.set_rt_info(json.dumps(meta), [META_KEY])
+    ov.save_model(model, xml_path, compress_to_fp16=False)
+
+
 def _example(min_size: int, max_size: int, fixed_size) -> torch.Tensor:
     h, w = fixed_size if fixed_size else (min_size, max_size)
     g = torch.Generator().manual_seed(0)
@@ -191,19 +222,22 @@ def export(ckpt_path, fmt: str, opset: int = 17, dynamic: bool = True, size: int
     if size:
         min_size, max_size = size, round(max_size * size / min_size)
         model.transform.min_size, model.transform.max_size = (min_size,), max_size
-    fixed = None if dynamic or fmt == "torchscript" else (min_size, max_size)
+    fixed = None if dynamic or fmt != "onnx" else (min_size, max_size)
     check_thresholds(ckpt_path, ckpt.get("thresholds"), ckpt["class_names"])  # refused before anything is written
     meta = metadata(ckpt["class_names"], min_size, max_size, m["arch"], fixed, str(ckpt_path), ckpt.get("thresholds"))
     target = Path(out) if out else ckpt_path.with_suffix(FORMATS[fmt])
     example = _example(min_size, max_size, fixed)
     with torch.no_grad():
         outputs = list(model([example])[0].keys())
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=str(target.parent))
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=FORMATS[fmt], dir=str(target.parent))
     os.close(fd)
     try:
         try:
             if fmt == "onnx":
                 _write_onnx(model, example, tmp, opset, dynamic, outputs, meta)
+            elif fmt == "openvino":  # through ONNX, which OpenVINO converts
+                _write_onnx(model, example, tmp + ".onnx", opset, dynamic, outputs, meta)
+                write_openvino(tmp + ".onnx", tmp, meta)
             else:
                 _write_torchscript(model, tmp, meta)
         except (RuntimeError, TypeError, ValueError, NotImplementedError, torch.jit.Error) as e:
@@ -214,10 +248,13 @@ def export(ckpt_path, fmt: str, opset: int = 17, dynamic: bool = True, size: int
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; the export is an ordinary file
+        if fmt == "openvino":  # the weights first: an .xml never points at a missing .bin
+            os.replace(Path(tmp).with_suffix(".bin"), target.with_suffix(".bin"))
         os.replace(tmp, target)
     finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+        for leftover in (tmp, tmp + ".onnx", str(Path(tmp).with_suffix(".bin"))):
+            if os.path.exists(leftover):
+                os.remove(leftover)
     return target
 
 
@@ -248,7 +285,7 @@ def match(ref: tuple, other: tuple, iou: float = 0.99, score_tol: float = 1e-3, 
 
 def check_parity(model, path: str, fmt: str, example: torch.Tensor, need: float = 0.95) -> None:
     """The exported file's detections on `example` against the model's: an error when they differ."""
-    from .predictor import ONNXBackend, TorchScriptBackend
+    from .predictor import ONNXBackend, OpenVINOBackend, TorchScriptBackend
 
     if fmt == "onnx":
         try:
@@ -259,8 +296,8 @@ def check_parity(model, path: str, fmt: str, example: torch.Tensor, need: float 
     with torch.no_grad():
         o = model([example])[0]
     ref = (o["boxes"].numpy(), o["scores"].numpy(), o["labels"].numpy())
-    backend = ONNXBackend(path, torch.device("cpu")) if fmt == "onnx" else \
-        TorchScriptBackend(load_torchscript(path), torch.device("cpu"))
+    backend = ONNXBackend(path, torch.device("cpu")) if fmt == "onnx" else OpenVINOBackend(path) \
+        if fmt == "openvino" else TorchScriptBackend(load_torchscript(path), torch.device("cpu"))
     got = backend([example])[0]
     share = match(ref, got, top=50)
     if share < need:

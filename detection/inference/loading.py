@@ -13,7 +13,7 @@ import torch
 from ..config import load_config, with_values, yaml_load
 from ..errors import CheckpointError
 from ..runs import Run, model_file
-from .predictor import ONNXBackend, Predictor, TorchBackend, TorchScriptBackend
+from .predictor import ONNXBackend, OpenVINOBackend, Predictor, TorchBackend, TorchScriptBackend
 
 
 @dataclass
@@ -45,6 +45,8 @@ def open_model(path=None, device: torch.device | str = "cpu", amp: str = "none",
     meta = read_metadata(file, kind)
     if kind == "onnx":
         backend = ONNXBackend(str(file), device)
+    elif kind == "openvino":
+        backend = OpenVINOBackend(str(file))
     else:
         try:
             backend = TorchScriptBackend(load_torchscript(file, device), device)

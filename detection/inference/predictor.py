@@ -146,6 +146,29 @@ class ONNXBackend:
         return results
 
 
+class OpenVINOBackend:
+    """OpenVINO on the CPU, one image at a time (the converted graph takes a single image)."""
+
+    name = "openvino"
+
+    def __init__(self, path: str):
+        from .export import openvino_module
+
+        ov = openvino_module(path)
+        try:
+            self.model = ov.Core().compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+        except Exception as e:  # noqa: BLE001 - OpenVINO raises its own types
+            raise CheckpointError(f"{path}: OpenVINO cannot load it ({str(e).splitlines()[0][:200]})") from None
+        self.device = torch.device("cpu")
+
+    def __call__(self, batch):
+        results = []
+        for t in batch:
+            out = {k.get_any_name(): v for k, v in self.model([t.numpy()]).items()}
+            results.append((out["boxes"], out["scores"], out["labels"]))
+        return results
+
+
 # --- the predictor ----------------------------------------------------------------------------
 
 

@@ -59,3 +59,17 @@ def test_benchmark_tables_every_format_and_backend_auto_picks_from_it(tiny_run, 
     infer_cli.main(["--ckpt", str(tiny_run), "--backend", "auto", "--source", str(images), "--no-save",
                     "--out", str(tmp_path / "o")])
     assert f"--backend auto: {want}" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_openvino_export_matches_pytorch_and_runs_everywhere_a_model_does(tiny_run, tmp_path):
+    pytest.importorskip("openvino")
+    from detection.cli import infer as infer_cli
+
+    export_cli.main(["--ckpt", str(tiny_run), "--format", "openvino"])  # refused unless it matches PyTorch
+    xml = tiny_run / "weights" / "best.xml"
+    assert xml.with_suffix(".bin").is_file() and read_metadata(xml, "openvino")["validation"]["AP"] >= 0
+    infer_cli.main(["--ckpt", str(xml), "--source", str(next((tiny_run.parent.parent / "data" / "coco" / "val")
+                                                             .glob("*.jpg"))), "--out", str(tmp_path / "p")])
+    eval_cli.main(["--ckpt", str(xml), "--out", str(tmp_path / "e")])
+    assert json.loads((tmp_path / "e" / "report.json").read_text())["coco"]["AP"] >= 0
