@@ -79,7 +79,7 @@ def set_metadata(path: Path, meta: dict) -> None:
         entry.key, entry.value = META_KEY, json.dumps(meta)
         onnx.save(proto, str(path))
     elif path.suffix == ".xml":
-        from .inference.export import openvino_module
+        from .inference.predictor import openvino_module
 
         ov = openvino_module(path)
         model = ov.Core().read_model(str(path))

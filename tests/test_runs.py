@@ -44,7 +44,7 @@ def test_a_model_is_named_four_ways(tmp_path):
     torch.save({}, run.best)
     assert model_file(run.dir) == (run.best, "checkpoint", run)
     assert model_file(str(run.best)) == (run.best, "checkpoint", run)
-    for suffix, kind in ((".onnx", "onnx"), (".torchscript", "torchscript")):
+    for suffix, kind in ((".onnx", "onnx"), (".torchscript", "torchscript"), (".xml", "openvino")):
         exported = run.weights / f"best{suffix}"
         exported.write_bytes(b"x")
         assert model_file(exported) == (exported, kind, run)

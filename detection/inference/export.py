@@ -140,16 +140,9 @@ def _torchscript_extra(path: Path, name: str, max_bytes: int = 1 << 20) -> str:
         raise CheckpointError(f"{path}: not a readable TorchScript file ({e})") from None
 
 
-def openvino_module(path):
-    try:
-        import openvino
-    except ImportError:
-        raise CheckpointError(f"{path}: OpenVINO files need the openvino package: pip install openvino "
-                              "(or pip install 'detection[openvino]')") from None
-    return openvino
-
-
 def _openvino_meta(path: Path) -> str:
+    from .predictor import openvino_module
+
     ov = openvino_module(path)
     if not path.with_suffix(".bin").is_file():
         raise CheckpointError(f"{path}: its weights {path.with_suffix('.bin').name} are not beside it; keep the .xml "
@@ -163,6 +156,8 @@ def _openvino_meta(path: Path) -> str:
 
 def write_openvino(onnx_path: str, xml_path: str, meta: dict) -> None:
     """The OpenVINO IR (xml + bin, float32) of an exported ONNX file, with the metadata inside."""
+    from .predictor import openvino_module
+
     ov = openvino_module(xml_path)
     model = ov.convert_model(onnx_path)
     model.set_rt_info(json.dumps(meta), [META_KEY])

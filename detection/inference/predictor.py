@@ -146,14 +146,21 @@ class ONNXBackend:
         return results
 
 
+def openvino_module(path):
+    try:
+        import openvino
+    except ImportError:
+        raise CheckpointError(f"{path}: OpenVINO files need the openvino package: pip install openvino "
+                              "(or pip install 'detection[openvino]')") from None
+    return openvino
+
+
 class OpenVINOBackend:
     """OpenVINO on the CPU, one image at a time (the converted graph takes a single image)."""
 
     name = "openvino"
 
     def __init__(self, path: str):
-        from .export import openvino_module
-
         ov = openvino_module(path)
         try:
             self.model = ov.Core().compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
