@@ -176,6 +176,14 @@ def test_broken_exported_files_are_one_line(tmp_path):
         with pytest.raises(CheckpointError, match=message) as e:
             open_model(tmp_path / f"{name}.torchscript")
         assert f"{name}.torchscript" in str(e.value) and "\n" not in str(e.value)
+    pytest.importorskip("openvino")
+    (tmp_path / "alone.xml").write_text("<net/>")  # an OpenVINO .xml without its .bin
+    (tmp_path / "junk.xml").write_text("<not openvino")
+    (tmp_path / "junk.bin").write_bytes(b"x")
+    for name, message in (("alone", "are not beside it"), ("junk", "not a readable OpenVINO model")):
+        with pytest.raises(CheckpointError, match=message) as e:
+            open_model(tmp_path / f"{name}.xml")
+        assert f"{name}.xml" in str(e.value) and "\n" not in str(e.value)
 
 
 # --- the Python API ------------------------------------------------------------------------------
