@@ -6,9 +6,10 @@ validation split, beside the checkpoint, writes both APs into the file's metadat
 `<file>.eval.json`, and with `--max-drop D` removes a file whose AP falls more than D below
 the checkpoint's.
 
-INT8: ONNX Runtime's static quantization in QDQ form, weights per channel; only the
+INT8 ONNX: ONNX Runtime's static quantization in QDQ form, weights per channel; only the
 convolutions are quantized (the box decoding, RoIAlign and NMS stay in float, where
-quantization would move boxes); calibrated on `calib` training images spread over the split.
+quantization would move boxes). INT8 OpenVINO: OpenVINO's own post-training quantization
+(NNCF). Both are calibrated on `calib` training images spread over the split.
 """
 
 from __future__ import annotations
@@ -63,6 +64,28 @@ def quantize_int8(fp32: Path, out: Path, images: list[np.ndarray], predictor) ->
     meta = json.loads({p.key: p.value for p in onnx.load(str(fp32)).metadata_props}[META_KEY])
     meta["quantized"] = f"int8 (ONNX Runtime static QDQ, convolutions, per channel; {len(images)} calibration images)"
     set_metadata(out, meta)
+    return out
+
+
+def quantize_openvino_int8(fp32: Path, out: Path, images: list[np.ndarray], predictor) -> Path:
+    """`out`: the INT8 OpenVINO IR of `fp32` by OpenVINO's own post-training quantization (NNCF),
+    calibrated on `images` as the file's preprocessing feeds them."""
+    try:
+        import nncf
+    except ImportError:
+        raise ExportError("--format openvino --int8 needs NNCF: pip install nncf (the openvino extra)") from None
+    from .inference.export import read_metadata
+    from .inference.predictor import openvino_module
+
+    ov = openvino_module(fp32)
+    nncf.set_log_level(logging.ERROR)
+    model = ov.Core().read_model(str(fp32))
+    data = [predictor.preprocess(im)[0].numpy() for im in images]
+    quantized = nncf.quantize(model, nncf.Dataset(data), subset_size=len(data))
+    meta = read_metadata(fp32, "openvino")
+    meta["quantized"] = f"int8 (OpenVINO NNCF post-training quantization; {len(images)} calibration images)"
+    quantized.set_rt_info(json.dumps(meta), [META_KEY])
+    ov.save_model(quantized, str(out), compress_to_fp16=False)
     return out
 
 

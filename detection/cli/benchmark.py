@@ -96,9 +96,8 @@ def main(argv: list[str] | None = None) -> None:
     images = [read_record_image(r) for r in records[:args.images]]
     rows = []
     for path in files_of(run):
-        kind = "pytorch" if path.suffix == ".pt" else ("onnx int8" if path.name.endswith(".int8.onnx")
-                                                       else "openvino" if path.suffix == ".xml"
-                                                       else path.suffix.lstrip("."))
+        kind = {".pt": "pytorch", ".xml": "openvino"}.get(path.suffix, path.suffix.lstrip("."))
+        kind += " int8" if ".int8." in path.name else ""
         row = {"format": kind, "file": path.name, "size_mb": file_size(path) / 1e6,
                **time_file(path, images, batches)}
         if not args.no_ap:

@@ -1,9 +1,9 @@
 """python tools/export.py [--ckpt best.pt | run folder] --format onnx|torchscript [--opset 17] [--static] [--size N]
-python tools/export.py --format onnx --int8 [--calib 32] [--max-drop 0.01]
+python tools/export.py --format onnx|openvino --int8 [--calib 32] [--max-drop 0.01]
 
 Writes `weights/best.onnx` or `weights/best.torchscript` beside the checkpoint, with the class
 names, input size and preprocessing inside, after checking its detections against PyTorch's;
-`--int8` also `weights/best.int8.onnx` (detection/deploy_check.py). Every file is then scored on the
+`--int8` also `weights/best.int8.onnx` or `.int8.xml` (detection/deploy_check.py). Every file is then scored on the
 run's validation split beside the checkpoint (its AP goes into the file and `<file>.eval.json`);
 `--max-drop D` keeps no file that loses more than D AP. `tools/infer.py --ckpt
 weights/best.onnx` and `Detector.from_checkpoint(...)` then run it.
@@ -39,20 +39,21 @@ def main(argv: list[str] | None = None) -> None:
                         "inside and padded: detections near PyTorch's, not equal, for other aspect ratios)")
     p.add_argument("--size", type=int, help="input size (shorter side) to export at, instead of the model's own")
     p.add_argument("--out", help="output file (default: beside the checkpoint)")
-    p.add_argument("--int8", action="store_true", help="ONNX: also an INT8 file (static quantization, QDQ)")
+    p.add_argument("--int8", action="store_true", help="ONNX / OpenVINO: also an INT8 file (post-training "
+                                                        "static quantization)")
     p.add_argument("--calib", type=positive_int, default=32, help="--int8: training images to calibrate on")
     p.add_argument("--max-drop", type=float, help="keep no file whose validation AP is more than this below the "
                                                   "checkpoint's (e.g. 0.01)")
     p.add_argument("--no-validate", action="store_true", help="do not score the files on the validation split")
     args = p.parse_args(argv)
     setup_logging()
-    if args.int8 and args.format != "onnx":
-        raise ExportError("--int8 makes an INT8 ONNX file: use it with --format onnx")
+    if args.int8 and args.format == "torchscript":
+        raise ExportError("--int8 makes an INT8 ONNX or OpenVINO file: use it with --format onnx or openvino")
     if args.max_drop is not None and args.no_validate:
         raise ExportError("--max-drop needs the files scored: drop --no-validate")
     ckpt = model_file(args.ckpt, args.runs)[0]  # export refuses a file that is already exported
     path = export(ckpt, args.format, opset=args.opset, dynamic=args.dynamic, size=args.size, out=args.out)
-    files = [path] + ([int8_file(ckpt, path, args.calib)] if args.int8 else [])
+    files = [path] + ([int8_file(ckpt, path, args.calib, args.format)] if args.int8 else [])
     for f, r in zip(files, [] if args.no_validate else validate(files, ckpt, args.max_drop)):
         log.info("%s on %s: AP %.3f, AP50 %.3f (checkpoint %.3f, %.3f)", f.name, r["split"], r["AP"], r["AP50"],
                  r["checkpoint_AP"], r["checkpoint_AP50"])
@@ -61,10 +62,10 @@ def main(argv: list[str] | None = None) -> None:
                  command("infer"), f)
 
 
-def int8_file(ckpt, fp32, calib: int):
-    """best.int8.onnx beside the float file, calibrated on training images of the checkpoint's run."""
+def int8_file(ckpt, fp32, calib: int, fmt: str):
+    """best.int8.onnx (or .xml) beside the float file, calibrated on training images of the checkpoint's run."""
     from ..config import load_config
-    from ..deploy_check import calibration_images, quantize_int8
+    from ..deploy_check import calibration_images, quantize_int8, quantize_openvino_int8
     from ..inference.export import ExportError
     from ..inference.loading import open_model
 
@@ -73,9 +74,10 @@ def int8_file(ckpt, fp32, calib: int):
     if ref.config is None:
         raise ExportError(f"{ckpt} is outside a run folder: --int8 calibrates on its run's training images")
     images = calibration_images(load_config(None, base=ref.config), loaded.class_names, calib)
-    out = fp32.with_name(fp32.stem + ".int8.onnx")
+    out = fp32.with_name(fp32.stem + ".int8" + fp32.suffix)
     log.info("quantizing to INT8 on %d training images -> %s", len(images), out)
-    return quantize_int8(fp32, out, images, loaded.predictor)
+    quantize = quantize_openvino_int8 if fmt == "openvino" else quantize_int8
+    return quantize(fp32, out, images, loaded.predictor)
 
 
 if __name__ == "__main__":

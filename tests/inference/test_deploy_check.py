@@ -66,9 +66,13 @@ def test_openvino_export_matches_pytorch_and_runs_everywhere_a_model_does(tiny_r
     pytest.importorskip("openvino")
     from detection.cli import infer as infer_cli
 
-    export_cli.main(["--ckpt", str(tiny_run), "--format", "openvino"])  # refused unless it matches PyTorch
+    pytest.importorskip("nncf")
+    export_cli.main(["--ckpt", str(tiny_run), "--format", "openvino", "--int8", "--calib", "4"])  # checked, scored
     xml = tiny_run / "weights" / "best.xml"
     assert xml.with_suffix(".bin").is_file() and read_metadata(xml, "openvino")["validation"]["AP"] >= 0
+    int8 = tiny_run / "weights" / "best.int8.xml"
+    assert "NNCF" in read_metadata(int8, "openvino")["quantized"] and (tiny_run / "weights" / "best.int8.xml.eval.json")
+    assert int8.with_suffix(".bin").stat().st_size < 0.5 * xml.with_suffix(".bin").stat().st_size
     infer_cli.main(["--ckpt", str(xml), "--source", str(next((tiny_run.parent.parent / "data" / "coco" / "val")
                                                              .glob("*.jpg"))), "--out", str(tmp_path / "p")])
     eval_cli.main(["--ckpt", str(xml), "--out", str(tmp_path / "e")])
