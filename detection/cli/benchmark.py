@@ -3,9 +3,9 @@
 Every format the run has (its checkpoint in PyTorch, and each exported .onnx, .int8.onnx and
 .torchscript beside it) on the same validation images, one after another on this machine:
 file size, load time, images/s at batch 1 and at the best batch, latency p50 / p95 at batch
-1, and AP on the validation split. Writes `<run>/benchmark.md` and `benchmark.csv`, and
-prints the table with the CPU (or GPU) it ran on. `infer.py --backend auto` then picks the
-fastest file whose AP is within `--max-drop` (0.01) of the checkpoint's.
+1, and AP on the validation split (the one tools/export.py scored, when it did). Writes
+`<run>/benchmark.md` and `benchmark.csv`, and prints the table with the CPU (or GPU) it ran on.
+`infer.py --backend auto` then picks the fastest file whose AP is within 0.01 of the checkpoint's.
 """
 
 from __future__ import annotations
@@ -101,10 +101,23 @@ def main(argv: list[str] | None = None) -> None:
         row = {"format": kind, "file": path.name, "size_mb": file_size(path) / 1e6,
                **time_file(path, images, batches)}
         if not args.no_ap:
-            row["AP"] = evaluate_model(open_model(path, "cpu"), cfg)[0]["coco"]["AP"]
+            row["AP"] = scored_ap(path, run) or evaluate_model(open_model(path, "cpu"), cfg)[0]["coco"]["AP"]
         rows.append(row)
         log.info("%s: %.1f images/s at batch 1", path.name, row["ips_1"])
     write_table(run, rows, machine(), len(images))
+
+
+def scored_ap(path: Path, run) -> float | None:
+    """The AP tools/export.py scored for `path` (or, for the checkpoint, beside an export), if any."""
+    import json
+
+    side = path.with_name(path.name + ".eval.json")
+    if side.is_file():
+        return float(json.loads(side.read_text())["AP"])
+    if path.suffix == ".pt":
+        for other in sorted(run.weights.glob(f"{path.stem}*.eval.json")):
+            return float(json.loads(other.read_text())["checkpoint_AP"])
+    return None
 
 
 def write_table(run, rows: list[dict], where: str, n: int) -> None:
