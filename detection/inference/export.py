@@ -246,6 +246,9 @@ def export(ckpt_path, fmt: str, opset: int = 17, dynamic: bool = True, size: int
         if fmt == "openvino":  # the weights first: an .xml never points at a missing .bin
             os.replace(Path(tmp).with_suffix(".bin"), target.with_suffix(".bin"))
         os.replace(tmp, target)
+        stale = target.with_name(target.name + ".eval.json")  # the score of the file this one replaced
+        if stale.exists():
+            os.remove(stale)
     finally:
         for leftover in (tmp, tmp + ".onnx", str(Path(tmp).with_suffix(".bin"))):
             if os.path.exists(leftover):
