@@ -80,12 +80,14 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def report(out: Path, all_issues: list, names: list[str], top: int) -> None:
-    """issues.csv (every split, most likely first), each split's corrections, the top ones in the log."""
-    from ..evaluation.browser import review_page
+    """issues.csv (every split, the kinds in turn, each most likely first), each split's corrections,
+    the top ones in the log."""
     from ..review.exports import write_corrections, write_issues_csv
+    from ..review.issues import interleave
+    from ..review.page import review_page
 
-    found = sorted(((x, records, split) for split, records, _, issues in all_issues for x in issues),
-                   key=lambda t: t[0].score)
+    found = interleave([(x, records, split) for split, records, _, issues in all_issues for x in issues],
+                       issue=lambda t: t[0])
     write_issues_csv(out / "issues.csv", found, names)
     for split, records, _, issues in all_issues:
         write_corrections(out / split, records, issues, names)

@@ -42,7 +42,11 @@ def test_injected_mistakes_come_first_with_their_kind(synthetic_root):
     i = swapped.image
     j = int(np.argmin(np.abs(records[i].boxes - np.array(swapped.box)).sum(1)))
     assert swapped.suggested_label == records[i].labels[j]  # the class the box had before the swap
-    assert all(x.score < 0.5 for x in issues) and [x.score for x in issues] == sorted(x.score for x in issues)
+    assert all(x.score < 0.5 for x in issues)
+    for kind in ("missing", "wrong_class", "bad_box", "spurious"):  # within a kind: most likely first
+        scores = [x.score for x in issues if x.kind == kind]
+        assert scores == sorted(scores)
+    assert {x.kind for x in issues[:4]} == {"missing", "wrong_class", "bad_box", "spurious"}  # the kinds in turn
 
 
 def test_crowd_and_difficult_regions_are_never_issues(synthetic_root):
