@@ -1,13 +1,14 @@
 """Sliced inference against plain on large images with small objects (made from the synthetic set).
 
-    python bench/sliced.py [--ckpt RUN] [--grid 4] [--train-minutes 3]
+    python bench/sliced.py [--size 160] [--grid 8] [--ckpt RUN] [--train-minutes 3]
 
-The synthetic shapes set at 320 pixels trains a detector (or `--ckpt` gives one trained on it,
-e.g. `make demo`'s). Its validation images are tiled `grid` x `grid` into large images (1280
-pixels for 4), so every shape keeps its size in pixels while the image grows: scored plainly,
-the model shrinks each large image to its input size and the shapes with it; sliced
-(`--slice 320`), each tile is seen at the scale the model trained on. Prints COCO AP, AP50 and
-AP_small of both on the same large images.
+The synthetic shapes set at `size` pixels (shapes of size/10 to size/3: at 160, half of them
+under 32 pixels, COCO's "small") trains a detector at that input size (or `--ckpt` gives one).
+Its validation images are tiled `grid` x `grid` into large images (1280 pixels for 160 x 8),
+so every shape keeps its size in pixels while the image grows: scored plainly, the model
+shrinks each large image to its input size and the shapes with it; sliced (`--slice size`),
+each tile is seen at the scale the model trained on. Prints COCO AP, AP50, AP_small and
+AP_medium of both on the same large images.
 """
 
 from __future__ import annotations
@@ -58,32 +59,35 @@ def tile_set(src: Path, dst: Path, grid: int) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("--ckpt", help="a model trained on the synthetic set at 320 px (default: train one)")
-    p.add_argument("--grid", type=int, default=4)
+    p.add_argument("--ckpt", help="a model trained on the synthetic set at --size (default: train one)")
+    p.add_argument("--size", type=int, default=160, help="synthetic image size = the model's input size")
+    p.add_argument("--grid", type=int, default=8)
     p.add_argument("--train-minutes", type=float, default=3.0)
     p.add_argument("--out", default="runs/bench_sliced")
     args = p.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     out = Path(args.out)
     src = out / "synthetic"
-    generate(str(src), num_train=160, num_val=16 * args.grid * args.grid, image_size=320, seed=1)
+    generate(str(src), num_train=160, num_val=16 * args.grid * args.grid, image_size=args.size, seed=1)
     ckpt = args.ckpt
     if ckpt is None:
         from detection.training.trainer import train
 
         cfg = load_config(CONFIG_DIR / "demo.yaml", [f"output_dir={out}", "name=model",
                                                    f"train.time={args.train_minutes}", "data.format=coco",
-                                                   f"data.root={src / 'coco'}"])
+                                                   f"data.root={src / 'coco'}", f"model.min_size={args.size}",
+                                                   f"model.max_size={args.size}"])
         ckpt = str(train(cfg)[0])
     large = out / "large"
     tile_set(src, large, args.grid)
     cfg = {"data": {"format": "coco", "root": str(large), "train_split": "val", "val_split": "val"}}
     rows = []
-    for name, slice_size in (("plain", None), ("sliced 320", 320)):
+    for name, slice_size in (("plain", None), (f"sliced {args.size}", args.size)):
         res = evaluate(ckpt, cfg, slice=slice_size)
         rows.append((name, res["coco"]))
-    print(f"\n{len(os.listdir(large / 'val'))} images of {320 * args.grid} px, each {args.grid}x{args.grid} synthetic "
-          f"validation images (shapes kept at their size); model {ckpt}\n")
+    count, side = len(os.listdir(large / "val")), args.size * args.grid
+    print(f"\n{count} images of {side} px, each {args.grid}x{args.grid} synthetic validation images (shapes kept at "
+          f"their size); model {ckpt}\n")
     print("| inference | AP | AP50 | AP_small | AP_medium |\n|---|---|---|---|---|")
     for name, c in rows:
         print(f"| {name} | {c['AP']:.3f} | {c['AP50']:.3f} | {c['APs']:.3f} | {c['APm']:.3f} |")
