@@ -77,3 +77,15 @@ def test_openvino_export_matches_pytorch_and_runs_everywhere_a_model_does(tiny_r
                                                              .glob("*.jpg"))), "--out", str(tmp_path / "p")])
     eval_cli.main(["--ckpt", str(xml), "--out", str(tmp_path / "e")])
     assert json.loads((tmp_path / "e" / "report.json").read_text())["coco"]["AP"] >= 0
+
+
+def test_without_the_runs_data_an_export_is_kept_unscored_unless_max_drop_asks(tmp_path, capsys):
+    from .test_model_out import _checkpoint
+
+    ckpt = _checkpoint(tmp_path / "run" / "weights" / "best.pt")  # its config's data.root does not exist here
+    export_cli.main(["--ckpt", str(ckpt), "--format", "torchscript"])
+    assert (tmp_path / "run" / "weights" / "best.torchscript").is_file()
+    assert "were not scored on the validation split" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        export_cli.main(["--ckpt", str(ckpt), "--format", "torchscript", "--max-drop", "0.01"])
+    assert "does not exist" in str(e.value.code)
