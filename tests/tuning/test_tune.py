@@ -48,6 +48,12 @@ def test_the_tuning_split_is_carved_from_the_training_images_once(synthetic_root
     assert folder.split.read_text() == before  # written once: a resumed tune scores on the same images
     with pytest.raises(ConfigError, match="--holdout"):
         carve_tuning_split(_cfg(synthetic_root, tmp_path), TuneFolder(tmp_path / "u"), 0.1, seed=0)
+    from detection.tuning.study import TRIAL_WARMUP, trial_config
+
+    cfg = trial_config(_cfg(synthetic_root, tmp_path), {"train.lr": 0.01}, folder, 3, split, classes, 0.5, 3)
+    t = cfg["train"]
+    assert (t["lr"], t["time"], t["time_validations"], t["warmup_fraction"]) == (0.01, 0.5, 3, TRIAL_WARMUP)
+    assert cfg["data"]["split_file"] == split and cfg["name"] == "trial_003"  # on the tuning split, in trials/
 
 
 class AlwaysPrune(optuna.pruners.BasePruner):
