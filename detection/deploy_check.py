@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import writing
-from .inference.export import META_KEY, ExportError
+from .inference.export import META_KEY, ExportError, write_onnx_metadata
 from .runs import EXPORT_SUFFIXES
 
 log = logging.getLogger("detection.inference.export")
@@ -43,7 +43,7 @@ def quantize_int8(fp32: Path, out: Path, images: list[np.ndarray], predictor) ->
     """`out`: the INT8 (QDQ) version of the ONNX file `fp32`, calibrated on `images` as the
     file's own preprocessing feeds them; its metadata says how it was made."""
     try:
-        import onnx
+        import onnx  # noqa: F401 - needed by the metadata written below
         from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     except ImportError:
         raise ExportError("--int8 needs onnxruntime and onnx: pip install 'detection[export]'") from None
@@ -61,9 +61,11 @@ def quantize_int8(fp32: Path, out: Path, images: list[np.ndarray], predictor) ->
                         per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
     finally:
         logging.disable(logging.NOTSET)
-    meta = json.loads({p.key: p.value for p in onnx.load(str(fp32)).metadata_props}[META_KEY])
+    from .inference.export import read_metadata
+
+    meta = read_metadata(fp32, "onnx")
     meta["quantized"] = f"int8 (ONNX Runtime static QDQ, convolutions, per channel; {len(images)} calibration images)"
-    set_metadata(out, meta)
+    write_onnx_metadata(out, meta)
     return out
 
 
@@ -92,15 +94,7 @@ def quantize_openvino_int8(fp32: Path, out: Path, images: list[np.ndarray], pred
 def set_metadata(path: Path, meta: dict) -> None:
     """Rewrite the metadata an ONNX, OpenVINO or TorchScript file carries."""
     if path.suffix == ".onnx":
-        import onnx
-
-        proto = onnx.load(str(path))
-        for p in list(proto.metadata_props):
-            if p.key == META_KEY:
-                proto.metadata_props.remove(p)
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = META_KEY, json.dumps(meta)
-        onnx.save(proto, str(path))
+        write_onnx_metadata(path, meta)
     elif path.suffix == ".xml":
         from .inference.predictor import openvino_module
 

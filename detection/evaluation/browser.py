@@ -19,6 +19,7 @@ import numpy as np
 
 from ..data.images import read_record_image
 from ..errors import writing
+from .evaluator import metric
 from .tide import box_iou, classify
 
 THUMB = 320  # longest side of a thumbnail, pixels
@@ -57,14 +58,10 @@ def browser_data(ev, results: dict, title: str, out_dir: Path) -> dict:
                {"id": "ap75", "label": "AP75", "value": c["AP75"]},
                {"id": "images", "label": "images", "value": len(images)}]
     per_class = {"title": "per class", "header": ["class", "COCO AP", "AP50", "labelled boxes", "detections"],
-                 "rows": [[cc["class"], _num(cc["AP"]), _num(cc["AP50"]), v["gt"], v["dets"]]
+                 "rows": [[cc["class"], metric(cc["AP"]), metric(cc["AP50"]), v["gt"], v["dets"]]
                           for cc, v in zip(results["coco_per_class"], results["voc"])]}
     return {"kind": "eval", "title": title, "classes": names, "images": images, "numbers": numbers,
             "tables": [per_class]}
-
-
-def _num(v: float) -> str:
-    return "n/a" if v is None or v != v or v < 0 else f"{v:.3f}"
 
 
 def _relative(path: str, out_dir: Path) -> str:

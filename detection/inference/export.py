@@ -172,7 +172,7 @@ def _example(min_size: int, max_size: int, fixed_size) -> torch.Tensor:
 
 def _write_onnx(model, example, path: str, opset: int, dynamic: bool, outputs: list[str], meta: dict) -> None:
     try:
-        import onnx
+        import onnx  # noqa: F401 - checked before the export, used by write_onnx_metadata
     except ImportError:
         raise ExportError("ONNX export needs the onnx package: pip install onnx onnxruntime "
                           "(or pip install 'detection[export]')") from None
@@ -183,10 +183,19 @@ def _write_onnx(model, example, path: str, opset: int, dynamic: bool, outputs: l
         warnings.simplefilter("ignore")  # tracer warnings about python values: the parity check below decides
         torch.onnx.export(model, ([example],), path, opset_version=opset, input_names=["image"],
                           output_names=outputs, dynamic_axes=axes, dynamo=False)
-    proto = onnx.load(path)
+    write_onnx_metadata(path, meta)
+
+
+def write_onnx_metadata(path, meta: dict) -> None:
+    """The ONNX file's `detection` metadata set to `meta` (replacing what it had)."""
+    import onnx
+
+    proto = onnx.load(str(path))
+    for p in [p for p in proto.metadata_props if p.key == META_KEY]:
+        proto.metadata_props.remove(p)
     entry = proto.metadata_props.add()
     entry.key, entry.value = META_KEY, json.dumps(meta)
-    onnx.save(proto, path)
+    onnx.save(proto, str(path))
 
 
 def _write_torchscript(model, path: str, meta: dict) -> None:

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from ..evaluation.voc_ap import box_iou
+
 
 class Kalman:
     """Constant velocity over (cx, cy, w, h); the noise scales with the box size (as SORT's)."""
@@ -74,21 +76,12 @@ class Track:
         return self.kalman.box()
 
 
-def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    if not len(a) or not len(b):
-        return np.zeros((len(a), len(b)))
-    lt, rb = np.maximum(a[:, None, :2], b[None, :, :2]), np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.clip(rb - lt, 0, None).prod(-1)
-    area = lambda x: (x[:, 2] - x[:, 0]) * (x[:, 3] - x[:, 1])  # noqa: E731
-    return inter / np.maximum(area(a)[:, None] + area(b)[None, :] - inter, 1e-9)
-
-
 def match(tracks: list[Track], boxes: np.ndarray, labels: np.ndarray, min_iou: float):
     """(pairs (track index, detection index), unmatched tracks, unmatched detections): the
     assignment of largest total IoU among pairs of one class with IoU >= min_iou."""
     if not tracks or not len(boxes):
         return [], list(range(len(tracks))), list(range(len(boxes)))
-    m = iou(np.array([t.box for t in tracks]), boxes)
+    m = box_iou(np.array([t.box for t in tracks]), boxes)
     m[np.array([t.label for t in tracks])[:, None] != labels[None, :]] = 0.0
     rows, cols = linear_sum_assignment(-m)
     pairs = [(r, c) for r, c in zip(rows, cols) if m[r, c] >= min_iou]

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import ConfigError
+from ..evaluation.voc_ap import box_iou
 
 KINDS = ("missing", "wrong_class", "bad_box", "spurious")
 NEAR_SCORE = 0.1  # detections below this are background to the model: they vouch for no box
@@ -41,16 +42,6 @@ def cleanlab_rank():
         raise ConfigError("the label review needs cleanlab: pip install 'detection[review]' (or pip install "
                           "cleanlab)") from None
     return rank
-
-
-def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    if not len(a) or not len(b):
-        return np.zeros((len(a), len(b)), np.float32)
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.clip(rb - lt, 0, None).prod(-1)
-    area = lambda x: (x[:, 2] - x[:, 0]) * (x[:, 3] - x[:, 1])  # noqa: E731
-    return inter / np.maximum(area(a)[:, None] + area(b)[None, :] - inter, 1e-9)
 
 
 def _inputs(records, predictions, num_classes: int):
@@ -107,7 +98,7 @@ def _missing(i: int, r, per_class, scores: np.ndarray) -> list[Issue]:
     for (label, row), s in zip(flat, scores):
         if not np.isfinite(s):
             continue
-        if len(ignore) and iou_matrix(row[None, :4], ignore).max() > 0.3:
+        if len(ignore) and box_iou(row[None, :4], ignore).max() > 0.3:
             continue  # on a crowd region or a difficult box: not a missing label
         out.append(Issue(i, "missing", label, tuple(float(v) for v in row[:4]), float(s), label))
     return out
@@ -116,7 +107,7 @@ def _missing(i: int, r, per_class, scores: np.ndarray) -> list[Issue]:
 def _on_labels(i, r, kept, swap, badloc, boxes, scores, cls) -> list[Issue]:
     """wrong_class, bad_box and spurious, for each labelled box (one kind each: the likeliest)."""
     near = scores >= NEAR_SCORE
-    ious = iou_matrix(r.boxes[kept].astype(np.float32), boxes[near].astype(np.float32))
+    ious = box_iou(r.boxes[kept].astype(np.float32), boxes[near].astype(np.float32))
     out = []
     for j, idx in enumerate(kept):
         box, label = tuple(float(v) for v in r.boxes[idx]), int(r.labels[idx])
