@@ -50,8 +50,7 @@ def browser_data(ev, results: dict, title: str, out_dir: Path) -> dict:
             iou = float(box_iou(boxes[k:k + 1], r.boxes[g:g + 1])[0, 0]) if g >= 0 else 0.0
             dets.append([*(round(float(v), 1) for v in boxes[k]), int(labels[k]), round(float(scores[k]), 4),
                          d["kind"], round(iou, 3), g])
-        gt = [[*(round(float(v), 1) for v in b), int(c), int(bool(i)), int(g in missed)]
-              for g, (b, c, i) in enumerate(zip(r.boxes, r.labels, r.iscrowd | r.difficult))]
+        gt = [[*box[:6], int(g in missed)] for g, box in enumerate(labelled(r))]
         images.append(page_image(r, idx, out_dir, gt, dets, []))
     c = results["coco"]
     numbers = [{"id": "ap", "label": "COCO AP", "value": c["AP"]}, {"id": "ap50", "label": "AP50", "value": c["AP50"]},
@@ -96,6 +95,7 @@ def page_image(r, idx: int, out_dir: Path, gt: list, dets: list, tags: list[str]
 
 
 def labelled(r) -> list:
+    """`[x1, y1, x2, y2, class, ignored, missed]` of each labelled box (missed: 0, set by an evaluation)."""
     return [[*(round(float(v), 1) for v in b), int(c), int(bool(i)), 0]
             for b, c, i in zip(r.boxes, r.labels, r.iscrowd | r.difficult)]
 
