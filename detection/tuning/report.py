@@ -11,6 +11,8 @@ from ..runs import TuneFolder
 
 log = logging.getLogger("detection.tune")
 
+MIN_TRIAL_ITERS = 150  # fewer and a trial's AP tells how fast a recipe starts, not where it ends
+
 
 def trial_rows(study) -> list[dict]:
     rows = []
@@ -19,6 +21,7 @@ def trial_rows(study) -> list[dict]:
         rows.append({"trial": t.number, "state": t.state.name.lower(), "AP": _num(t.value),
                      "AP_low": _num(t.user_attrs.get("AP_low")), "AP_high": _num(t.user_attrs.get("AP_high")),
                      "AP50": _num(t.user_attrs.get("AP50")),
+                     "iterations": t.user_attrs.get("iterations", ""),
                      "last_check": max(t.intermediate_values) if t.intermediate_values else "",
                      "minutes": round(t.duration.total_seconds() / 60, 2) if t.duration else "",
                      "baseline": bool(t.user_attrs.get("baseline")),
@@ -109,6 +112,11 @@ def report_text(rows: list[dict], best, imp: dict, final: dict | None, folder: T
              "split.",
              "", f"- best: trial {best.number}, AP {_ci(b)}: "
              + (b["changes"] or "your configuration as it is")]
+    iters = [r["iterations"] for r in rows if r["state"] == "complete" and r["iterations"] != ""]
+    if iters:
+        lines.append(f"- each complete trial trained {min(iters)}-{max(iters)} iterations"
+                     + (f"; under {MIN_TRIAL_ITERS} the trials rank how fast a recipe starts, not where it ends: "
+                        "give the tune more --time" if min(iters) < MIN_TRIAL_ITERS else ""))
     if base is not None and base["trial"] != best.number:
         lines.append(f"- your configuration (trial {base['trial']}): AP {_ci(base)}; the intervals are each trial's "
                      "95% bootstrap over the tuning images")

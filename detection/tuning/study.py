@@ -10,6 +10,7 @@ The user's own configuration runs as the first trial: the tuner is measured agai
 
 from __future__ import annotations
 
+import csv
 import json
 import logging
 import os
@@ -26,8 +27,9 @@ from ..config import load_config, save_config, with_values
 from ..data.dataset import read_split
 from ..data.splits import record_names, unit_hash, write_split
 from ..errors import ConfigError, DetectionError, TrainingInterrupted, writing
-from ..runs import TuneFolder
+from ..runs import Run, TuneFolder
 from ..training.trainer import train
+from .report import MIN_TRIAL_ITERS, write_report
 from .space import check_space, resolve, suggest
 
 log = logging.getLogger("detection.tune")
@@ -175,7 +177,31 @@ def run_trial(optuna, trial, base: dict, space: dict, ctx: dict) -> float:
     trial.set_user_attr("AP_low", ci.get("low"))
     trial.set_user_attr("AP_high", ci.get("high"))
     trial.set_user_attr("AP50", res["coco"]["AP50"])
+    trial.set_user_attr("iterations", trained_iterations(run))
     return res["coco"]["AP"]
+
+
+def trained_iterations(run_dir: Path) -> int | None:
+    """The optimizer steps a run took (results.csv's last `step`); None where it has none."""
+    try:
+        with open(Run(Path(run_dir)).results_csv, newline="") as f:
+            steps = [row.get("step") for row in csv.DictReader(f)]
+    except OSError:
+        return None
+    steps = [int(float(s)) for s in steps if s]
+    return steps[-1] if steps else None
+
+
+def warn_if_short(trial, minutes: float) -> bool:
+    """One warning when a finished trial trained fewer than MIN_TRIAL_ITERS steps: the tune then
+    ranks recipes by how fast they start. True once it has warned."""
+    n = trial.user_attrs.get("iterations")
+    if n is None or n >= MIN_TRIAL_ITERS:
+        return False
+    log.warning("tune: trial %d trained only %d iterations in its %.1f min (under %d): the trials rank how fast a "
+                "recipe starts, not where it ends; give the tune more --time or longer --trial-minutes",
+                trial.number, n, minutes, MIN_TRIAL_ITERS)
+    return True
 
 
 def keep_best_weights(optuna, study, folder: TuneFolder) -> None:
@@ -215,7 +241,7 @@ def run_trials(optuna, study, base: dict, space: dict, ctx: dict, opts: TuneOpti
     """Trials one after another while one more fits before the deadline and under --trials
     (complete and pruned ones count; failed ones are named in the log, and three in a row stop)."""
     overhead = float(study.user_attrs.get("trial_overhead_s", 30.0))  # validation, set-up: measured below
-    failures, ended = 0, []
+    failures, ended, warned = 0, [], False
     while True:
         done = study.get_trials(deepcopy=False, states=ctx["finished"])
         if opts.trials is not None and len(done) >= opts.trials:
@@ -231,6 +257,7 @@ def run_trials(optuna, study, base: dict, space: dict, ctx: dict, opts: TuneOpti
         if trial.state == optuna.trial.TrialState.COMPLETE:
             overhead = max(overhead * 0.5, time.time() - t0 - ctx["minutes"] * 60.0)
             study.set_user_attr("trial_overhead_s", overhead)
+            warned = warned or warn_if_short(trial, ctx["minutes"])
         failures = failures + 1 if trial.state == optuna.trial.TrialState.FAIL else 0
         if trial.state == optuna.trial.TrialState.FAIL and (failures >= 3 or trial.user_attrs.get("baseline")):
             raise ConfigError(f"tune: trial {trial.number} failed ({trial.system_attrs.get('fail_reason', '?')}); "
@@ -289,8 +316,6 @@ def tune(cfg: dict, opts: TuneOptions, space: dict, space_source: str, name: str
             w.wait()
     if opts.join:
         return folder
-    from .report import write_report
-
     changes, best = best_changes(optuna, study)
     final = final_config(cfg, changes, folder, state)
     save_config(with_values(final, {"name": f"{name}_best", "output_dir": cfg["output_dir"]}), folder.best_yaml)

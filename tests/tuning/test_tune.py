@@ -14,6 +14,7 @@ from detection.config import load_config
 from detection.data.splits import read_split_file
 from detection.errors import ConfigError
 from detection.runs import TuneFolder
+from detection.tuning.report import report_text, trial_rows
 from detection.tuning.study import carve_tuning_split, run_trials
 
 
@@ -84,6 +85,32 @@ def test_a_trial_reports_its_validations_and_is_pruned_there(monkeypatch, tmp_pa
     assert [t.state.name for t in trials] == ["COMPLETE", "COMPLETE", "PRUNED"]
     assert trials[0].value == 0.3 and trials[0].intermediate_values == {1: 0.1, 2: 0.2}
     assert trials[0].user_attrs["AP_low"] == 0.2 and trials[2].intermediate_values == {1: 0.1}
+
+
+def test_trials_too_short_to_rank_recipes_are_named_once_and_in_the_report(monkeypatch, tmp_path, caplog):
+    """A trial's steps (its results.csv) are recorded; under MIN_TRIAL_ITERS the tune warns once
+    and report.md says so, since such trials rank how fast recipes start."""
+    steps = iter([40, 60, 400])
+
+    def fake_train(cfg, on_validation=None):
+        run = tmp_path / f"run{len(list(tmp_path.glob('run*')))}"
+        run.mkdir()
+        (run / "results.csv").write_text(f"epoch,step,AP\n1,10,\n2,{next(steps)},0.3\n")
+        return run, {"coco": {"AP": 0.3, "AP50": 0.5}, "intervals": {}}
+
+    monkeypatch.setattr(study_module, "train", fake_train)
+    monkeypatch.setattr(study_module, "trial_config", lambda *a, **k: {"train": {"time": 0.1}})
+    study = optuna.create_study(direction="maximize")
+    ctx = {"folder": TuneFolder(tmp_path / "t"), "split": "", "classes": [], "minutes": 0.0, "checks": 0,
+           "state": None, "finished": (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)}
+    with caplog.at_level("WARNING", logger="detection.tune"):
+        run_trials(optuna, study, {}, {"train.lr": [0.01, 0.02]}, ctx, study_module.TuneOptions(minutes=1, trials=3),
+                   deadline=float("inf"))
+    assert [t.user_attrs["iterations"] for t in study.get_trials()] == [40, 60, 400]
+    warnings = [r.getMessage() for r in caplog.records if "trained only" in r.getMessage()]
+    assert len(warnings) == 1 and "trial 0 trained only 40 iterations" in warnings[0]
+    text = report_text(trial_rows(study), study.best_trial, {}, None, ctx["folder"])
+    assert "trained 40-400 iterations; under 150" in text
 
 
 @pytest.mark.slow
