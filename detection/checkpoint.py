@@ -61,21 +61,32 @@ def load_checkpoint(path: str | Path) -> dict:
     return ckpt
 
 
-def restore_model(model: torch.nn.Module, ckpt: dict, source: str | Path = "checkpoint") -> torch.nn.Module:
-    """Load a checkpoint's weights into `model`, with the freezing it was saved under first
-    (freezing swaps BatchNorm types, so the modules must match before the weights go in)."""
+def restore_model(model: torch.nn.Module, ckpt: dict, source: str | Path = "checkpoint",
+                  weights: dict | None = None) -> torch.nn.Module:
+    """Load a checkpoint's weights (`weights`, default its training model's) into `model`, with
+    the freezing it was saved under first (freezing swaps BatchNorm types, so the modules must
+    match before the weights go in)."""
     if ckpt.get("freeze") and "freeze_bn" in ckpt["freeze"] and ckpt["freeze"] != model.facts.freeze:
         apply_policy(model, ckpt["freeze"])
-    load_weights_into(model, ckpt["model"], str(source))
+    load_weights_into(model, ckpt["model"] if weights is None else weights, str(source))
     return model
 
 
+def predicting_weights(ckpt: dict) -> dict:
+    """The weights to predict with: the EMA's when the run kept one (those are what its
+    validations scored and its thresholds were chosen on; last.pt's `model` is the raw weights
+    training goes on from), else the model's."""
+    ema = {k.removeprefix("module."): v for k, v in (ckpt.get("ema") or {}).items() if k.startswith("module.")}
+    return ema or ckpt["model"]
+
+
 def model_from_checkpoint(ckpt: dict, source: str | Path = "checkpoint") -> torch.nn.Module:
-    """Rebuild the detector of a checkpoint: its arch, classes and freezing, then its weights."""
+    """Rebuild the detector of a checkpoint to predict with: its arch, classes and freezing,
+    then its predicting weights."""
     # through today's defaults, so checkpoints from before a new key was added still load
     mcfg = load_config(base=ckpt["config"])["model"]
     model = build_model(mcfg, ckpt["class_names"], load_pretrained=False, verbose=False)
-    return restore_model(model, ckpt, source)
+    return restore_model(model, ckpt, source, predicting_weights(ckpt))
 
 
 class Checkpointer:

@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch import nn
 
-from detection.checkpoint import load_checkpoint
+from detection.checkpoint import load_checkpoint, model_from_checkpoint
 from detection.config import load_config
 from detection.training.engine import NonFiniteLossError, StepOptions, TrainParts, train_one_epoch
 from detection.training.trainer import train
@@ -223,6 +223,9 @@ def test_ema_weights_differ_and_are_the_ones_in_best(tmp_path, synthetic_root, t
     ema_weights = {k.removeprefix("module."): v for k, v in last["ema"].items()}
     assert not torch.equal(last["model"][key], ema_weights[key])
     assert torch.equal(best["model"][key], ema_weights[key])
+    # predicting from last.pt (eval_det, infer, export) uses the EMA weights its validation scored
+    for ckpt in (last, best):
+        assert torch.equal(model_from_checkpoint(ckpt).state_dict()[key], ema_weights[key])
 
 
 @pytest.mark.slow
