@@ -157,3 +157,27 @@ def test_two_workers_share_one_study(synthetic_root, tmp_path):
     assert len({t.user_attrs["pid"] for t in finished}) == 2  # both processes ran trials of the one study
     assert sum(bool(t.user_attrs.get("baseline")) for t in trials) == 1
     assert folder.best_yaml.is_file()
+
+
+def _row(trial, ap, low, high, baseline=False, changes=""):
+    return {"trial": trial, "state": "complete", "AP": ap, "AP_low": low, "AP_high": high, "AP50": "",
+            "iterations": 400, "last_check": "", "minutes": 1.0, "baseline": baseline, "changes": changes}
+
+
+def test_the_report_says_how_sure_the_winner_is_and_what_to_do(tmp_path):
+    """report.md answers "how sure, and what now": a winner whose interval holds the baseline's
+    AP is not clearly better; a baseline that wins is to be trained as it is; tied importances
+    are not ranked."""
+    from types import SimpleNamespace
+
+    from detection.tuning.report import stands_out
+
+    folder = TuneFolder(tmp_path / "t")
+    base, close, clear = _row(0, 0.50, 0.45, 0.55, True), _row(1, 0.52, 0.47, 0.57, changes="a=1"), \
+        _row(2, 0.70, 0.65, 0.75, changes="a=2")
+    text = report_text([base, close], SimpleNamespace(number=1), {}, None, folder)
+    assert "not clearly better" in text and "no setting stood out in 2 complete trials" in text
+    text = report_text([base, clear], SimpleNamespace(number=2), {"a": 0.8, "b": 0.2}, None, folder)
+    assert "not clearly better" not in text and "what mattered most: a 0.80" in text
+    assert "train it as it is" in report_text([base, close], SimpleNamespace(number=0), {}, None, folder)
+    assert not stands_out({f"p{i}": 0.1 for i in range(10)}) and stands_out({"a": 0.6, "b": 0.2, "c": 0.2})
