@@ -23,7 +23,7 @@ import numpy as np
 
 from .errors import writing
 from .inference.export import META_KEY, ExportError, write_onnx_metadata
-from .runs import EXPORT_SUFFIXES
+from .runs import EXPORT_SUFFIXES, score_file
 
 log = logging.getLogger("detection.inference.export")
 
@@ -142,7 +142,7 @@ def validate(paths: list[Path], ckpt: Path, max_drop: float | None) -> list[dict
                               "the float export")
         meta = read_metadata(path, EXPORT_SUFFIXES[path.suffix.lower()])
         set_metadata(path, {**meta, "validation": report})
-        side = path.with_name(path.name + ".eval.json")
+        side = score_file(path)
         with writing(side):
             side.write_text(json.dumps(report, indent=1))
         reports.append(report)

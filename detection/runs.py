@@ -30,6 +30,11 @@ from .errors import CheckpointError, OutputError
 EXPORT_SUFFIXES = {".onnx": "onnx", ".torchscript": "torchscript", ".xml": "openvino"}
 
 
+def score_file(export: Path) -> Path:
+    """`<file>.eval.json`: the validation score tools/export.py leaves beside an exported file."""
+    return export.with_name(export.name + ".eval.json")
+
+
 @dataclass(frozen=True)
 class Run:
     """The folder `<output_dir>/<name>` of one training run."""

@@ -111,7 +111,9 @@ def scored_ap(path: Path, run) -> float | None:
     """The AP tools/export.py scored for `path` (or, for the checkpoint, beside an export), if any."""
     import json
 
-    side = path.with_name(path.name + ".eval.json")
+    from ..runs import score_file
+
+    side = score_file(path)
     if side.is_file():
         return float(json.loads(side.read_text())["AP"])
     if path.suffix == ".pt":

@@ -85,6 +85,7 @@ def int8_file(ckpt, fp32, calib: int, fmt: str):
     from ..deploy_check import calibration_images, quantize_int8, quantize_openvino_int8
     from ..inference.export import ExportError
     from ..inference.loading import open_model
+    from ..runs import score_file
 
     loaded = open_model(fp32, "cpu")
     ref = open_model(ckpt, "cpu")
@@ -94,7 +95,7 @@ def int8_file(ckpt, fp32, calib: int, fmt: str):
     out = fp32.with_name(fp32.stem + ".int8" + fp32.suffix)
     log.info("quantizing to INT8 on %d training images -> %s", len(images), out)
     quantize = quantize_openvino_int8 if fmt == "openvino" else quantize_int8
-    out.with_name(out.name + ".eval.json").unlink(missing_ok=True)  # the score of the file this one replaces
+    score_file(out).unlink(missing_ok=True)  # the score of the file this one replaces
     return quantize(fp32, out, images, loaded.predictor)
 
 

@@ -24,6 +24,7 @@ import torch
 
 from ..commands import command
 from ..errors import CheckpointError, DetectionError
+from ..runs import model_file, score_file
 
 log = logging.getLogger("detection.inference.export")
 
@@ -210,7 +211,6 @@ def export(ckpt_path, fmt: str, opset: int = 17, dynamic: bool = True, size: int
     """Write `<checkpoint stem>.onnx|.torchscript` beside the checkpoint (or `out`); returns its path."""
     from ..checkpoint import load_checkpoint, model_from_checkpoint
     from ..config import load_config
-    from ..runs import model_file
 
     if fmt not in FORMATS:
         raise ExportError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
@@ -255,9 +255,7 @@ def export(ckpt_path, fmt: str, opset: int = 17, dynamic: bool = True, size: int
         if fmt == "openvino":  # the weights first: an .xml never points at a missing .bin
             os.replace(Path(tmp).with_suffix(".bin"), target.with_suffix(".bin"))
         os.replace(tmp, target)
-        stale = target.with_name(target.name + ".eval.json")  # the score of the file this one replaced
-        if stale.exists():
-            os.remove(stale)
+        score_file(target).unlink(missing_ok=True)  # the score of the file this one replaced
     finally:
         for leftover in (tmp, tmp + ".onnx", str(Path(tmp).with_suffix(".bin"))):
             if os.path.exists(leftover):
