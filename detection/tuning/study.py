@@ -185,10 +185,9 @@ def trained_iterations(run_dir: Path) -> int | None:
     """The optimizer steps a run took (results.csv's last `step`); None where it has none."""
     try:
         with open(Run(Path(run_dir)).results_csv, newline="") as f:
-            steps = [row.get("step") for row in csv.DictReader(f)]
-    except OSError:
+            steps = [int(float(row["step"])) for row in csv.DictReader(f) if row.get("step")]
+    except (OSError, ValueError, csv.Error):  # a count for the report: an unreadable file must not fail the trial
         return None
-    steps = [int(float(s)) for s in steps if s]
     return steps[-1] if steps else None
 
 

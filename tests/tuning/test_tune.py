@@ -111,6 +111,11 @@ def test_trials_too_short_to_rank_recipes_are_named_once_and_in_the_report(monke
     assert len(warnings) == 1 and "trial 0 trained only 40 iterations" in warnings[0]
     text = report_text(trial_rows(study), study.best_trial, {}, None, ctx["folder"])
     assert "trained 40-400 iterations; under 150" in text
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "results.csv").write_text("epoch,step\n1,not-a-number\n")
+    assert study_module.trained_iterations(broken) is None  # the trial's AP stands; its count is unknown
+    assert study_module.trained_iterations(tmp_path / "absent") is None
 
 
 @pytest.mark.slow
