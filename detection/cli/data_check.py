@@ -19,7 +19,7 @@ import sys
 
 from ..config import load_config
 from ..data.doctor import check, markdown, page_tables, write_browse, write_plots
-from ..data.formats import ON_DISK
+from ..data.formats import ON_DISK, guard_format
 from ..data.summary import short_summary
 from ..errors import ConfigError, writing
 from ..evaluation.browser import data_check_page
@@ -44,14 +44,7 @@ def main(argv: list[str] | None = None) -> None:
         raise ConfigError("give --cfg FILE, or --data PATH --format voc|coco|yolo (and --cfg for its input size)")
     if args.data and not args.format and not args.cfg:
         raise ConfigError("--data needs --format voc|coco|yolo")
-    given = ["name=data_check", f"data.root={args.data}"] + ([f"data.format={args.format}"] if args.format else []) \
-        if args.data else []
-    if args.data and not args.cfg:  # box sizes at the input the format's shipped config trains at
-        shipped = f"{args.format}_frcnn.yaml"
-        m = load_config(shipped, given)["model"]
-        given = [f"model.{k}={m[k]}" for k in ("min_size", "max_size", "auto_size")] + given
-        log.info("--data without --cfg: box sizes at the input %s trains at; give --cfg for yours", shipped)
-    cfg = load_config(args.cfg, given + list(args.overrides))
+    cfg = checked_config(args)
     sides, leaks = check(cfg, every_split=True)
     train, val = sides[:2]
     if train.records:  # auto_size and anchors=auto as training resolves them: the sizes below are its own
@@ -89,6 +82,39 @@ def main(argv: list[str] | None = None) -> None:
     log.info("report: %s", out / "report.md")
     if train.error or val.error:
         sys.exit(1)
+
+
+def checked_config(args):
+    """The config the check reads: --cfg's, or with --data alone the format's shipped config, read
+    as training with it reads (its splits where the data has them, every class the data has)."""
+    given = ["name=data_check", f"data.root={args.data}"] + ([f"data.format={args.format}"] if args.format else []) \
+        if args.data else []
+    cfg_file = args.cfg
+    if args.data and not args.cfg:
+        cfg_file = f"{args.format}_frcnn.yaml"
+        given = shipped_splits(load_config(cfg_file, given)["data"], cfg_file) + ["data.classes=[]"] + given
+        log.info("--data without --cfg: box sizes at the input %s trains at, every class the data has (give "
+                 "--cfg for yours)", cfg_file)
+    cfg = load_config(cfg_file, given + list(args.overrides))
+    guard_format(cfg["data"], cfg_file)
+    d = cfg["data"]
+    log.info("splits read, as training reads them with these settings: %s",
+             f"the hash split of {d['train_split']} (data.val_fraction={d['val_fraction']:g})"
+             if d["val_fraction"] > 0 else f"train = {d['train_split']}, val = {d['val_split']}")
+    return cfg
+
+
+def shipped_splits(d, cfg_file: str) -> list[str]:
+    """The split overrides for --data without --cfg: the shipped config's split names when the
+    data has them (so the check reads what training with that config reads), else the data's own
+    train and val, said with the settings that train on them."""
+    from ..data.formats import split_exists
+
+    if all(split_exists(d, d[k]) for k in ("train_split", "val_split")):
+        return []
+    log.info("the data has no %s / %s split, which %s reads: checking train / val; train with "
+             "data.train_split=train data.val_split=val", d["train_split"], d["val_split"], cfg_file)
+    return ["data.train_split=train", "data.val_split=val"]
 
 
 if __name__ == "__main__":

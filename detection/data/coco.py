@@ -1,4 +1,6 @@
-"""COCO json reader: `annotations/instances_<split>.json` with images under `<split>/`.
+"""COCO json reader: `annotations/instances_<split>.json` with images under `<split>/`, or
+Roboflow's export, `<folder>/_annotations.coco.json` beside each split's images, with the
+folders `train/`, `valid/` and `test/`.
 
 Category ids in COCO files are not contiguous (1..90 with gaps); labels become 1..K
 and `DatasetInfo.cat_ids` keeps the original id of each label so results can be
@@ -8,12 +10,22 @@ written back in the file's own ids.
 from __future__ import annotations
 
 import json
+import logging
 import os
+import re
 from collections import Counter, defaultdict
 
 from ..errors import DataError
 from .images import DEFAULT_MAX_PIXELS
 from .records import DatasetInfo, ImageRecord, RawImage, SkipCounter, build_records, inside, parse_box, resolve_classes
+
+log = logging.getLogger("detection.data")
+
+ROBOFLOW_ANN = "_annotations.coco.json"
+# a split name as the configs spell it (COCO's train2017, val2017) -> Roboflow's folder names for it
+_ROBOFLOW_FOLDERS = {"train": ("train",), "val": ("valid", "val"), "valid": ("valid", "val"),
+                     "test": ("test",)}
+_said_roboflow: set[tuple[str, str]] = set()
 
 
 class COCOFormatError(DataError):
@@ -27,16 +39,45 @@ def _require(obj, key: str, where: str, ann_file: str):
 
 
 def coco_paths(root: str, split: str, ann_file: str = "", image_dir: str = "") -> tuple[str, str]:
-    """The annotation json and image folder of a split, by COCO's naming unless given."""
-    ann = os.path.join(root, ann_file or os.path.join("annotations", f"instances_{split}.json"))
-    return ann, os.path.join(root, image_dir or split)
+    """The annotation json and image folder of a split: the given ones, else COCO's naming,
+    else Roboflow's export (`train2017` or `train` -> `train/`, `val2017` -> `valid/`), said once."""
+    if ann_file:
+        return os.path.join(root, ann_file), os.path.join(root, image_dir or split)
+    coco_ann = os.path.join(root, "annotations", f"instances_{split}.json")
+    folder = None if os.path.isfile(coco_ann) else roboflow_folder(root, split)
+    if folder is None:
+        return coco_ann, os.path.join(root, image_dir or split)
+    ann = os.path.join(root, folder, ROBOFLOW_ANN)
+    if (root, split) not in _said_roboflow:
+        _said_roboflow.add((root, split))
+        log.info("reading Roboflow's COCO layout: split %s is %s%s", split, ann,
+                 "" if image_dir else ", images beside it (data.train_ann / data.val_ann and their _images "
+                                      "set other files)")
+    return ann, os.path.join(root, image_dir or folder)
+
+
+def roboflow_folder(root: str, split: str) -> str | None:
+    """The folder under `root` holding Roboflow's `_annotations.coco.json` for `split`, if any."""
+    base = re.sub(r"\d+$", "", split)  # train2017 -> train
+    for name in (split, *_ROBOFLOW_FOLDERS.get(base, ())):
+        if os.path.isfile(os.path.join(root, name, ROBOFLOW_ANN)):
+            return name
+    return None
+
+
+def roboflow_splits(root: str) -> list[str]:
+    """The folders of a Roboflow COCO export (each holding `_annotations.coco.json`)."""
+    if not os.path.isdir(root):
+        return []
+    return sorted(d for d in os.listdir(root) if os.path.isfile(os.path.join(root, d, ROBOFLOW_ANN)))
 
 
 def _load(ann_file: str) -> dict:
     if not os.path.isfile(ann_file):
         raise DataError(
-            f"COCO annotation file not found: {ann_file}. Expected <root>/annotations/instances_<split>.json; "
-            "check data.root and data.*_split, or set data.train_ann / data.val_ann."
+            f"COCO annotation file not found: {ann_file}. Expected <root>/annotations/instances_<split>.json "
+            f"or Roboflow's <root>/<train|valid|test>/{ROBOFLOW_ANN}; check data.root and data.train_split / "
+            "data.val_split, or set data.train_ann / data.val_ann."
         )
     try:
         with open(ann_file, encoding="utf-8") as f:
@@ -61,6 +102,16 @@ def _categories(data: dict, ann_file: str) -> dict:
     if len(set(cats.values())) != len(cats):
         raise COCOFormatError(f"{ann_file}: two categories share a name")
     return cats
+
+
+def _group_categories(data: dict, cats: dict, found: Counter) -> set:
+    """Category ids that only group others: no box, and the `supercategory` of another category.
+    Roboflow writes one (its project's name, id 0, e.g. `pieces` over 12 chess pieces); trained as a
+    class it would be a class with no example that the detector still predicts."""
+    parents = {str(c.get("supercategory")) for c in data["categories"]
+               if isinstance(c, dict) and c.get("supercategory") not in (None, "", "none")
+               and str(c.get("supercategory")) != str(c.get("name"))}
+    return {cid for cid, name in cats.items() if name in parents and not found[name]}
 
 
 def _images(data: dict, ann_file: str) -> dict:
@@ -116,7 +167,11 @@ def coco_raws(ann_file: str, image_dir: str, classes: list[str] | None = None, i
     cats = _categories(data, ann_file)
     images = _images(data, ann_file)
     anns_by_image, found, orphans, repeated = _group_annotations(data, cats, images, ann_file)
-    wanted = classes or [cats[k] for k in sorted(cats)]  # default: the file's order of ids
+    groups = set() if classes else _group_categories(data, cats, found)
+    if groups:
+        log.info("%s: left out %s: no box, and the super-category of other categories (set data.classes to "
+                 "choose the classes yourself)", ann_file, ", ".join(repr(cats[g]) for g in sorted(groups)))
+    wanted = classes or [cats[k] for k in sorted(cats) if k not in groups]  # default: the file's order of ids
     class_names = resolve_classes(found, wanted, ignore_unknown, source=ann_file)
     name_to_cat = {v: k for k, v in cats.items()}
     missing = [c for c in class_names if c not in name_to_cat]

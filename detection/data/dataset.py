@@ -11,7 +11,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, SequentialSampler
 
 from ..errors import DataError
-from .formats import read_raws
+from .formats import guard_format, read_raws
 from .images import DEFAULT_MAX_PIXELS, ImageReadError
 from .mixing import MIXUP_P, MOSAIC_P, mixup, mosaic
 from .pixels import ImagePixels
@@ -128,6 +128,7 @@ def source_raws(dcfg: dict, split: str, train: bool, classes: list[str] | None
     if fmt != "synthetic" and not os.path.exists(root):
         raise DataError(f"data.root={root} does not exist: check the path (written in a YAML file it is relative to "
                         "that file's folder; on the command line, to the current folder)")
+    guard_format(dcfg)
     if fmt == "synthetic":
         from .synthetic import ensure_synthetic
 
@@ -158,7 +159,8 @@ def read_split(dcfg: dict, split: str, train: bool, classes: list[str] | None = 
         info.source = f"{info.source} ({which} side of the {'split file' if lists else 'hash split'})"
     if not raws:
         raise DataError(f"{info.source}: no images on the {which} side; {_empty_side_hint(dcfg, which, lists)}")
-    records = build_records(raws, info, skips, dcfg["max_pixels"], strict=not train)
+    records = build_records(raws, info, skips, dcfg["max_pixels"], strict=not train,
+                            images_key=f"data.{'train' if carved else which}_images")
     return records, info
 
 

@@ -140,6 +140,11 @@ def other_splits(dcfg: dict) -> list[str]:
         return []  # what train and val say about the folder is the error to show
     if dcfg["format"] == "voc" and {"train", "val"} <= set(found):
         found = [s for s in found if s != "trainval"]
+    if dcfg["format"] == "coco":  # Roboflow's `train` is the same file as the config's train2017
+        from .coco import coco_paths
+
+        used = {os.path.abspath(coco_paths(dcfg["root"], dcfg[k])[0]) for k in ("train_split", "val_split")}
+        found = [s for s in found if os.path.abspath(coco_paths(dcfg["root"], s)[0]) not in used]
     return [s for s in found if s not in (dcfg["train_split"], dcfg["val_split"], "all")]
 
 

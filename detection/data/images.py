@@ -64,9 +64,13 @@ def read_image_size(path: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[in
 def read_image(path: str, max_pixels: int = DEFAULT_MAX_PIXELS, reduce: int = 1) -> np.ndarray:
     """HxWx3 uint8 RGB. Raises ImageReadError naming the file when it cannot be decoded.
 
-    `reduce` (2, 4 or 8) decodes JPEGs at that fraction of their size (OpenCV's reduced modes).
+    `reduce` decodes JPEGs at a fraction of their size. OpenCV's reduced modes exist for 2, 4
+    and 8 only, so any other factor takes the largest of those at or under it (3 decodes at a
+    half, 9 at an eighth): a caller asking for "about a third" of a 2048-px photo gets a
+    picture at least that large, never a KeyError.
     """
     read_image_size(path, max_pixels)
+    reduce = _supported_reduction(reduce)
     data = np.fromfile(path, dtype=np.uint8)
     flag = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
             8: cv2.IMREAD_REDUCED_COLOR_8}[reduce]
@@ -74,6 +78,14 @@ def read_image(path: str, max_pixels: int = DEFAULT_MAX_PIXELS, reduce: int = 1)
     if img is None:
         return _read_truncated(path, reduce)
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+def _supported_reduction(reduce) -> int:
+    """The largest of OpenCV's JPEG reductions (1, 2, 4, 8) that is at or under `reduce`."""
+    for r in (8, 4, 2):
+        if reduce >= r:
+            return r
+    return 1
 
 
 def read_record_image(record, reduce: int = 1) -> np.ndarray:

@@ -173,39 +173,56 @@ def _headers(raws: list[RawImage], max_pixels: int, decode: bool) -> list:
 
 def build_records(raws: list[RawImage], info: DatasetInfo, skips: dict[str, SkipCounter],
                   max_pixels: int = DEFAULT_MAX_PIXELS, strict: bool = False,
-                  read_headers: bool = True) -> list[ImageRecord]:
+                  read_headers: bool = True, images_key: str = "") -> list[ImageRecord]:
     """The shared tail of every reader: headers, sizes, box clean-up, counted skips, records.
 
     Images that cannot be read (missing, corrupt, over the pixel budget) are skipped,
-    counted and named; with `strict` (validation: a hole would change the metric) every image
-    is also decoded once, and one that fails is an error. A training image keeps at most
+    counted and named, missing files apart from unreadable ones, since the fixes differ: a
+    missing file is a wrong folder setting (`images_key`, e.g. `data.val_images`, names it),
+    an unreadable one a bad file. With `strict` (validation: a hole would change the metric) every
+    image is also decoded once, and one that fails is an error. A training image keeps at most
     MAX_BOXES_PER_IMAGE boxes (the rest dropped, counted and named: anchor matching holds an
     IoU for every anchor and box at once); validation keeps all. Boxes keep the annotation's pixels;
     a declared size that disagrees with the file is counted and named, and the file's size is
     used. `read_headers=False` (scoring result files without the images) trusts the declared sizes.
     """
     counters = _box_counters(skips)
+    missing = skips.setdefault("missing_images", SkipCounter(f"images skipped (file not found under {info.root}"
+                                                             f"{'; check ' + images_key if images_key else ''})"))
     unreadable = skips.setdefault("unreadable_images", SkipCounter("images skipped (unreadable or over "
                                                                    "the pixel budget)"))
-    records, errors = [], []
+    records, errors, not_found = [], [], 0
     sizes = _headers(raws, max_pixels, decode=strict) if read_headers else [r.declared_size for r in raws]
     for r, size in zip(raws, sizes):
         if isinstance(size, ImageReadError):
             errors.append(str(size))
-            unreadable.add(os.path.basename(r.path))
+            gone = not os.path.isfile(r.path)
+            not_found += gone
+            (missing if gone else unreadable).add(os.path.basename(r.path))
             continue
         records.append(_record(r, *size, counters, cap=None if strict else MAX_BOXES_PER_IMAGE))
     if errors and strict:
         raise DataError(f"{info.source}: {len(errors)} validation image(s) cannot be used: {errors[0]}"
-                        f"{f' (and {len(errors) - 1} more)' if len(errors) > 1 else ''}; fix or remove them from "
-                        "the split (a metric over fewer images would not be comparable)")
+                        f"{f' (and {len(errors) - 1} more)' if len(errors) > 1 else ''}; "
+                        + _missing_fix(not_found, len(errors), info.root, images_key))
     for counter in skips.values():
         counter.warn(info.source)
     info.skipped = {k: c.total for k, c in skips.items()}
     info.defects = {k: dict(c.per_file) for k, c in skips.items() if c.total}
     if not records:
-        raise DataError(f"{info.source}: no usable images" + (f"; e.g. {errors[0]}" if errors else ""))
+        raise DataError(f"{info.source}: no usable images" + (f"; e.g. {errors[0]}" if errors else "")
+                        + (f"; {_missing_fix(not_found, len(errors), info.root, images_key)}" if not_found else ""))
     return records
+
+
+def _missing_fix(not_found: int, failed: int, image_dir: str, images_key: str) -> str:
+    """The fix for images that cannot be used: when files are missing, the setting that names
+    their folder; otherwise repair or remove the bad files."""
+    if not_found:
+        key = f"{images_key} (or data.root)" if images_key else "data.root"
+        return (f"{not_found} of them are not in {image_dir}: point {key} at the folder that holds them"
+                + ("" if not_found == failed else ", and fix or remove the unreadable ones"))
+    return "fix or remove them from the split (a metric over fewer images would not be comparable)"
 
 
 def _box_counters(skips: dict[str, SkipCounter]) -> dict[str, SkipCounter]:
