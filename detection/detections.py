@@ -6,7 +6,34 @@ view show them; all build them here, from boxes in the pixels of the image they 
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
+
+log = logging.getLogger("detection.inference")
+_phantoms_said: set[str] = set()
+
+
+def phantom_rows(scores, labels, boxes=None) -> np.ndarray:
+    """Rows a model returned that are no detection: label 0 (background, which sigmoid heads and
+    some converted graphs emit), a score at or under 0 or not a number, a box that is not four
+    finite numbers. OpenVINO's IR of a detector returns one such row (label 0, score -7.6e-14) on an
+    image where PyTorch and ONNX Runtime return none; none of them may reach a drawing, a file, an
+    evaluation or a tracker."""
+    scores = np.asarray(scores, np.float64).reshape(-1)
+    labels = np.asarray(labels, np.int64).reshape(-1)
+    bad = (labels < 1) | ~(scores > 0)  # ~(> 0) is also true for NaN
+    if boxes is not None:
+        bad |= ~np.isfinite(np.asarray(boxes, np.float64).reshape(-1, 4)).all(1)
+    return bad
+
+
+def say_phantoms(count: int, source: str) -> None:
+    """Once per model: how many such rows were dropped (the first time they appear)."""
+    if count and source not in _phantoms_said:
+        _phantoms_said.add(source)
+        log.warning("%s returned %d row(s) that are no detection (label 0, or a score at or under 0, or a box that is "
+                    "not finite): dropped, here and in every later image (said once)", source or "the model", count)
 
 
 def to_detections(boxes, scores, labels, class_names: list[str], score_thresh: float = 0.0,

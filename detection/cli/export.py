@@ -18,6 +18,7 @@ from ..commands import command
 from .common import positive_int, setup_logging, user_errors_as_one_line
 
 log = logging.getLogger("detection.inference.export")
+KEPT_DROP = 0.01  # an AP loss over this, kept without --max-drop, is warned about
 
 
 @user_errors_as_one_line
@@ -25,7 +26,7 @@ def main(argv: list[str] | None = None) -> None:
     from ..inference.export import FORMATS, ExportError, export
     from ..runs import file_size, model_file
 
-    p = argparse.ArgumentParser(description="Export a trained detector to ONNX or TorchScript.")
+    p = argparse.ArgumentParser(description="Export a trained detector to ONNX, OpenVINO or TorchScript.")
     p.add_argument("--ckpt", help="a run folder or a .pt checkpoint (default: the newest run's best.pt)")
     p.add_argument("--runs", default="runs", help="where to look for the newest run")
     p.add_argument("--format", required=True, choices=list(FORMATS))
@@ -56,6 +57,9 @@ def main(argv: list[str] | None = None) -> None:
     for f, r in zip(files, [] if args.no_validate else scored(files, ckpt, args.max_drop)):
         log.info("%s on %s: AP %.3f, AP50 %.3f (checkpoint %.3f, %.3f)", f.name, r["split"], r["AP"], r["AP50"],
                  r["checkpoint_AP"], r["checkpoint_AP50"])
+        if args.max_drop is None and r["AP_drop"] > KEPT_DROP:
+            log.warning("%s loses %.3f AP against its checkpoint, more than %g; it is kept because no --max-drop was "
+                        "given (--max-drop %g removes such a file)", f.name, r["AP_drop"], KEPT_DROP, KEPT_DROP)
     for f in files:
         log.info("written %s (%.1f MB); run it with: %s --ckpt %s --source IMAGES", f, file_size(f) / 1e6,
                  command("infer"), f)

@@ -18,6 +18,7 @@ import numpy as np
 from .. import distributed as dist
 from .. import results_json
 from ..data.records import DatasetInfo, ImageRecord
+from ..detections import phantom_rows
 from ..errors import ConfigError, DataError
 from .voc_ap import voc_class_ap
 
@@ -93,9 +94,10 @@ class DetectionEvaluator:
     def add(self, idx: int, boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray) -> None:
         """Predictions for record `idx` in original pixels, xyxy, labels 1..K. Label 0 is background:
         RetinaNet's and FCOS's sigmoid heads can emit it, and through `cat_ids[label - 1]` it would
-        be scored as the last class; it is dropped."""
+        be scored as the last class; it is dropped, as is every other row that is no detection
+        (`detections.phantom_rows`: a score at or under 0, a box that is not finite)."""
         labels = np.asarray(labels, np.int64).reshape(-1)
-        keep = labels >= 1
+        keep = ~phantom_rows(scores, labels, boxes)
         self.predictions[idx] = (np.asarray(boxes, np.float32).reshape(-1, 4)[keep],
                                  np.asarray(scores, np.float32).reshape(-1)[keep], labels[keep])
 

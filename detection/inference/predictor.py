@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from ..data.pixels import resize_to, target_size
-from ..detections import to_detections
+from ..detections import phantom_rows, say_phantoms, to_detections
 from ..errors import CheckpointError, ConfigError, DataError
 from ..evaluation.calibration import apply_temperature
 from .slicing import sliced_outputs
@@ -301,13 +301,15 @@ class Predictor:
         self.slicing = (int(size), float(overlap)) if size else None
 
     def _result(self, boxes, scores, labels, shape, thresholds, classes, max_det, path, extra) -> Result:
+        phantom = phantom_rows(scores, labels, boxes)
+        say_phantoms(int(phantom.sum()), self.source)
         labels = np.asarray(labels, np.int64).reshape(-1) - 1
-        if (labels >= len(self.class_names)).any():
+        if (labels[~phantom] >= len(self.class_names)).any():
             raise CheckpointError(f"{self.source or 'the model'}: returned class label {int(labels.max()) + 1}, "
                                   f"outside its {len(self.class_names)} classes (labels 1..{len(self.class_names)}); "
                                   "the graph and its metadata disagree: export the checkpoint again")
         scores = np.asarray(scores, np.float32).reshape(-1)
-        keep = labels >= 0  # label 0 is background (sigmoid heads can emit it), never a class
+        keep = ~phantom  # label 0 is background (sigmoid heads can emit it), never a class
         keep[keep] = scores[keep] >= thresholds[labels[keep]]
         if classes is not None:
             keep &= np.isin(labels, classes)
