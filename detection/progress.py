@@ -23,8 +23,11 @@ log = logging.getLogger("detection.progress")
 class Progress:
     """Wraps an iterable; `update(**fields)` after each item shows them on the bar or the line."""
 
-    def __init__(self, iterable, desc: str, every: int = 20, stream=None, every_s: float = 30.0):
+    def __init__(self, iterable, desc: str, every: int = 20, stream=None, every_s: float = 30.0, time_left=None):
+        """`time_left()`: seconds until a deadline that ends the loop early (train.time), or None;
+        the ETA is never past it (an epoch's ETA of 18:54 inside a 3-minute budget misleads)."""
         self.iterable, self.desc, self.every, self.every_s = iterable, desc, every, every_s
+        self.time_left = time_left
         stream = stream if stream is not None else sys.stderr
         self.enabled = dist.is_main()
         self.tty = self.enabled and hasattr(stream, "isatty") and stream.isatty()
@@ -39,7 +42,8 @@ class Progress:
     def update(self, **fields) -> None:
         self.done += 1
         if self.bar is not None:
-            self.bar.set_postfix(**fields)
+            left = self.time_left() if self.time_left is not None else None
+            self.bar.set_postfix(**fields, **({"time_left": format_seconds(left)} if left is not None else {}))
         elif self.enabled and self.due():
             self.last_line = time.perf_counter()
             log.info(self.line(fields))
@@ -54,8 +58,12 @@ class Progress:
         elapsed = time.perf_counter() - self.t0
         where = f"{self.done}/{self.total}" if self.total else str(self.done)
         eta = ""
+        left = self.time_left() if self.time_left is not None else None
         if self.total:
-            eta = f"  ETA {format_seconds(elapsed / self.done * (self.total - self.done))}"
+            epoch_left = elapsed / self.done * (self.total - self.done)
+            eta = f"  ETA {format_seconds(epoch_left if left is None else min(epoch_left, left))}"
+        elif left is not None:
+            eta = f"  ETA {format_seconds(left)}"
         return f"{self.desc} {where}  " + "  ".join(f"{k} {v}" for k, v in fields.items()) + eta
 
     def close(self) -> None:

@@ -66,7 +66,7 @@ def _skip_step(parts: TrainParts, sums: dict, in_a_row: int, max_nonfinite: int,
 
 def train_one_epoch(parts: TrainParts, loader, device: torch.device, opts: StepOptions, *, desc: str = "train",
                     start_step: int = 0, sums: dict | None = None, on_step=None, should_stop=None,
-                    nonfinite_streak: int = 0) -> dict:
+                    nonfinite_streak: int = 0, time_left=None) -> dict:
     """Train for one epoch (or what is left of it); returns mean losses, images/s and counts.
 
     A non-finite loss skips its step (nothing is applied) and is counted; `max_nonfinite`
@@ -77,7 +77,8 @@ def train_one_epoch(parts: TrainParts, loader, device: torch.device, opts: StepO
     `losses` holds each loss and their sum `loss` as floats.
     `sums` holds the epoch's running loss sums and counts, updated in place: a checkpoint
     taken mid-epoch saves it, so a resumed epoch reports the mean over all its steps.
-    `should_stop()`, asked after every step, ends the epoch there (a time budget, Ctrl-C).
+    `should_stop()`, asked after every step, ends the epoch there (a time budget, Ctrl-C);
+    `time_left()` (seconds, or None) caps the progress line's ETA at the budget's deadline.
     """
     model, optimizer = parts.model, parts.optimizer
     model.train()
@@ -85,7 +86,7 @@ def train_one_epoch(parts: TrainParts, loader, device: torch.device, opts: StepO
     in_a_row, grad_norm, seen, step = nonfinite_streak, None, 0, start_step
     t0 = time.perf_counter()
     params = [p for g in optimizer.param_groups for p in g["params"]]
-    bar = Progress(loader, desc)
+    bar = Progress(loader, desc, time_left=time_left)
     for images, targets in bar:
         images, targets = _to_device(images, targets, device)
         with autocast(device, opts.amp):

@@ -10,6 +10,7 @@ import logging
 import math
 
 from .. import distributed as dist
+from ..errors import ConfigError
 from .optim import lr_lambda, milestone_shares, plan_stages
 from .time_budget import RunClock, budget_for, log_plan, share_lr_lambda, timed_warmup
 
@@ -27,6 +28,7 @@ class Schedule:
                                  stage)
         self.ipe = 1  # training iterations an epoch: set once the loader exists
         self.checks_done = int(saved.get("time_checks_done") or 0) if saved else 0  # train.time_validations
+        self.auto_size = bool(cfg["model"]["auto_size"])  # what the too-few-iterations hint suggests
 
     @property
     def timed(self) -> bool:
@@ -107,7 +109,7 @@ class Schedule:
         self.plan.append(self.budget.estimate(si, spi))
         if dist.is_main():
             log_plan(self.budget, si, len(self.stages), self.plan[si], self.ipe, num_classes, self.tcfg,
-                     self.warmup(si))
+                     self.warmup(si), self.auto_size)
 
     def replan(self, si: int, epoch: int, step: int) -> None:
         """train.time, at an epoch end: refit the stage's estimate to the pace it keeps (the log
@@ -119,6 +121,17 @@ class Schedule:
         if dist.is_main() and abs(self.plan[si] - before) > 0.1 * before:
             log.info("train.time: stage %d/%d: about %d iterations (%.1f epochs) fit its time at the pace it keeps",
                      si + 1, len(self.stages), self.plan[si], self.plan[si] / self.ipe)
+
+    def time_left(self, si: int) -> float | None:
+        """Seconds until stage `si`'s deadline (train.time), else None: the progress line's ETA
+        follows it, since the stage stops there whatever the epoch's length."""
+        return max(0.0, self.budget.left(si)) if self.timed else None
+
+    def check_started(self, si: int, stage_over: bool, steps_done: int) -> None:
+        """A run whose budget ran out before its first step trained nothing: it must not end as if it
+        had (exit 0, no last.pt): one line with the time it needs."""
+        if self.timed and stage_over and steps_done == 0:
+            raise ConfigError(self.budget.set_up_error())
 
     def state_dict(self) -> dict:
         return {"plan": list(self.plan), "time_budget": self.budget.state_dict() if self.timed else None,

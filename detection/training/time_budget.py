@@ -114,6 +114,15 @@ class TimeBudget:
         pace = (now - self.pace_from[0]) / max(1, step - self.pace_from[1])
         return max(done, done + int(max(0.0, self.left(si)) / max(pace, 1e-9)))
 
+    def set_up_error(self) -> str:
+        """What to say when the run's set-up took the whole budget: no step was trained."""
+        used = self.elapsed()
+        need = used + 100 * max(self.step_s, 0.01) + 60
+        return (f"train.time={self.seconds / 60:g} min ran out in set-up ({used:.0f} s of {self.seconds:.0f} s: "
+                f"reading the data, building the model, measuring a step) before a single training step; nothing "
+                f"was trained. Give it at least train.time={math.ceil(need / 60)} (set-up, about 100 iterations "
+                f"at the measured {self.step_s:.2f} s each, and one validation), or train by train.epochs")
+
     def state_dict(self) -> dict:
         return {"seconds": self.seconds, "stage_from": list(self.stage_from), "deadline": list(self.deadline)}
 
@@ -124,25 +133,40 @@ class TimeBudget:
 
 def share_lr_lambda(tcfg: dict, warmup: int, milestone_shares: list[float], budget: TimeBudget):
     """The lr multiplier of a timed stage: linear warmup over `warmup` iterations, then the decay
-    (multistep at `milestone_shares` of the stage's time, or cosine over it) by the share used."""
+    (multistep at `milestone_shares` of the stage's time, or cosine over it) by the share used.
+
+    Without train.warmup_fraction the warmup also ends once WARMUP_SHARE of the stage's time has
+    passed, whichever comes first: a 3-minute budget on a busy machine held about 17 iterations,
+    a 100-iteration warmup filled them all, the lr peaked at 0.0016 of 0.02 and the model scored
+    AP 0.000. The clock, not the estimate, decides, so a machine that speeds up after a slow
+    measurement keeps its full warmup (the reason the estimate never shortens it)."""
     from .optim import lr_factor
+
+    by_time = tcfg["warmup_fraction"] == 0 and warmup > 0
 
     def f(it: int) -> float:
         share = budget.stage_share(budget.stage) if budget.live else budget.share
+        if by_time:
+            it = max(it, min(warmup, math.ceil(warmup * share / WARMUP_SHARE)))
         return lr_factor(tcfg, share, sum(share >= m for m in milestone_shares), it, warmup)
 
     return f
 
 
-def too_few_iterations(iters: int, num_classes: int, minutes: float, seconds_per_iter: float) -> str | None:
-    """A warning when the budget holds too few iterations to learn anything, with what would help."""
+def too_few_iterations(iters: int, num_classes: int, minutes: float, seconds_per_iter: float,
+                       auto_size: bool = False) -> str | None:
+    """A warning when the budget holds too few iterations to learn anything, with what would help
+    (model.auto_size only when it is off)."""
     need = max(100, 20 * num_classes)
     if iters >= need:
         return None
+    smaller = "a smaller input (model.min_size)" if auto_size else "a smaller input (model.min_size, or " \
+        "model.auto_size=true)"
     return (f"train.time={minutes:g} holds about {iters} iterations ({seconds_per_iter:.2f} s each) for "
             f"{num_classes} classes: too few to learn much (aim for {need} or more). Give it more time "
-            f"(train.time={math.ceil(minutes * need / max(iters, 1))}), a smaller input (model.min_size, or "
-            "model.auto_size=true), fewer proposals (model.rpn_post_nms_top_n_train), or a GPU")
+            f"(train.time={math.ceil(minutes * need / max(iters, 1))}), {smaller}, fewer proposals "
+            "(model.rpn_post_nms_top_n_train), or a GPU. The warmup ends by a quarter of the time at the latest "
+            "(train.warmup_fraction sets its share)")
 
 
 def budget_for(tcfg: dict, stages: list[dict], run_clock: RunClock, saved: dict | None,
@@ -159,11 +183,15 @@ def budget_for(tcfg: dict, stages: list[dict], run_clock: RunClock, saved: dict 
     return budget
 
 
+WARMUP_SHARE = 0.25  # the warmup never takes more than this share of a timed stage's time
+
+
 def timed_warmup(tcfg: dict, stage: dict, estimate: int) -> int:
     """Warmup iterations of a timed stage: train.warmup_iters, never cut to fit the estimate (a
     start measured under load estimated 42 iterations, the warmup shrank to 41, and the full lr
-    that came after it blew BCCD's losses up); with train.warmup_fraction, that share of the
-    estimate, at most warmup_iters."""
+    that came after it blew BCCD's losses up once the machine sped up); with train.warmup_fraction
+    (the explicit key, which wins), that share of the estimate, at most warmup_iters. The lr's
+    warmup also ends by WARMUP_SHARE of the stage's time (`share_lr_lambda`)."""
     from .optim import warmup_length
 
     if tcfg["warmup_fraction"] > 0:
@@ -172,7 +200,7 @@ def timed_warmup(tcfg: dict, stage: dict, estimate: int) -> int:
 
 
 def log_plan(budget: TimeBudget, si: int, stages: int, iters: int, ipe: int, num_classes: int, tcfg: dict,
-             warmup: int) -> None:
+             warmup: int, auto_size: bool = False) -> None:
     """What a timed stage will do, said at its start, with the warnings a short budget deserves."""
     log.info("train.time=%g min: stage %d/%d trains until %.0f s into the run (%.0f s from now): about %d "
              "iterations (%.1f epochs of %d) at a measured %.2f s each. The lr follows the share of that time "
@@ -180,9 +208,12 @@ def log_plan(budget: TimeBudget, si: int, stages: int, iters: int, ipe: int, num
              tcfg["time"], si + 1, stages, budget.deadline[si], max(0.0, budget.left(si)), iters, iters / ipe, ipe,
              budget.step_s)
     run_iters = int(max(0.0, budget.seconds - budget.elapsed()) / max(budget.step_s, 1e-9))
-    if si == 0 and (warning := too_few_iterations(run_iters, num_classes, tcfg["time"], budget.step_s)):
+    if si == 0 and (warning := too_few_iterations(run_iters, num_classes, tcfg["time"], budget.step_s, auto_size)):
         log.warning(warning)
-    if warmup > iters / 2:
-        log.warning("train.time: the warmup (%d iterations, train.warmup_iters) may take most of this stage's "
-                    "about %d; the lr reaches its peak late or not at all", warmup, iters)
-
+    if tcfg["warmup_fraction"] == 0 and warmup > WARMUP_SHARE * iters:
+        log.info("train.time: the warmup (train.warmup_iters=%d) ends by %.0f%% of the stage's time (about %d of its "
+                 "%d iterations), so the lr reaches its peak; train.warmup_fraction sets the share yourself", warmup,
+                 WARMUP_SHARE * 100, max(1, round(WARMUP_SHARE * iters)), iters)
+    elif warmup > iters / 2:
+        log.warning("train.time: the warmup (%d iterations, train.warmup_fraction=%g) may take most of this stage's "
+                    "about %d; the lr reaches its peak late", warmup, tcfg["warmup_fraction"], iters)

@@ -138,7 +138,8 @@ class Trainer:
                                         self.loader, self.device, StepOptions.from_config(self.tcfg),
                                         desc=f"epoch {epoch + 1}/{self.schedule.total_epochs(epoch)}",
                                         start_step=state.step, sums=state.epoch_sums, on_step=on_step,
-                                        should_stop=self.should_stop, nonfinite_streak=state.nonfinite_streak)
+                                        should_stop=self.should_stop, nonfinite_streak=state.nonfinite_streak,
+                                        time_left=lambda: self.schedule.time_left(state.stage))
         finally:
             self.in_steps = False
         if self.interrupted:
@@ -235,6 +236,7 @@ class Trainer:
                 for si in range(self.state.stage, len(self.schedule.stages)):
                     self.enter_stage(si)
                     stage_over = self.schedule.stage_over(si, self.state.epoch, self.device)
+                    self.schedule.check_started(si, stage_over, self.state.step)
                     while not stage_over and not self.stop:
                         stage_over = self.run_epoch()
                         self.schedule.replan(si, self.state.epoch, self.state.step)

@@ -65,8 +65,10 @@ def test_the_lr_follows_the_share_of_time_used(monkeypatch):
     clock.now += 0.2
     assert f(50) == pytest.approx(0.1)
     budget.live = False  # under DDP: the share rank 0 broadcast after the last step
+    budget.share = 0.1
+    assert f(5) == pytest.approx(0.1 * 0.5 + 0.5)  # warming up, by iterations (10) before time (25%)
     budget.share = 0.79
-    assert f(5) == pytest.approx(0.1 * 0.5 + 0.5) and f(50) == pytest.approx(1.0)
+    assert f(5) == pytest.approx(1.0) and f(50) == pytest.approx(1.0)  # a quarter of the time ends any warmup
     budget.share = 0.8
     assert f(50) == pytest.approx(0.1)
     cosine = share_lr_lambda({**t, "scheduler": "cosine", "min_lr_ratio": 0.0}, 0, [], budget)
@@ -214,3 +216,76 @@ def test_time_validations_come_at_equal_shares_and_a_hook_can_stop_the_run(tmp_p
                                               time_validations=3), {"name": "p"}), on_validation=prune)
     assert (tmp_path / "runs" / "p" / "weights" / "last.pt").is_file()
     assert len(_rows(tmp_path / "runs" / "p")) == 2  # stopped at the first check: 2 epochs of 6 steps, 12 s < 15 s
+
+
+def test_a_budget_spent_in_set_up_exits_with_one_line_not_zero(tmp_path, synthetic_root, tiny_model_cfg, monkeypatch):
+    """train.time=0.75 on a loaded machine: set-up took 45 s of 45, nothing was trained, no last.pt,
+    and the run exited 0."""
+    from detection.cli import train as train_cli
+
+    clock = FakeClock()
+    monkeypatch.setattr(tb, "clock", clock)
+
+    def slow_measure(*a, **k):
+        clock.now += 50.0  # set-up (here the step measurement) eats the whole budget
+        return 0.5
+
+    monkeypatch.setattr(trainer_module, "measure_step_time", slow_measure)
+    cfg = _cfg(tmp_path, synthetic_root, tiny_model_cfg, time=0.75)
+    with pytest.raises(SystemExit) as e:
+        train_cli.main(["--cfg", _write(tmp_path, cfg)])
+    msg = str(e.value.code)
+    assert "ran out in set-up" in msg and "train.time=" in msg and "\n" not in msg
+    assert not list((tmp_path / "runs").rglob("last.pt"))
+
+
+def _write(tmp_path, cfg) -> str:
+    from detection.config import save_config
+
+    path = tmp_path / "cfg.yaml"
+    save_config(cfg, path)
+    return str(path)
+
+
+def test_a_stage_shorter_than_its_warmup_reaches_the_full_lr_by_a_quarter_of_its_time(monkeypatch):
+    """train.time=3 held about 17 iterations; the 100-iteration warmup filled them, the lr peaked
+    at 0.0016 of 0.02 and the model learnt nothing."""
+    clock = FakeClock()
+    monkeypatch.setattr(tb, "clock", clock)
+    budget = TimeBudget(3.0, [1])
+    budget.enter(0)
+    t = {"scheduler": "multistep", "gamma": 0.1, "warmup_factor": 0.001, "warmup_fraction": 0.0}
+    f = share_lr_lambda(t, 100, [0.8], budget)
+    lrs = []
+    for it in range(17):  # 17 steps over the 180 s
+        lrs.append(f(it))
+        clock.now += 180 / 17
+    assert lrs[0] < 0.01 and max(lrs) == pytest.approx(1.0)
+    assert next(i for i, v in enumerate(lrs) if v == pytest.approx(1.0)) <= 5  # by 25% of the time
+    # a long stage keeps its 100 iterations: by time the warmup would end later than that
+    budget = TimeBudget(60.0, [1])
+    budget.enter(0)
+    f = share_lr_lambda(t, 100, [0.8], budget)
+    clock.now += 30  # 30 s of 3600 in
+    assert f(50) == pytest.approx(0.001 * 0.5 + 0.5, rel=1e-3)
+    # the explicit key wins: warmup_fraction's iterations, no time cap
+    f = share_lr_lambda({**t, "warmup_fraction": 0.5}, 100, [0.8], budget)
+    clock.now += 1800
+    assert f(10) < 0.2
+
+
+def test_the_hint_names_warmup_fraction_and_not_auto_size_when_it_is_on():
+    msg = too_few_iterations(17, 3, 3, 10.0, auto_size=True)
+    assert "train.warmup_fraction" in msg and "auto_size" not in msg
+    assert "model.auto_size=true" in too_few_iterations(17, 3, 3, 10.0, auto_size=False)
+
+
+def test_the_progress_eta_follows_the_budget():
+    from detection.progress import Progress
+
+    bar = Progress(range(1000), "epoch 1/1", stream=open("/dev/null", "w"), time_left=lambda: 42.0)
+    bar.done, bar.t0 = 10, bar.t0 - 100  # 10 s an item: the epoch would end in 2:45:00
+    assert bar.line({}).endswith("ETA 0:42")
+    plain = Progress(range(1000), "epoch 1/1", stream=open("/dev/null", "w"))
+    plain.done, plain.t0 = 10, plain.t0 - 100
+    assert plain.line({}).endswith("ETA 2:45:00")
