@@ -130,7 +130,8 @@ def store_thresholds(args, res: dict, ev) -> None:
         raise ConfigError("--store-thresholds: no thresholds could be chosen (eval.backend=pycocotools keeps the "
                           "matches they are chosen from)")
     ckpt = load_checkpoint(file)
-    ckpt["thresholds"] = stored(res["operating_point"], ev.info.source, res["calibration"].get("temperature"))
+    ckpt["thresholds"] = stored(res["operating_point"], ev.info.source, res["calibration"].get("temperature"),
+                                res["coco"])
     save_checkpoint(file, **ckpt)
     log.info("stored the thresholds chosen on %s in %s", ev.info.source, file)
 

@@ -105,7 +105,7 @@ def load_predictor(args, device):
         try:
             path = newest_run(args.runs).dir
         except CheckpointError:
-            log.info("no trained run under %s/: using torchvision's COCO-pretrained detector", args.runs)
+            pass  # torchvision's COCO detector, said once it is loaded (or why it cannot be)
     if path is not None and args.backend == "auto":
         path = _benchmarked(path)
     if path is None:
@@ -144,7 +144,9 @@ def _coco_pretrained(args, device):
     from ..models.weights import WeightsUnavailableError
 
     try:
-        return Predictor.coco_pretrained(device)
+        predictor = Predictor.coco_pretrained(device)
+        log.info("no trained run under %s/: using torchvision's COCO-pretrained detector", args.runs)
+        return predictor
     except WeightsUnavailableError:
         raise CheckpointError(f"no trained run under {args.runs}/: train one with `{command('train')} --cfg ...`, or "
                               "pass --ckpt (a run folder, .pt, .onnx or .torchscript file). Without one infer uses "

@@ -85,6 +85,8 @@ def calibration(m: Matches, fit: bool) -> dict:
 
 
 def format_calibration(c: dict) -> str:
+    if not c["detections"] or not np.isfinite(c["d_ece"]):
+        return f"Calibration: no detection scores >= {c['min_score']:g}, so there is nothing to calibrate"
     line = (f"Calibration: D-ECE {c['d_ece']:.3f} over {c['detections']} detections scoring >= {c['min_score']:g} "
             "(0: a score of 0.8 is a hit 80% of the time)")
     if "temperature" in c:

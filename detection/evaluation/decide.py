@@ -22,16 +22,21 @@ def decide(res: dict, ev, rule: str = "f1", resamples: int = 1000, stored: dict 
     (D-ECE; with `calibrate="temperature"` a fitted temperature), `operating_point` (chosen here
     by `rule`) and, given the model's `stored` thresholds, `stored_operating_point`. Without
     per-image matches (a backend that keeps none) only the breakdown is added."""
-    if errors and ev.predictions:
-        res["errors"] = breakdown(ev.records, ev.predictions, ev.info.class_names)
     m = ev.matches()
     if m is None:
+        if errors and ev.predictions:
+            res["errors"] = breakdown(ev.records, ev.predictions, ev.info.class_names)
         log.info("intervals and thresholds need pycocotools' per-image results (eval.backend=pycocotools)")
         return res
     if resamples:
         res["intervals"] = intervals(m, resamples)
     res["calibration"] = calibration(m, fit=calibrate == "temperature")
     res["operating_point"] = choose(m, rule)
+    if errors and ev.predictions:  # counted where the model is used: its stored thresholds, else those chosen here
+        at, said = (stored["per_class"], f"the model's stored thresholds ({stored.get('rule')})") if stored else \
+            ({r["class"]: r["threshold"] for r in res["operating_point"]["per_class"]},
+             f"the thresholds chosen here ({rule})")
+        res["errors"] = breakdown(ev.records, ev.predictions, ev.info.class_names, count_at=at, count_rule=said)
     if stored:
         res["stored_operating_point"] = {**at_thresholds(m, stored["per_class"]), "rule": stored.get("rule"),
                                          "split": stored.get("split")}
@@ -47,7 +52,7 @@ def thresholds_to_store(res: dict, ev, rule: str, calibrate: str = "none") -> di
     decide(res, ev, rule, resamples=0, errors=False, calibrate=calibrate)
     if "operating_point" not in res:
         return None
-    return stored(res["operating_point"], ev.info.source, res["calibration"].get("temperature"))
+    return stored(res["operating_point"], ev.info.source, res["calibration"].get("temperature"), res["coco"])
 
 
 def format_decisions(res: dict) -> str:

@@ -117,11 +117,16 @@ def format_operating_point(op: dict, title: str) -> str:
     return "\n".join(lines)
 
 
-def stored(op: dict, source: str, temperature: float | None = None) -> dict:
+def stored(op: dict, source: str, temperature: float | None = None, coco: dict | None = None) -> dict:
     """What a checkpoint and an exported file keep: the rule, the split, a threshold per class
-    (on the model's own scores) and the calibration temperature (None: none fitted)."""
-    return {"rule": op.get("rule", "given"), "split": source,
-            "per_class": {r["class"]: r["threshold"] for r in op["per_class"]}, "temperature": temperature}
+    (on the model's own scores), the calibration temperature (None: none fitted) and the AP and
+    AP50 of that validation (`coco`), so a model that scored nothing is said to be weak where it
+    is used (`inference.loading.warn_if_weak`)."""
+    out = {"rule": op.get("rule", "given"), "split": source,
+           "per_class": {r["class"]: r["threshold"] for r in op["per_class"]}, "temperature": temperature}
+    if coco is not None:
+        out.update(AP=float(coco["AP"]), AP50=float(coco["AP50"]))
+    return out
 
 
 def curves_figure(m: Matches, op: dict, max_classes: int = 12):

@@ -124,6 +124,9 @@ def small_split_note(ci: dict) -> str | None:
     if ci["images"] >= SMALL_SPLIT or not np.isfinite(ci["AP"]["low"]):
         return None
     width = ci["AP"]["high"] - ci["AP"]["low"]
+    if width < 0.0005:  # "+-0.000" reads as a figure; an interval this narrow says the AP is stuck (often at 0)
+        return (f"The validation split has {ci['images']} images and every redraw gave the same AP "
+                f"({ci['AP']['value']:.3f}): it does not measure how sure that number is")
     return (f"The validation split has {ci['images']} images: AP is known to within about +-{width / 2:.3f}. Runs "
             f"or settings that differ by less are not told apart by it (compare two runs on the same images: "
             f"{command('eval')} --compare RUN_A RUN_B)")

@@ -31,7 +31,8 @@ def review_page(reviewed: list[tuple], names: list[str], title: str, out_dir: Pa
         rows += [(x, split, [split, os.path.basename(recs[x.image].path), x.kind, names[x.label - 1],
                              names[x.suggested_label - 1], round(x.score, 4)]) for x in issues]
     rows = [row for _, _, row in interleave(rows, issue=lambda t: t[0])]
-    table = {"title": f"issues ({len(rows)}; the first 500, in the review's order)",
+    shown = "the first 500 in the review's order" if len(rows) > 500 else "in the review's order"
+    table = {"title": f"issues ({len(rows)}; {shown})",
              "header": ["split", "image", "kind", "class", "suggested", "score"], "rows": rows[:500]}
     data = {"kind": "review", "title": title, "classes": names, "images": images, "tables": [table],
             "numbers": [{"id": "flagged", "label": "flagged images", "value": len(images)},

@@ -68,3 +68,24 @@ def test_the_breakdown_starts_at_pycocotools_ap50_and_its_costs_add_up_to_the_ga
     for row in b["per_class"]:
         assert sum(row["in_order"].values()) == pytest.approx(1 - row["AP50"], abs=1e-9)
     assert b["counts"]["missed"] > 0 and b["counts"]["background"] > 0 and b["counts"]["duplicate"] > 0
+
+
+def test_counts_are_taken_at_the_operating_point_and_the_dap_over_every_score():
+    """The demo model (AP50 1.000) reported 352 classification errors that cost nothing: every
+    detection down to score 0 was counted."""
+    import numpy as np
+
+    from detection.data.records import ImageRecord
+    from detection.evaluation.tide import breakdown, format_breakdown
+
+    rec = ImageRecord.__new__(ImageRecord)
+    rec.boxes = np.array([[0, 0, 10, 10]], np.float32)
+    rec.labels = np.array([1])
+    rec.iscrowd = rec.difficult = np.zeros(1, bool)
+    preds = {0: (np.array([[0, 0, 10, 10], [0, 0, 10, 10]], np.float32), np.array([0.9, 0.05], np.float32),
+                 np.array([1, 2]))}
+    every = breakdown([rec], preds, ["a", "b"])
+    cut = breakdown([rec], preds, ["a", "b"], count_at={"a": 0.5, "b": 0.5}, count_rule="f1")
+    assert every["counts"]["classification"] == 1 and cut["counts"]["classification"] == 0
+    assert cut["counts_all"] == every["counts"] and cut["alone"] == every["alone"]  # TIDE's dAP unchanged
+    assert "counts at f1" in format_breakdown(cut)
