@@ -71,5 +71,19 @@ def format_decisions(res: dict) -> str:
         lines.append(format_operating_point(s, title))
     if "operating_point" in res:
         op = res["operating_point"]
-        lines.append(format_operating_point(op, f"Thresholds chosen on this split (eval.threshold={op['rule']})"))
+        if _same_thresholds(res.get("stored_operating_point"), op):  # the same split, chosen the same way
+            lines.append("The thresholds chosen on this split are the stored ones above.")
+        else:
+            lines.append(format_operating_point(op, f"Thresholds chosen on this split (eval.threshold={op['rule']})"))
     return "\n".join(lines)
+
+
+def _same_thresholds(stored_op: dict | None, op: dict) -> bool:
+    """Whether the stored operating point keeps each class at the threshold chosen here (to 1e-6)."""
+    if not stored_op:
+        return False
+    a = {r["class"]: r["threshold"] for r in stored_op["per_class"]}
+    b = {r["class"]: r["threshold"] for r in op["per_class"]}
+    return a.keys() == b.keys() and all(
+        (a[k] is None and b[k] is None) or (a[k] is not None and b[k] is not None and abs(a[k] - b[k]) < 1e-6)
+        for k in a)

@@ -115,3 +115,16 @@ def test_a_large_split_gets_fewer_redraws_and_a_small_one_all():
     dets = sum(len(cm.score) for cm in m.per_class) * len(m.iou)
     huge = Matches(m.class_names, m.num_images, m.iou, m.per_class * int(2 * WORK / dets / 1000 + 1))
     assert 200 <= redraw_count(huge, 1000) < 1000  # a split that large: fewer, never under 200
+
+
+def test_thresholds_stored_from_this_split_are_printed_once():
+    from detection.evaluation.decide import format_decisions
+
+    rows = [{"class": "a", "threshold": 0.4, "tp": 1, "fp": 0, "gt": 1, "precision": 1.0, "recall": 1.0, "f1": 1.0}]
+    op = {"rule": "f1", "iou": 0.5, "per_class": rows,
+          "overall": {"tp": 1, "fp": 0, "gt": 1, "precision": 1.0, "recall": 1.0, "f1": 1.0}}
+    same = format_decisions({"stored_operating_point": {**op, "split": "val"}, "operating_point": op})
+    assert "chosen on this split are the stored ones" in same and same.count("score >= 0.400") == 1
+    moved = {**op, "per_class": [{**rows[0], "threshold": 0.6}]}
+    other = format_decisions({"stored_operating_point": {**moved, "split": "val"}, "operating_point": op})
+    assert other.count("score >=") == 2
