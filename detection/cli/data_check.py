@@ -19,7 +19,7 @@ import sys
 
 from ..config import load_config
 from ..data.doctor import check, markdown, page_tables, write_browse, write_plots
-from ..data.formats import ON_DISK, guard_format
+from ..data.formats import ON_DISK, guard_format, split_exists
 from ..data.summary import short_summary
 from ..errors import ConfigError, writing
 from ..evaluation.browser import data_check_page
@@ -108,8 +108,6 @@ def shipped_splits(d, cfg_file: str) -> list[str]:
     """The split overrides for --data without --cfg: the shipped config's split names when the
     data has them (so the check reads what training with that config reads), else the data's own
     train and val, said with the settings that train on them."""
-    from ..data.formats import split_exists
-
     if all(split_exists(d, d[k]) for k in ("train_split", "val_split")):
         return []
     log.info("the data has no %s / %s split, which %s reads: checking train / val; train with "

@@ -17,7 +17,17 @@ from collections import Counter, defaultdict
 
 from ..errors import DataError
 from .images import DEFAULT_MAX_PIXELS
-from .records import DatasetInfo, ImageRecord, RawImage, SkipCounter, build_records, inside, parse_box, resolve_classes
+from .records import (
+    DatasetInfo,
+    ImageRecord,
+    RawImage,
+    SkipCounter,
+    build_records,
+    inside,
+    parse_box,
+    resolve_classes,
+    say_once,
+)
 
 log = logging.getLogger("detection.data")
 
@@ -25,7 +35,6 @@ ROBOFLOW_ANN = "_annotations.coco.json"
 # a split name as the configs spell it (COCO's train2017, val2017) -> Roboflow's folder names for it
 _ROBOFLOW_FOLDERS = {"train": ("train",), "val": ("valid", "val"), "valid": ("valid", "val"),
                      "test": ("test",)}
-_said_roboflow: set[tuple[str, str]] = set()
 
 
 class COCOFormatError(DataError):
@@ -48,11 +57,9 @@ def coco_paths(root: str, split: str, ann_file: str = "", image_dir: str = "") -
     if folder is None:
         return coco_ann, os.path.join(root, image_dir or split)
     ann = os.path.join(root, folder, ROBOFLOW_ANN)
-    if (root, split) not in _said_roboflow:
-        _said_roboflow.add((root, split))
-        log.info("reading Roboflow's COCO layout: split %s is %s%s", split, ann,
-                 "" if image_dir else ", images beside it (data.train_ann / data.val_ann and their _images "
-                                      "set other files)")
+    say_once(f"reading Roboflow's COCO layout: split {split} is {ann}"
+             + ("" if image_dir else ", images beside it (data.train_ann / data.val_ann and their _images set other "
+                                     "files)"))
     return ann, os.path.join(root, image_dir or folder)
 
 

@@ -22,6 +22,17 @@ from ..errors import DataError, UnknownClassesError
 from .images import DEFAULT_MAX_PIXELS, ImageReadError, read_image, read_image_size
 
 log = logging.getLogger("detection.data")
+_SAID: set[str] = set()
+
+
+def say_once(line: str) -> None:
+    """Every split (and the data check, and a resume) reads the same data set again: what a reader
+    says about its layout is logged once per process."""
+    if line not in _SAID:
+        _SAID.add(line)
+        log.info(line)
+
+
 # boxes a training image keeps: matching holds anchors x boxes IoUs (about 40k anchors at 480 px,
 # 4 bytes each: 160 MB at this cap); dense scenes (shelves, crowds) stay well under it
 MAX_BOXES_PER_IMAGE = 1000

@@ -15,7 +15,6 @@ mark, CRLF line ends) read as any other.
 
 from __future__ import annotations
 
-import logging
 import math
 import os
 from collections import Counter
@@ -25,9 +24,8 @@ import yaml
 from ..errors import DataError
 from ..yaml_io import yaml_load
 from .images import DEFAULT_MAX_PIXELS, IMAGE_EXTS
-from .records import DatasetInfo, ImageRecord, RawImage, SkipCounter, build_records, inside, resolve_classes
+from .records import DatasetInfo, ImageRecord, RawImage, SkipCounter, build_records, inside, resolve_classes, say_once
 
-log = logging.getLogger("detection.data")
 META_KEYS = {"path", "names", "nc", "download", "yaml_file", "roboflow", "license", "url"}
 
 
@@ -52,18 +50,10 @@ def find_yaml(root: str) -> str | None:
     if not named:
         return None
     found = os.path.join(root, named[0])
-    _say_once(f"{root}: no data.yaml; reading {named[0]}, the one YAML here with `names`")
+    say_once(f"{root}: no data.yaml; reading {named[0]}, the one YAML here with `names`")
     return found
 
 
-_SAID: set[str] = set()
-
-
-def _say_once(line: str) -> None:
-    """Every split reads the data set's YAML: what it says is logged once."""
-    if line not in _SAID:
-        _SAID.add(line)
-        log.info(line)
 MAX_YAML_BYTES = 1 << 20  # a data set's YAML is a few kB (1000 class names fit in 100 kB)
 
 
@@ -95,7 +85,7 @@ def load_yolo_yaml(yaml_file: str) -> tuple[str, dict, list[str]]:
     if not os.path.isdir(base) and data.get("path"):
         base = here  # an export moved from the machine it was made on: its `path` is stale
     if os.path.commonpath([os.path.realpath(here), os.path.realpath(base)]) != os.path.realpath(here):
-        _say_once(f"{yaml_file}: `path: {data['path']}` leads outside the YAML's folder; reading the data "
+        say_once(f"{yaml_file}: `path: {data['path']}` leads outside the YAML's folder; reading the data "
                   f"from {base}")
     entries = {k: v for k, v in data.items() if k not in META_KEYS and v and
                (isinstance(v, str) or isinstance(v, list) and all(isinstance(e, str) for e in v))}

@@ -9,7 +9,7 @@ import logging
 
 from .. import distributed as dist
 from .calibration import calibration, format_calibration
-from .operating_point import at_thresholds, choose, format_operating_point, stored
+from .operating_point import at_thresholds, choose, format_operating_point, stored, thresholds_of
 from .tide import breakdown, format_breakdown
 from .uncertainty import format_intervals, intervals
 
@@ -23,24 +23,31 @@ def decide(res: dict, ev, rule: str = "f1", resamples: int = 1000, stored: dict 
     by `rule`) and, given the model's `stored` thresholds, `stored_operating_point`. Without
     per-image matches (a backend that keeps none) only the breakdown is added."""
     m = ev.matches()
+    if m is not None:
+        res["operating_point"] = choose(m, rule)
+    if errors and ev.predictions:
+        at, said = _counting_thresholds(res, stored, rule)
+        res["errors"] = breakdown(ev.records, ev.predictions, ev.info.class_names, count_at=at, count_rule=said)
     if m is None:
-        if errors and ev.predictions:
-            res["errors"] = breakdown(ev.records, ev.predictions, ev.info.class_names)
         log.info("intervals and thresholds need pycocotools' per-image results (eval.backend=pycocotools)")
         return res
     if resamples:
         res["intervals"] = intervals(m, resamples)
     res["calibration"] = calibration(m, fit=calibrate == "temperature")
-    res["operating_point"] = choose(m, rule)
-    if errors and ev.predictions:  # counted where the model is used: its stored thresholds, else those chosen here
-        at, said = (stored["per_class"], f"the model's stored thresholds ({stored.get('rule')})") if stored else \
-            ({r["class"]: r["threshold"] for r in res["operating_point"]["per_class"]},
-             f"the thresholds chosen here ({rule})")
-        res["errors"] = breakdown(ev.records, ev.predictions, ev.info.class_names, count_at=at, count_rule=said)
     if stored:
         res["stored_operating_point"] = {**at_thresholds(m, stored["per_class"]), "rule": stored.get("rule"),
                                          "split": stored.get("split")}
     return res
+
+
+def _counting_thresholds(res: dict, stored: dict | None, rule: str) -> tuple[dict | None, str]:
+    """Where the error breakdown counts, and how to say it: at the model's stored thresholds, else
+    at those chosen here (where the model is used); without per-image matches, every detection."""
+    if "operating_point" not in res:
+        return None, ""
+    if stored:
+        return stored["per_class"], f"the model's stored thresholds ({stored.get('rule')})"
+    return thresholds_of(res["operating_point"]), f"the thresholds chosen here ({rule})"
 
 
 def thresholds_to_store(res: dict, ev, rule: str, calibrate: str = "none") -> dict | None:
@@ -82,8 +89,7 @@ def _same_thresholds(stored_op: dict | None, op: dict) -> bool:
     """Whether the stored operating point keeps each class at the threshold chosen here (to 1e-6)."""
     if not stored_op:
         return False
-    a = {r["class"]: r["threshold"] for r in stored_op["per_class"]}
-    b = {r["class"]: r["threshold"] for r in op["per_class"]}
+    a, b = thresholds_of(stored_op), thresholds_of(op)
     return a.keys() == b.keys() and all(
         (a[k] is None and b[k] is None) or (a[k] is not None and b[k] is not None and abs(a[k] - b[k]) < 1e-6)
         for k in a)

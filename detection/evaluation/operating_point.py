@@ -117,13 +117,18 @@ def format_operating_point(op: dict, title: str) -> str:
     return "\n".join(lines)
 
 
+def thresholds_of(op: dict) -> dict:
+    """{class name: threshold (or None)} of an operating point's per-class rows."""
+    return {r["class"]: r["threshold"] for r in op["per_class"]}
+
+
 def stored(op: dict, source: str, temperature: float | None = None, coco: dict | None = None) -> dict:
     """What a checkpoint and an exported file keep: the rule, the split, a threshold per class
     (on the model's own scores), the calibration temperature (None: none fitted) and the AP and
     AP50 of that validation (`coco`), so a model that scored nothing is said to be weak where it
     is used (`inference.loading.warn_if_weak`)."""
     out = {"rule": op.get("rule", "given"), "split": source,
-           "per_class": {r["class"]: r["threshold"] for r in op["per_class"]}, "temperature": temperature}
+           "per_class": thresholds_of(op), "temperature": temperature}
     if coco is not None:
         out.update(AP=float(coco["AP"]), AP50=float(coco["AP50"]))
     return out
@@ -139,7 +144,7 @@ def curves_figure(m: Matches, op: dict, max_classes: int = 12):
     cols = min(4, len(shown))
     rows = -(-len(shown) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 2.8 * rows), squeeze=False)
-    chosen = {r["class"]: r["threshold"] for r in op["per_class"]}
+    chosen = thresholds_of(op)
     for ax, (name, cm) in zip(axes.flat, shown):
         c = class_curve(cm)
         for key in ("precision", "recall", "f1"):
