@@ -176,8 +176,10 @@ def coco_raws(ann_file: str, image_dir: str, classes: list[str] | None = None, i
     anns_by_image, found, orphans, repeated = _group_annotations(data, cats, images, ann_file)
     groups = set() if classes else _group_categories(data, cats, found)
     if groups:
-        log.info("%s: left out %s: no box, and the super-category of other categories (set data.classes to "
-                 "choose the classes yourself)", ann_file, ", ".join(repr(cats[g]) for g in sorted(groups)))
+        names = [repr(cats[g]) for g in sorted(groups)]
+        log.info("%s: left out %s%s: no box, and the super-category of other categories (set data.classes to "
+                 "choose the classes yourself)", ann_file, ", ".join(names[:10]),
+                 f" and {len(names) - 10} more" if len(names) > 10 else "")
     wanted = classes or [cats[k] for k in sorted(cats) if k not in groups]  # default: the file's order of ids
     class_names = resolve_classes(found, wanted, ignore_unknown, source=ann_file)
     name_to_cat = {v: k for k, v in cats.items()}

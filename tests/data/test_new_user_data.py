@@ -119,3 +119,19 @@ def test_a_config_of_another_format_says_what_the_data_looks_like(tmp_path, cfg_
     cfg = load_config(cfg_name, [f"data.root={data_root}"])
     with pytest.raises(DataError, match=rf"looks like {fmt} data .* configs/{fmt}_frcnn.yaml.* data.format={fmt}"):
         read_split(cfg["data"], cfg["data"]["train_split"], True)
+
+
+def test_thousands_of_group_categories_are_left_out_in_one_short_line(tmp_path, caplog):
+    from detection.data.coco import coco_raws
+
+    (tmp_path / "train").mkdir()
+    cv2.imwrite(str(tmp_path / "train" / "x.jpg"), np.zeros((20, 20, 3), np.uint8))
+    cats = [{"id": i, "name": f"c{i}", "supercategory": f"c{i - 1}"} for i in range(1, 5001)]  # a chain of groups
+    (tmp_path / "train" / "_annotations.coco.json").write_text(json.dumps(
+        {"images": [{"id": 1, "file_name": "x.jpg", "width": 20, "height": 20}],
+         "annotations": [{"id": 1, "image_id": 1, "category_id": 5000, "bbox": [1, 1, 5, 5]}], "categories": cats}))
+    with caplog.at_level(logging.INFO):
+        _, info, _ = coco_raws(str(tmp_path / "train" / "_annotations.coco.json"), str(tmp_path / "train"))
+    assert info.class_names == ["c5000"]
+    line = next(r.getMessage() for r in caplog.records if "left out" in r.getMessage())
+    assert "and 4989 more" in line and len(line) < 400
