@@ -228,20 +228,50 @@ def write_plots(sides: list[SideReport], names: list[str], out_dir, min_size: in
     fig.tight_layout()
     fig.savefig(os.path.join(out_dir, "class_histogram.png"), dpi=100)
     plt.close(fig)
+    fig = box_sizes_figure(plt, sides, min_size, max_size)
+    fig.savefig(os.path.join(out_dir, "box_sizes.png"), dpi=100)
+    plt.close(fig)
+
+
+def box_sizes_figure(plt, sides: list[SideReport], min_size: int, max_size: int):
+    """Box width against height at the model's input, log-scaled, ticked at powers of two and
+    labelled as plain pixels: matplotlib's own log ticks label the minor ticks of a range under
+    a decade and a bit (8.5 to 60 px) as 2x10^1, 3x10^1, 4x10^1, which overlap."""
+    from matplotlib.ticker import FixedLocator, NullFormatter, NullLocator, StrMethodFormatter
+
     fig, ax = plt.subplots(figsize=(5, 5))
+    sizes = []
     for s in sides:
         st = box_stats(s.records, min_size, max_size)
         ax.scatter(st["w"], st["h"], s=4, alpha=0.4, label=s.name)
+        sizes += [np.asarray(st["w"]), np.asarray(st["h"])]
+    ticks = _power_of_two_ticks(np.concatenate(sizes) if sizes else np.zeros(0))
     ax.set_xscale("log")
     ax.set_yscale("log")
+    for axis in (ax.xaxis, ax.yaxis):  # after set_*scale, which puts its own log locators in
+        axis.set_major_locator(FixedLocator(ticks))
+        axis.set_major_formatter(StrMethodFormatter("{x:g}"))
+        axis.set_minor_locator(NullLocator())
+        axis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("box width at the model's input (px)")
     ax.set_ylabel("box height (px)")
     ax.axvline(TINY, color="grey", lw=0.8)
     ax.axhline(TINY, color="grey", lw=0.8)
-    ax.legend()
+    if sides:
+        ax.legend()
     fig.tight_layout()
-    fig.savefig(os.path.join(out_dir, "box_sizes.png"), dpi=100)
-    plt.close(fig)
+    return fig
+
+
+def _power_of_two_ticks(sizes: np.ndarray) -> list[float]:
+    """1, 2, 4, ... px over the sizes' range (with TINY's line in it), at most 8 of them (every
+    other power when the range is wider): each label a few characters, none touching."""
+    sizes = sizes[np.isfinite(sizes) & (sizes > 0)]
+    lo = min(float(sizes.min()) if len(sizes) else TINY, TINY)
+    hi = max(float(sizes.max()) if len(sizes) else TINY, TINY)
+    powers = list(range(int(np.floor(np.log2(lo))), int(np.ceil(np.log2(hi))) + 1))
+    step = max(1, -(-len(powers) // 8))
+    return [2.0 ** k for k in powers[::step]]
 
 
 def write_browse(side: SideReport, out_dir, n: int) -> int:

@@ -20,6 +20,7 @@ import numpy as np
 from ..data.images import read_record_image
 from ..errors import writing
 from .evaluator import metric
+from .operating_point import DEFAULT_SCORE, thresholds_of
 from .tide import box_iou, classify
 
 THUMB = 320  # longest side of a thumbnail, pixels
@@ -60,7 +61,22 @@ def browser_data(ev, results: dict, title: str, out_dir: Path) -> dict:
                  "rows": [[cc["class"], metric(cc["AP"]), metric(cc["AP50"]), v["gt"], v["dets"]]
                           for cc, v in zip(results["coco_per_class"], results["voc"])]}
     return {"kind": "eval", "title": title, "classes": names, "images": images, "numbers": numbers,
-            "tables": [per_class]}
+            "tables": [per_class], **page_thresholds(results, names)}
+
+
+def page_thresholds(results: dict, names: list[str]) -> dict:
+    """Where the page's score filter starts: at the model's stored thresholds when it has them,
+    else at those this evaluation chose (the error breakdown counts at the same ones), one per
+    class (a class neither can decide for keeps DEFAULT_SCORE). Without an operating point
+    (eval.backend=pycocotools), {} and the page keeps one slider at its default."""
+    op = results.get("stored_operating_point") or results.get("operating_point")
+    if not op:
+        return {}
+    by_name = thresholds_of(op)
+    per_class = [round(float(DEFAULT_SCORE if by_name.get(n) is None else by_name[n]), 4) for n in names]
+    where = ("the model's stored thresholds" if "stored_operating_point" in results
+             else f"the thresholds chosen here ({op.get('rule')})")
+    return {"thresholds": per_class, "thresholds_from": where}
 
 
 def _relative(path: str, out_dir: Path) -> str:

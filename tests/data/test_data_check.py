@@ -107,3 +107,43 @@ def test_every_split_found_is_checked_at_the_configs_input_size(tmp_path):
     cfg.write_text("_base_: yolo_frcnn.yaml\nmodel: {min_size: 320, max_size: 512}\n")
     _run(["--data", str(root / "data.yaml"), "--cfg", str(cfg), "--out", str(tmp_path / "out2"), "--browse", "0"])
     assert "(min_size 320, max_size 512)" in (tmp_path / "out2" / "report.md").read_text()
+
+
+@pytest.mark.parametrize("lo,hi", [(8.5, 60), (9, 40), (10, 30), (3, 2000), (110, 650)])
+def test_box_sizes_tick_labels_never_overlap(tmp_path, monkeypatch, lo, hi):
+    """Boxes of 8.5 to 60 px made matplotlib label its minor log ticks (2x10^1, 3x10^1, 4x10^1 ...) on
+    top of each other; the plot is ticked in plain pixels with room between the labels."""
+    from matplotlib.figure import Figure
+
+    from detection.data.doctor import SideReport, write_plots
+    from detection.data.records import ImageRecord
+
+    rng = np.random.default_rng(0)
+    recs = []
+    for i in range(20):
+        wh = rng.uniform(lo, hi, (5, 2))
+        boxes = np.concatenate([np.zeros((5, 2)), wh], 1)
+        recs.append(ImageRecord(f"{i}.jpg", 640, 480, boxes, np.ones(5, int), np.zeros(5, bool), np.zeros(5, bool), i))
+    figures = {}
+    real_save = Figure.savefig
+
+    def keep(fig, path, *a, **k):
+        figures[str(path).rsplit("/", 1)[-1]] = fig
+        return real_save(fig, path, *a, **k)
+
+    monkeypatch.setattr(Figure, "savefig", keep)
+    write_plots([SideReport("train", recs)], ["thing"], str(tmp_path), 480, 640)
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    fig = figures["box_sizes.png"]
+    canvas = FigureCanvasAgg(fig)  # pyplot closed it: draw it again to measure the labels
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    ax = fig.axes[0]
+    for axis, (vmin, vmax), at in ((ax.xaxis, ax.get_xlim(), 0), (ax.yaxis, ax.get_ylim(), 1)):
+        shown = [t for t in axis.get_ticklabels(minor=False) + axis.get_ticklabels(minor=True)
+                 if t.get_visible() and t.get_text() and vmin <= t.get_position()[at] <= vmax]
+        assert len(shown) >= 2, [t.get_text() for t in shown]
+        extents = sorted((t.get_window_extent(renderer) for t in shown), key=lambda b: (b.x0, b.y0))
+        for a, b in zip(extents, extents[1:]):
+            assert not a.overlaps(b), [t.get_text() for t in shown]

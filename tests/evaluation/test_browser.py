@@ -7,6 +7,7 @@ import shutil
 import pytest
 
 from detection.cli import evaluate as eval_cli
+from detection.evaluation.browser import page_thresholds
 from detection.evaluation.tide import KINDS
 
 
@@ -60,6 +61,9 @@ def test_chromium_shows_the_reports_numbers_and_filters_by_class(evaluated):
         assert chrome.find_element(By.ID, "ap").text == f"{report['coco']['AP']:.3f}"
         assert chrome.find_element(By.ID, "ap50").text == f"{report['coco']['AP50']:.3f}"
         assert len(chrome.find_elements(By.CSS_SELECTOR, "#grid .card")) == 6
+        chrome.execute_script("const s = document.getElementById('score'); s.value = '0.3';"
+                              "s.dispatchEvent(new Event('input'));")  # one score for all classes
+        assert not chrome.find_element(By.ID, "at-model").is_selected()
         shown = {c: sum(any(g[4] == c for g in im["gt"]) or any(d[4] == c and d[5] >= 0.3 for d in im["dets"])
                         for im in data["images"]) for c in range(1, len(data["classes"]) + 1)}
         k = max(shown, key=lambda c: (0 < shown[c] < 6, -shown[c]))  # a class the filter shows some images of
@@ -93,6 +97,61 @@ def test_the_data_check_page_shows_every_split_and_filters_by_tag(synthetic_root
         assert chrome.find_element(By.ID, "n-train").text == "24"
         Select(chrome.find_element(By.ID, "tag")).select_by_value("split val")
         assert chrome.find_element(By.ID, "count").text.startswith("8 of 32")
+        assert not [e for e in chrome.get_log("browser") if e["level"] == "SEVERE"]
+    finally:
+        chrome.quit()
+
+
+def test_the_page_starts_at_the_thresholds_the_evaluation_counts_at(evaluated):
+    data, report = _data(evaluated), json.loads((evaluated / "results.json").read_text())
+    assert "stored_operating_point" in report  # training stored them in the checkpoint
+    stored = {r["class"]: r["threshold"] for r in report["stored_operating_point"]["per_class"]}
+    assert data["thresholds"] == [round(stored[n] if stored[n] is not None else 0.25, 4) for n in data["classes"]]
+    assert data["thresholds_from"] == "the model's stored thresholds"
+    del report["stored_operating_point"]  # a model without: the thresholds this evaluation chose
+    chosen = {r["class"]: r["threshold"] for r in report["operating_point"]["per_class"]}
+    without = page_thresholds(report, data["classes"])
+    assert without["thresholds"] == [round(chosen[n] if chosen[n] is not None else 0.25, 4) for n in data["classes"]]
+    assert without["thresholds_from"] == "the thresholds chosen here (f1)"
+    assert page_thresholds({"coco": report["coco"]}, data["classes"]) == {}  # no matches kept: one slider
+
+
+@pytest.mark.slow
+def test_chromium_opens_at_the_models_thresholds_and_the_slider_leaves_them(evaluated):
+    """The score filter starts where the stored or chosen thresholds are, not at a fixed 0.30:
+    each class shows the detections at or over its own threshold; moving the slider switches to
+    one threshold for all."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    data = _data(evaluated)
+    thr = data["thresholds"]
+
+    def errors_at(cut):  # the page's own count: wrong detections over the cut, plus labels no tp finds
+        total = 0
+        for im in data["images"]:
+            over = [d for d in im["dets"] if d[5] >= cut(d)]
+            found = {d[8] for d in over if d[6] == "tp"}
+            total += sum(d[6] != "tp" for d in over) + sum(not g[5] and i not in found for i, g in enumerate(im["gt"]))
+        return total
+
+    def page_errors():
+        caps = chrome.find_elements(By.CSS_SELECTOR, "#grid .card .caption span:last-child")
+        return sum(int(c.text.split()[0]) for c in caps)
+
+    chrome = _chrome()
+    try:
+        chrome.get((evaluated / "index.html").as_uri())
+        box = chrome.find_element(By.ID, "at-model")
+        assert box.is_displayed() and box.is_selected()
+        assert chrome.find_element(By.ID, "score-val").text in ("per class", f"{thr[0]:.2f}")
+        assert page_errors() == errors_at(lambda d: thr[d[4] - 1])
+        slider = chrome.find_element(By.ID, "score")
+        ActionChains(chrome).click_and_hold(slider).move_by_offset(-slider.size["width"] // 2, 0).release().perform()
+        assert not box.is_selected()
+        at = float(slider.get_attribute("value"))
+        assert chrome.find_element(By.ID, "score-val").text == f"{at:.2f}"
+        assert page_errors() == errors_at(lambda d: at)
         assert not [e for e in chrome.get_log("browser") if e["level"] == "SEVERE"]
     finally:
         chrome.quit()
