@@ -30,6 +30,20 @@ from .errors import CheckpointError, OutputError
 EXPORT_SUFFIXES = {".onnx": "onnx", ".torchscript": "torchscript", ".xml": "openvino"}
 
 
+MAX_PART = 120  # characters of a file or folder name made from a class or a source name
+
+
+def safe_part(name: str, fallback: str = "unnamed") -> str:
+    """One file or folder name made from a name that comes from data (a class name in an
+    exported file's metadata, a video or stream's name): separators, control characters and
+    a leading dot become `_`, so `../..`, `/etc` or `C:x` stay one name inside the output
+    folder; the rest of the name is kept, so crops of `traffic light` still go to `traffic light/`."""
+    text = "".join("_" if c in '/\\:*?"<>|' or ord(c) < 32 or ord(c) == 127 else c for c in str(name)).strip()
+    if text.startswith("."):
+        text = "_" + text[1:]
+    return text[:MAX_PART] or fallback
+
+
 def score_file(export: Path) -> Path:
     """`<file>.eval.json`: the validation score tools/export.py leaves beside an exported file."""
     return export.with_name(export.name + ".eval.json")

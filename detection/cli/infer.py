@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import time
 from collections import Counter
@@ -31,7 +32,7 @@ from ..data.yolo import yolo_line
 from ..errors import CheckpointError, DataError
 from ..inference.labeling import RANK_FLOOR, detections_record, uncertainty, write_prelabels, write_ranking
 from ..inference.tracking import VideoTracks
-from ..runs import new_run_dir
+from ..runs import new_run_dir, safe_part
 from ..visualize import draw_detections
 from .common import positive_int, setup_logging, user_errors_as_one_line
 
@@ -90,8 +91,9 @@ def parse_line(text: str) -> tuple[float, float, float, float]:
         values = tuple(float(v) for v in text.split(","))
     except ValueError:
         values = ()
-    if len(values) != 4 or values[:2] == values[2:]:
-        raise argparse.ArgumentTypeError(f"--line takes x1,y1,x2,y2 in pixels (two different points), got {text!r}")
+    if len(values) != 4 or values[:2] == values[2:] or not all(math.isfinite(v) for v in values):
+        raise argparse.ArgumentTypeError(f"--line takes x1,y1,x2,y2 in pixels (two different points, finite numbers), "
+                                         f"got {text!r}")
     return values
 
 
@@ -179,6 +181,7 @@ class Outputs:
         self.json: list[dict] = []
         self.images: list[dict] = []
         self.videos: dict = {}
+        self.stems: dict[str, str] = {}  # a tracked video's name: the stem its outputs are written under
         self.prelabels: list = []  # --save-labels: one record per image, its kept detections as boxes
         self.ranked: list[tuple[str, float, int]] = []  # --rank: (image, uncertainty, detections scored)
 
@@ -227,6 +230,7 @@ class Outputs:
                 self.untracked.add(source.name)
                 log.warning("--track follows objects through video frames: %s is not a video, not tracked", source.name)
             return None
+        self.stems[source.name] = source.stem
         return self.tracks.update(source.name, item.frame or 0, exact, kept)
 
     def _image_file(self, item, source) -> str:
@@ -263,14 +267,15 @@ class Outputs:
             x1, y1, x2, y2 = (int(round(v)) for v in d["box"])
             if x2 <= x1 or y2 <= y1:
                 continue
-            path = self.out / "crops" / d["class"] / f"{rel.with_suffix('').as_posix().replace('/', '_')}_{k}.jpg"
+            name = f"{rel.with_suffix('').as_posix().replace('/', '_')}_{k}.jpg"
+            path = self.out / "crops" / safe_part(d["class"]) / safe_part(name)
             path.parent.mkdir(parents=True, exist_ok=True)
             cv2.imwrite(str(path), cv2.cvtColor(image[y1:y2, x1:x2], cv2.COLOR_RGB2BGR))
 
     def _frame(self, source, drawn) -> None:
         writer = self.videos.get(id(source))
         if writer is None:
-            stem = os.path.splitext(os.path.basename(source.name))[0] or "stream"
+            stem = source.stem
             h, w = drawn.shape[:2]
             fps = source.fps / max(1, self.args.vid_stride)
             writer = cv2.VideoWriter(str(self.out / f"{stem}.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
@@ -300,7 +305,7 @@ class Outputs:
         """tracks/<video>.txt (MOTChallenge lines) and tracks.json (unique objects and crossings)."""
         (self.out / "tracks").mkdir(exist_ok=True)
         for source, rows in self.tracks.mot.items():
-            stem = os.path.splitext(os.path.basename(source))[0] or "stream"
+            stem = self.stems[source]
             (self.out / "tracks" / f"{stem}.txt").write_text("".join(r + "\n" for r in rows))
         summary = self.tracks.summary(self.names)
         (self.out / "tracks.json").write_text(json.dumps(summary, indent=1))
@@ -322,6 +327,12 @@ def main(argv: list[str] | None = None) -> None:
     predictor, run_name = load_predictor(args, device_for(args.device, 0))
     classes = class_filter(args.classes, predictor.class_names)
     sources = open_sources(args.source, recursive=args.recursive, vid_stride=args.vid_stride)
+    if args.track and not any(s.kind == "video" for s in sources):
+        for source in sources:
+            source.close()
+        raise DataError(f"--track follows objects through the frames of a video or stream; {', '.join(args.source)} "
+                        "holds images only: give a video file, a webcam index or a stream URL (a folder of frames "
+                        "makes a video with: ffmpeg -framerate 25 -i frames/%06d.jpg clip.mp4)")
     out = new_run_dir(os.path.dirname(os.path.abspath(args.out)), os.path.basename(os.path.abspath(args.out))) \
         if args.out else new_run_dir(os.path.join(args.runs, "predict"), args.name or run_name)
     log.info("model: %s -> %s", predictor.describe(), out)

@@ -19,6 +19,7 @@ import numpy as np
 
 from ..data.images import DEFAULT_MAX_PIXELS, IMAGE_EXTS, ImageReadError, read_image
 from ..errors import DataError
+from ..runs import safe_part
 
 VIDEO_EXTS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"}
 STREAM_PREFIXES = ("rtsp://", "rtmp://", "http://", "https://", "udp://", "tcp://")
@@ -35,6 +36,7 @@ class Item:
 
 class Source:
     kind = "images"
+    name = "images"  # for messages
     fps: float = 0.0
 
     def __iter__(self):
@@ -49,6 +51,7 @@ class ImageFiles(Source):
 
     def __init__(self, paths: list[str], root: str, max_pixels: int = DEFAULT_MAX_PIXELS):
         self.paths, self.root, self.max_pixels = paths, root, max_pixels
+        self.name = root or (paths[0] if paths else "images")
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -105,6 +108,7 @@ class VideoSource(Source):
             raise DataError(f"{name}: frames of {w}x{h} = {w * h / 1e6:.0f} megapixels are over the pixel budget "
                             f"({max_pixels / 1e6:.0f} MP)")
         self.name, self.stride, self.live = name, max(1, vid_stride), live
+        self.stem = safe_part(os.path.splitext(os.path.basename(str(name).rstrip("/")))[0], "stream")  # outputs
         self.fps = self.cap.get(cv2.CAP_PROP_FPS) or 30.0
         self.frames = int(self.cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
         self.queue: queue.Queue = queue.Queue(maxsize=8)
@@ -152,7 +156,7 @@ class VideoSource(Source):
                 continue
 
     def __iter__(self):
-        stem = os.path.splitext(os.path.basename(self.name))[0] or "stream"
+        stem = self.stem
         while True:
             value = self.queue.get()
             if value is None:
@@ -226,4 +230,23 @@ def open_sources(specs: list[str], **kw) -> list[Source]:
     files = [s for s in specs if os.path.isfile(s) and os.path.splitext(s)[1].lower() in IMAGE_EXTS]
     others = [s for s in specs if s not in files]
     out = [ImageFiles(files, _common_root(files), kw.get("max_pixels", DEFAULT_MAX_PIXELS))] if files else []
-    return out + [open_source(s, **kw) for s in others]
+    out += [open_source(s, **kw) for s in others]
+    unique_stems([s for s in out if isinstance(s, VideoSource)])
+    return out
+
+
+def unique_stems(videos: list[VideoSource]) -> None:
+    """Two videos of the same name (`day1/clip.mp4`, `day2/clip.mp4`) would write the same drawn
+    video, track file, frames and pre-labels: the later ones take their folder's name in front
+    (`day2_clip`), and a number after where that is taken too, as images keep their folders."""
+    taken: set[str] = set()
+    for v in videos:
+        stem = v.stem
+        if stem in taken:
+            folder = os.path.basename(os.path.dirname(os.path.abspath(str(v.name)))) if not v.live else ""
+            stem = safe_part(f"{folder}_{v.stem}") if folder else v.stem
+            k = 2
+            while stem in taken:
+                stem, k = f"{v.stem}-{k}", k + 1
+            v.stem = stem
+        taken.add(stem)
