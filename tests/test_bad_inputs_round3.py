@@ -143,3 +143,140 @@ def test_a_counting_line_of_non_finite_points_is_refused(line, capsys):
     with pytest.raises(SystemExit):
         infer_cli.parse_args(["--source", "x.mp4", "--track", "--line", line])
     assert "finite numbers" in capsys.readouterr().err
+
+
+# --- tuning ---------------------------------------------------------------------------------------
+
+def _tune_args(synthetic_root, tmp_path, *extra, space="model.freeze_at: [0, 1]\n"):
+    (tmp_path / "space.yaml").write_text(space)
+    return ["--cfg", "configs/demo.yaml", "--holdout", "0.4", "--space", str(tmp_path / "space.yaml"),
+            "--time", "5", "--no-final", *extra, "data.format=coco", f"data.root={synthetic_root / 'coco'}",
+            f"output_dir={tmp_path / 'runs'}", "model.weights=none"]
+
+
+def _tune(args) -> str:
+    """tools/tune.py's main: '' when it ran, else the one line it exited with."""
+    from detection.cli import tune as tune_cli
+
+    try:
+        tune_cli.main(args)
+    except SystemExit as e:
+        return str(e.code)
+    return ""
+
+
+@pytest.fixture
+def fake_trials(monkeypatch, tmp_path):
+    """Trials that 'train' at once: each returns the AP its draw gives (or what `results` says)."""
+    import detection.tuning.study as study_module
+
+    results = {"res": None}
+
+    def fake_train(cfg, on_validation=None):
+        if results["res"] is not None:
+            return tmp_path, results["res"]
+        ap = 0.1 + 0.1 * cfg["model"]["freeze_at"]
+        return tmp_path, {"coco": {"AP": ap, "AP50": ap}, "intervals": {}}
+
+    monkeypatch.setattr(study_module, "train", fake_train)
+    return results
+
+
+@pytest.mark.parametrize("flag,value,said", [("--workers", "10000", "this machine gives this process"),
+                                             ("--time", "1e308", "must be > 0 and <= 1e+06"),
+                                             ("--trial-minutes", "1e308", "must be > 0 and <= 1e+06")])
+def test_tune_refuses_counts_the_machine_cannot_hold(synthetic_root, tmp_path, capsys, flag, value, said):
+    args = _tune_args(synthetic_root, tmp_path, flag, value)
+    assert _tune(args)  # argparse's exit
+    assert said in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_trial_too_short_to_validate_is_one_line(synthetic_root, tmp_path, fake_trials):
+    said = _tune(_tune_args(synthetic_root, tmp_path, "--trial-minutes", "0.01"))
+    assert "--trial-minutes 0.01: a trial must train and validate at least once" in said
+    fake_trials["res"] = {}  # a trial whose budget ended before its one validation
+    said = _tune(_tune_args(synthetic_root, tmp_path, "--trial-minutes", "0.5"))
+    assert said.startswith("config error: tune: trial 0 failed") and "validated nothing" in said
+
+
+@pytest.mark.parametrize("space,said", [
+    ("train.lr: {low: 0, high: 0.1, log: true}\n", "a log range must start above 0"),
+    ("model.fpn_channels: {low: 0, high: 64, log: true}\n", "at 1 or more for whole numbers"),
+    ("train.lr: {low: 0.01, high: 0.1, step: 0}\n", "step must be a number above 0"),
+])
+def test_a_range_optuna_would_refuse_is_named_before_the_first_trial(synthetic_root, tmp_path, fake_trials,
+                                                                     space, said):
+    assert said in _tune(_tune_args(synthetic_root, tmp_path, space=space))
+    assert not list((tmp_path / "runs").rglob("trial_*"))
+
+
+@pytest.mark.parametrize("storage,said", [
+    ("not a url", "is not a storage URL"),
+    ("sqlite:////nonexistent-folder/x/study.db", "cannot be opened: (sqlite3.OperationalError) unable to open"),
+    ("postgresql://user:secret@localhost/db", "its database driver is not installed"),
+])
+def test_a_storage_that_cannot_be_opened_is_one_line(synthetic_root, tmp_path, fake_trials, storage, said):
+    pytest.importorskip("sqlalchemy")
+    if storage.startswith("postgresql"):
+        try:
+            import psycopg2  # noqa: F401
+            pytest.skip("psycopg2 is installed here")
+        except ImportError:
+            pass
+    line = _tune(_tune_args(synthetic_root, tmp_path, "--storage", storage))
+    assert said in line and "\n" not in line and "secret" not in line
+
+
+def test_a_study_db_that_is_not_a_database_is_one_line(synthetic_root, tmp_path, fake_trials):
+    db = tmp_path / "runs" / "tune" / "tune" / "study.db"
+    db.parent.mkdir(parents=True)
+    db.write_text("this is no database")
+    line = _tune(_tune_args(synthetic_root, tmp_path))
+    assert "file is not a database" in line and f"move {db} away" in line
+
+
+def test_a_study_continued_with_another_config_or_space_is_refused(synthetic_root, tmp_path, fake_trials):
+    from detection.runs import TuneFolder
+
+    assert _tune(_tune_args(synthetic_root, tmp_path, "--trials", "2")) == ""
+    best = (TuneFolder(tmp_path / "runs" / "tune" / "tune").best_yaml).read_text()
+    other_cfg = _tune(_tune_args(synthetic_root, tmp_path, "--trials", "3") + ["train.lr=0.5"])
+    assert "this study was made with another configuration (train.lr: 0.02 there, 0.5 here)" in other_cfg
+    other_space = _tune(_tune_args(synthetic_root, tmp_path, "--trials", "3", space="model.freeze_at: [0, 2]\n"))
+    assert "this study was made with another search space" in other_space
+    assert (TuneFolder(tmp_path / "runs" / "tune" / "tune").best_yaml).read_text() == best  # the report untouched
+    assert _tune(_tune_args(synthetic_root, tmp_path, "--trials", "3")) == ""  # the same: it continues
+
+
+# --- unbounded work -------------------------------------------------------------------------------
+
+def test_tiles_that_step_a_pixel_apart_are_refused_saying_how_many_they_would_make():
+    from detection.inference.slicing import check_slicing
+
+    with pytest.raises(ConfigError, match=r"1 px apart, 370,881 tiles for a 640-px image") as e:
+        check_slicing(32, 0.99)
+    assert "--overlap" in str(e.value)
+    check_slicing(640, 0.2)  # the documented settings pass
+
+
+def test_an_image_that_would_need_too_many_tiles_is_one_line_before_any_runs():
+    from detection.errors import DataError
+    from detection.inference.slicing import MAX_TILES, tile_count, tiles
+
+    assert len(tiles(640, 640, 320, 0.2)) == tile_count(640, 640, 320, 0.2) == 9
+    with pytest.raises(DataError, match=r"a 20000x20000 image would make 640,000 tiles"):
+        tiles(20000, 20000, 32, 0.2)  # each legal, together unbounded
+    assert tile_count(20000, 20000, 640, 0.2) <= MAX_TILES  # an aerial photo in the usual tiles fits
+
+
+def test_infer_with_a_one_pixel_tile_step_exits_in_one_line(tmp_path, capsys):
+    from detection.cli import infer as infer_cli
+    from tests.inference.test_model_out import _checkpoint
+
+    ckpt = _checkpoint(tmp_path / "run" / "weights" / "best.pt")
+    _jpg(tmp_path / "in" / "x.jpg", 640, 640)
+    with pytest.raises(SystemExit) as e:
+        infer_cli.main(["--source", str(tmp_path / "in"), "--ckpt", str(ckpt), "--slice", "32", "--overlap", "0.99",
+                        "--out", str(tmp_path / "out")])
+    assert "370,881 tiles" in str(e.value.code)

@@ -21,22 +21,30 @@ import sys
 
 from .common import add_config_args, setup_logging, user_errors_as_one_line
 
+MAX_MINUTES = 1e6  # as train.time: about two years; more overflows the clock arithmetic
 
-def positive(kind):
+
+def positive(kind, most=None):
     def parse(text: str):
         v = kind(text)
-        if not v > 0:
-            raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+        if not v > 0 or (most is not None and not v <= most):
+            raise argparse.ArgumentTypeError(f"must be > 0{f' and <= {most:g}' if most else ''}, got {text}")
         return v
     return parse
+
+
+def cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def parse_args(argv):
     p = argparse.ArgumentParser(description="Tune the training recipe under a time budget (see README).")
     add_config_args(p, cfg_required=True)
-    p.add_argument("--time", type=positive(float), required=True, help="minutes for everything (trials + final)")
+    p.add_argument("--time", type=positive(float, MAX_MINUTES), required=True,
+                   help="minutes for everything (trials + final)")
     p.add_argument("--trials", type=positive(int), help="at most this many trials (your configuration counts)")
-    p.add_argument("--trial-minutes", type=positive(float), help="train.time of each trial (default: share / 6)")
+    p.add_argument("--trial-minutes", type=positive(float, MAX_MINUTES),
+                   help="train.time of each trial (default: share / 6)")
     p.add_argument("--space", help="YAML of config keys and their values (default: the built-in space)")
     p.add_argument("--name", default="tune", help="study name: runs/tune/<name>; the same name continues it")
     p.add_argument("--share", type=positive(float), default=0.5, help="share of --time for the trials (0-1)")
@@ -56,6 +64,9 @@ def main(argv: list[str] | None = None) -> None:
     p, args = parse_args(argv)
     if not 0 < args.share <= 1 or not 0 < args.holdout < 1 or not 0 <= args.checks <= 20:
         p.error("--share must be in (0, 1], --holdout in (0, 1), --checks in 0..20")
+    if args.workers > cores():
+        p.error(f"--workers {args.workers}: this machine gives this process {cores()} cores; each worker trains on "
+                f"its own, so at most --workers {cores()} (more machines: --storage URL --join on each)")
     setup_logging()
     from ..config import load_config
     from ..tuning.space import load_space

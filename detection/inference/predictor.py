@@ -18,9 +18,9 @@ import torch
 
 from ..data.pixels import resize_to, target_size
 from ..detections import phantom_rows, say_phantoms, to_detections
-from ..errors import CheckpointError, ConfigError, DataError
+from ..errors import CheckpointError, DataError
 from ..evaluation.calibration import apply_temperature
-from .slicing import sliced_outputs
+from .slicing import check_slicing, sliced_outputs
 
 
 @dataclass
@@ -295,9 +295,8 @@ class Predictor:
 
     def set_slicing(self, size: int | None, overlap: float = 0.2) -> None:
         """Sliced inference with tiles of `size` pixels overlapping by `overlap` (None: off)."""
-        if size is not None and (size < 32 or not 0 <= overlap < 1):
-            raise ConfigError(f"slicing needs a tile of at least 32 pixels and an overlap in [0, 1), got {size} "
-                              f"and {overlap}")
+        if size is not None:
+            check_slicing(size, overlap)
         self.slicing = (int(size), float(overlap)) if size else None
 
     def _result(self, boxes, scores, labels, shape, thresholds, classes, max_det, path, extra) -> Result:

@@ -14,19 +14,49 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import ConfigError, DataError
+
 MERGE_IOS = 0.6  # intersection over the smaller box above which the lower-scoring box goes
+MIN_STEP = 8  # pixels between neighbouring tiles: 32-px tiles at overlap 0.99 step 1 px, 370,000 tiles at 640 px
+MAX_TILES = 2048  # per image: a 20,000-px aerial photo in 640-px tiles at overlap 0.2 makes 1,600
+
+
+def step_of(size: int, overlap: float) -> int:
+    return max(1, int(size * (1 - overlap)))
+
+
+def tile_count(height: int, width: int, size: int, overlap: float) -> int:
+    return len(_starts(height, size, overlap)) * len(_starts(width, size, overlap))
+
+
+def check_slicing(size: int, overlap: float) -> None:
+    """Refuse, before any image, settings that cannot be right: a tile under 32 px, an overlap
+    outside [0, 1), or one so close to 1 that neighbouring tiles step under MIN_STEP pixels."""
+    if size < 32 or not 0 <= overlap < 1:
+        raise ConfigError(f"slicing needs a tile of at least 32 pixels and an overlap in [0, 1), got {size} "
+                          f"and {overlap}")
+    if step_of(size, overlap) < MIN_STEP:
+        raise ConfigError(f"--slice {size} --overlap {overlap:g}: neighbouring tiles would be "
+                          f"{step_of(size, overlap)} px apart, {tile_count(640, 640, size, overlap):,} tiles for a "
+                          f"640-px image; keep the step at {MIN_STEP} px or more (a lower --overlap, e.g. 0.2)")
+
+
+def _starts(n: int, size: int, overlap: float) -> list[int]:
+    if n <= size:
+        return [0]
+    out = list(range(0, n - size + 1, step_of(size, overlap)))
+    return out + [n - size] if out[-1] != n - size else out
 
 
 def tiles(height: int, width: int, size: int, overlap: float) -> list[tuple[int, int, int, int]]:
-    """(x0, y0, x1, y1) of tiles of `size` covering the image, neighbours overlapping by `overlap`."""
-    def starts(n: int) -> list[int]:
-        if n <= size:
-            return [0]
-        step = max(1, int(size * (1 - overlap)))
-        out = list(range(0, n - size + 1, step))
-        return out + [n - size] if out[-1] != n - size else out
-
-    return [(x, y, min(x + size, width), min(y + size, height)) for y in starts(height) for x in starts(width)]
+    """(x0, y0, x1, y1) of tiles of `size` covering the image, neighbours overlapping by `overlap`;
+    an image that would need more than MAX_TILES is one line, before any tile is run."""
+    n = tile_count(height, width, size, overlap)
+    if n > MAX_TILES:
+        raise DataError(f"--slice {size} --overlap {overlap:g}: a {width}x{height} image would make {n:,} tiles "
+                        f"(at most {MAX_TILES:,}); give larger tiles or a lower --overlap")
+    return [(x, y, min(x + size, width), min(y + size, height)) for y in _starts(height, size, overlap)
+            for x in _starts(width, size, overlap)]
 
 
 def merge(boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray, ios: float = MERGE_IOS) -> np.ndarray:

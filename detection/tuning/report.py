@@ -123,7 +123,7 @@ def report_text(rows: list[dict], best, imp: dict, final: dict | None, folder: T
              "split.",
              "", f"- best: trial {best.number}, AP {_ci(b)}: "
              + (b["changes"] or "your configuration as it is")]
-    iters = [r["iterations"] for r in rows if r["state"] == "complete" and r["iterations"] != ""]
+    iters = [r["iterations"] for r in rows if r["state"] == "complete" and r["iterations"] not in ("", None)]
     if iters:
         lines.append(f"- each complete trial trained {min(iters)}-{max(iters)} iterations"
                      + (f"; under {MIN_TRIAL_ITERS} the trials rank how fast a recipe starts, not where it ends: "

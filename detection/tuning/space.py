@@ -106,6 +106,7 @@ def check_space(space: dict, base: dict, source: str) -> None:
         elif k == "choice":
             candidates = [{key: v} for v in spec]
         elif k == "range":
+            _check_range(key, spec, source)
             candidates = [{key: spec["low"]}, {key: spec["high"]}]
         else:
             candidates = [{key: _times(base, key, f, spec.get("step"))} for f in spec["factor"]]
@@ -115,6 +116,19 @@ def check_space(space: dict, base: dict, source: str) -> None:
             except (ConfigError, KeyError, TypeError) as e:
                 msg = str(e).strip("'\"") if not isinstance(e, KeyError) else f"unknown config key {e}"
                 raise ConfigError(f"{source}: entry `{key}` = {changes}: {msg}") from None
+
+
+def _check_range(key: str, spec: dict, source: str) -> None:
+    """What Optuna would refuse only when the first trial draws from it (after the baseline trained)."""
+    step = spec.get("step")
+    if step is not None and (isinstance(step, bool) or not isinstance(step, (int, float)) or not step > 0
+                             or not math.isfinite(step)):
+        raise ConfigError(f"{source}: entry `{key}`: step must be a number above 0, got {step!r}")
+    ints = all(isinstance(v, int) for v in (spec["low"], spec["high"])) and (step is None or isinstance(step, int))
+    if spec.get("log") and not step and spec["low"] < (1 if ints else 1e-300):
+        raise ConfigError(f"{source}: entry `{key}`: a log range must start above 0"
+                          f"{' (at 1 or more for whole numbers)' if ints else ''}, got low: {spec['low']}; "
+                          "give a positive low or drop log: true")
 
 
 def _times(base: dict, key: str, factor: float, step=None):

@@ -23,7 +23,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..config import load_config, save_config, with_values
+from ..config import load_config, save_config, thaw, with_values
 from ..data.dataset import read_split
 from ..data.splits import record_names, unit_hash, write_split
 from ..errors import ConfigError, DetectionError, TrainingInterrupted, writing
@@ -34,6 +34,7 @@ from .space import check_space, resolve, suggest
 
 log = logging.getLogger("detection.tune")
 
+MIN_TRIAL_MINUTES = 0.2  # 12 s: set-up, a few steps and one validation on a small tuning split
 MIN_TUNING_VAL = 8  # images on the tuning side: fewer and the trials' APs are noise
 TRIAL_WARMUP = 0.1  # of a trial's estimated iterations, when the configuration sets no warmup_fraction
 
@@ -116,6 +117,27 @@ class State:
 
 def make_study(optuna, opts: TuneOptions, folder: TuneFolder, name: str):
     url = opts.storage or f"sqlite:///{folder.study_db}"
+    try:
+        return _open_study(optuna, opts, url, name)
+    except ImportError:
+        raise ConfigError(f"--storage {_shown(url)}: its database driver is not installed (PostgreSQL: pip install "
+                          "psycopg2-binary; MySQL: pip install pymysql)") from None
+    except Exception as e:  # SQLAlchemy's errors: a string that is no URL, a folder that is not there, not a database
+        if type(e).__module__.split(".")[0] != "sqlalchemy":
+            raise
+        what = ("is not a storage URL (e.g. sqlite:///study.db or postgresql://user:pw@host/db)"
+                if type(e).__name__ == "ArgumentError" else f"cannot be opened: {str(e).splitlines()[0][:160]}")
+        raise ConfigError(f"--storage {_shown(url)} {what}"
+                          + ("" if opts.storage else f" (move {folder.study_db} away to start again)")) from None
+
+
+def _shown(url: str) -> str:
+    """A storage URL for a message, its password left out."""
+    head, at, tail = url.rpartition("@")
+    return f"{head.split(':')[0]}:{head.split(':')[1]}:***@{tail}" if at and head.count(":") >= 2 else url
+
+
+def _open_study(optuna, opts: TuneOptions, url: str, name: str):
     storage = optuna.storages.RDBStorage(url, heartbeat_interval=30, grace_period=120,
                                          engine_kwargs={"connect_args": {"timeout": 60}} if url.startswith("sqlite")
                                          else {})
@@ -126,6 +148,38 @@ def make_study(optuna, opts: TuneOptions, folder: TuneFolder, name: str):
                                          else opts.seed, n_startup_trials=5)
     return optuna.create_study(study_name=name, storage=storage, direction="maximize", sampler=sampler,
                                pruner=pruner, load_if_exists=True)
+
+
+def check_study_is_this_tune(study, cfg: dict, space: dict, folder: TuneFolder) -> None:
+    """A study continued with another configuration or search space would rank its trials with
+    this tune's (best.yaml and report.md named the other configuration's best trial), and Optuna
+    refuses a value space that changed halfway with a traceback. The study keeps the config and
+    the space it was made with; a study that has them must be given the same ones."""
+    made = {"config": _dotted(thaw(cfg)), "space": json.loads(json.dumps(space, default=str))}
+    kept = {k: study.user_attrs.get(k) for k in made}
+    if kept["config"] is None and kept["space"] is None:
+        for k, v in made.items():
+            study.set_user_attr(k, v)
+        return
+    before, now = kept["config"] or {}, made["config"]
+    other = sorted(k for k in set(now) | set(before) if k != "name" and now.get(k) != before.get(k))
+    if not other and made["space"] == kept["space"]:
+        return
+    changed = "; ".join(f"{k}: {before.get(k)!r} there, {now.get(k)!r} here" for k in other[:3])
+    said = (f"another configuration ({changed}{' ...' if len(other) > 3 else ''})" if other
+            else "another search space (--space)")
+    raise ConfigError(f"{folder.dir}: this study was made with {said}; continue it with the same --cfg, overrides "
+                      "and --space, or start another tune with --name")
+
+
+def _dotted(tree: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in tree.items():
+        if isinstance(v, dict) and v:
+            out.update(_dotted(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
 
 
 def fail_orphans(optuna, study) -> None:
@@ -173,6 +227,9 @@ def run_trial(optuna, trial, base: dict, space: dict, ctx: dict) -> float:
         run, res = train(cfg, on_validation=on_validation)
     except TrainingInterrupted:
         raise KeyboardInterrupt from None  # Optuna fails the trial and stops
+    if "coco" not in (res or {}):
+        raise ConfigError(f"trial {trial.number} validated nothing in its {ctx['minutes']:g} min: give the trials "
+                          "more time (--trial-minutes, or more --time)")
     ci = res.get("intervals", {}).get("AP", {})
     trial.set_user_attr("AP_low", ci.get("low"))
     trial.set_user_attr("AP_high", ci.get("high"))
@@ -231,7 +288,7 @@ def trial_plan(study, opts: TuneOptions, deadline: float) -> float:
     once per study: every trial gets the same time, so their APs compare)."""
     if "trial_minutes" in study.user_attrs:
         return float(study.user_attrs["trial_minutes"])
-    minutes = opts.trial_minutes or max(0.2, (deadline - time.time()) / 60.0 / 6)
+    minutes = opts.trial_minutes or max(MIN_TRIAL_MINUTES, (deadline - time.time()) / 60.0 / 6)
     study.set_user_attr("trial_minutes", minutes)
     return minutes
 
@@ -250,7 +307,7 @@ def run_trials(optuna, study, base: dict, space: dict, ctx: dict, opts: TuneOpti
             log.info("tune: the trials' time is used (another trial would end past it)")
             return
         t0 = time.time()
-        study.optimize(lambda trial: run_trial(optuna, trial, base, space, ctx), n_trials=1,
+        study.optimize(lambda trial: _said_if_failed(trial, run_trial, optuna, trial, base, space, ctx), n_trials=1,
                        catch=(DetectionError, RuntimeError), callbacks=[lambda _, t: ended.append(t)])
         trial = ended[-1]
         if trial.state == optuna.trial.TrialState.COMPLETE:
@@ -259,12 +316,23 @@ def run_trials(optuna, study, base: dict, space: dict, ctx: dict, opts: TuneOpti
             warned = warned or warn_if_short(trial, ctx["minutes"])
         failures = failures + 1 if trial.state == optuna.trial.TrialState.FAIL else 0
         if trial.state == optuna.trial.TrialState.FAIL and (failures >= 3 or trial.user_attrs.get("baseline")):
-            raise ConfigError(f"tune: trial {trial.number} failed ({trial.system_attrs.get('fail_reason', '?')}); "
+            why = trial.user_attrs.get("error") or trial.system_attrs.get("fail_reason", "?")
+            raise ConfigError(f"tune: trial {trial.number} failed ({why}); "
                               + ("your configuration itself does not train" if trial.user_attrs.get("baseline")
                                  else "three trials failed in a row: check the space (--space)"))
         keep_best_weights(optuna, study, ctx["folder"])
         if ctx.get("state") is not None:
             ctx["state"].save(phase="trials")
+
+
+def _said_if_failed(trial, run, *args):
+    """Run a trial, keeping the first line of what failed it in its user attributes: Optuna no
+    longer keeps a failed trial's reason, and the line that stops the tune must say it."""
+    try:
+        return run(*args)
+    except (DetectionError, RuntimeError) as e:
+        trial.set_user_attr("error", (str(e).splitlines() or [type(e).__name__])[0][:300])
+        raise
 
 
 def spawn_workers(join_argv: list[str], count: int) -> list[subprocess.Popen]:
@@ -290,11 +358,15 @@ def tune(cfg: dict, opts: TuneOptions, space: dict, space_source: str, name: str
     """The whole tune: the study's trials (with `opts.workers - 1` more processes), then, for the
     leader, best.yaml, the report and the final training on all training images."""
     optuna = optuna_module()
+    if opts.trial_minutes is not None and opts.trial_minutes < MIN_TRIAL_MINUTES:
+        raise ConfigError(f"--trial-minutes {opts.trial_minutes:g}: a trial must train and validate at least once; "
+                          f"give {MIN_TRIAL_MINUTES:g} or more")
     check_space(space, cfg, space_source)
     folder = TuneFolder(Path(cfg["output_dir"]) / "tune" / name)
     folder.dir.mkdir(parents=True, exist_ok=True)
     split, classes = carve_tuning_split(cfg, folder, opts.holdout, opts.seed)
     study = make_study(optuna, opts, folder, name)
+    check_study_is_this_tune(study, cfg, space, folder)
     state = None if opts.join else State(folder.state, opts.minutes)
     if not opts.join:
         fail_orphans(optuna, study)
