@@ -280,3 +280,34 @@ def test_infer_with_a_one_pixel_tile_step_exits_in_one_line(tmp_path, capsys):
         infer_cli.main(["--source", str(tmp_path / "in"), "--ckpt", str(ckpt), "--slice", "32", "--overlap", "0.99",
                         "--out", str(tmp_path / "out")])
     assert "370,881 tiles" in str(e.value.code)
+
+
+# --- label review ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("minutes", ["nan", "-1", "0", "inf"])
+def test_review_fold_minutes_that_are_no_budget_are_refused_before_any_fold(tmp_path, capsys, minutes):
+    from detection.cli import review as review_cli
+
+    with pytest.raises(SystemExit):
+        review_cli.main(["--ckpt", str(tmp_path / "none"), "--folds", "3", "--fold-minutes", minutes])
+    assert "--fold-minutes: must be > 0 and <= 1e+06 minutes" in capsys.readouterr().err
+
+
+def test_review_with_one_fold_is_refused_in_one_line(tmp_path):
+    from detection.cli import review as review_cli
+
+    with pytest.raises(SystemExit) as e:
+        review_cli.main(["--ckpt", str(tmp_path / "none"), "--folds", "1", "--runs", str(tmp_path / "runs")])
+    assert "--folds 1: one fold holds every image" in str(e.value.code)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_fold_that_holds_every_image_is_refused_not_reviewed_against_nothing():
+    from detection.review.folds import check_folds, fold_of
+
+    names = [f"img{i}.jpg" for i in range(3)]
+    which = [0, 0, 0]  # what a name hash can give three images and two folds
+    with pytest.raises(ConfigError, match="put all 3 training images in fold 1"):
+        check_folds(which, 2, 3)
+    check_folds([fold_of(n, 5, 0) for n in [f"im{i}" for i in range(200)]], 5, 200)  # spread: fine
+    assert len({fold_of(n, 2, 0) for n in names}) >= 1

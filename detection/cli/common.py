@@ -22,6 +22,21 @@ def setup_logging(verbose: bool = False) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+MAX_MINUTES = 1e6  # as train.time: about two years; more overflows the clock arithmetic
+
+
+def minutes_arg(text: str) -> float:
+    """An argparse type for a time budget in minutes: a number above 0 and at most MAX_MINUTES
+    (`nan` compared false with every bound and trained by epochs; `1e308` overflowed)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected minutes, got {text!r}") from None
+    if not 0 < value <= MAX_MINUTES:
+        raise argparse.ArgumentTypeError(f"must be > 0 and <= {MAX_MINUTES:g} minutes, got {text}")
+    return value
+
+
 def positive_int(text: str) -> int:
     """An argparse type for counts that must be at least 1 (`--batch 0` once ran silently as 1)."""
     try:

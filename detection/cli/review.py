@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ..config import load_config
 from ..errors import ConfigError
-from .common import positive_int, setup_logging, user_errors_as_one_line
+from .common import minutes_arg, positive_int, setup_logging, user_errors_as_one_line
 
 log = logging.getLogger("detection.review")
 
@@ -28,7 +28,7 @@ def parse_args(argv):
     p.add_argument("--split", default="train,val", help="train, val or both (comma-separated)")
     p.add_argument("--folds", type=positive_int, help="K: train images are predicted by K short models that did "
                                                       "not train on them (out of sample), not by --ckpt")
-    p.add_argument("--fold-minutes", type=float, default=5.0, help="train.time of each fold model")
+    p.add_argument("--fold-minutes", type=minutes_arg, default=5.0, help="train.time of each fold model")
     p.add_argument("--confident", type=float, default=0.7, help="score from which the model counts as sure")
     p.add_argument("--top", type=positive_int, default=20, help="issues to list in the log")
     p.add_argument("--name", help="runs/review/<name> (default: the model's run name)")
@@ -53,6 +53,9 @@ def main(argv: list[str] | None = None) -> None:
         raise ConfigError(f"--split {args.split}: give train, val or train,val")
     if not 0 < args.confident < 1:
         raise ConfigError(f"--confident must be between 0 and 1, got {args.confident}")
+    if args.folds is not None and args.folds < 2:
+        raise ConfigError(f"--folds {args.folds}: one fold holds every image, so no model could train without them; "
+                          "give --folds 2 or more (5 is usual)")
     loaded = open_model(args.ckpt, "cpu", runs=args.runs)
     if loaded.config is None and not args.cfg:
         raise ConfigError(f"{loaded.path} is outside a run folder: add --cfg (the data to review)")

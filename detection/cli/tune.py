@@ -19,16 +19,14 @@ import logging
 import os
 import sys
 
-from .common import add_config_args, setup_logging, user_errors_as_one_line
-
-MAX_MINUTES = 1e6  # as train.time: about two years; more overflows the clock arithmetic
+from .common import add_config_args, minutes_arg, setup_logging, user_errors_as_one_line
 
 
-def positive(kind, most=None):
+def positive(kind):
     def parse(text: str):
         v = kind(text)
-        if not v > 0 or (most is not None and not v <= most):
-            raise argparse.ArgumentTypeError(f"must be > 0{f' and <= {most:g}' if most else ''}, got {text}")
+        if not v > 0:
+            raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
         return v
     return parse
 
@@ -40,10 +38,10 @@ def cores() -> int:
 def parse_args(argv):
     p = argparse.ArgumentParser(description="Tune the training recipe under a time budget (see README).")
     add_config_args(p, cfg_required=True)
-    p.add_argument("--time", type=positive(float, MAX_MINUTES), required=True,
+    p.add_argument("--time", type=minutes_arg, required=True,
                    help="minutes for everything (trials + final)")
     p.add_argument("--trials", type=positive(int), help="at most this many trials (your configuration counts)")
-    p.add_argument("--trial-minutes", type=positive(float, MAX_MINUTES),
+    p.add_argument("--trial-minutes", type=minutes_arg,
                    help="train.time of each trial (default: share / 6)")
     p.add_argument("--space", help="YAML of config keys and their values (default: the built-in space)")
     p.add_argument("--name", default="tune", help="study name: runs/tune/<name>; the same name continues it")

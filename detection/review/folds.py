@@ -39,6 +39,18 @@ def fold_of(name: str, folds: int, seed: int) -> int:
     return int(unit_hash(name, f"review:{seed}") * folds)
 
 
+def check_folds(which: list[int], folds: int, images: int) -> None:
+    """Every image must be predicted by a model trained on others: a fold that holds every image
+    (`--folds 1`, or a name hash that leaves the others empty) leaves none to train on, and its
+    images were reviewed against no detections, every box 'spurious' at full confidence."""
+    full = [k for k in range(folds) if which.count(k) == images]
+    if folds < 2 or full:
+        raise ConfigError(f"--folds {folds}: " + ("one fold holds every image" if folds < 2 else
+                          f"the name hash put all {images} training images in fold {full[0] + 1}")
+                          + ", so no model could train without them; give --folds 2 or more"
+                          + (" and more training images" if folds >= 2 else ""))
+
+
 def out_of_fold(cfg: dict, records, info, folds: int, minutes: float, out: Path, seed: int = 0) -> list[tuple]:
     """Detections of each training image by a model that did not train on it: `folds` runs of
     `minutes` each, on the run's own configuration (its classes pinned)."""
@@ -47,10 +59,11 @@ def out_of_fold(cfg: dict, records, info, folds: int, minutes: float, out: Path,
 
     names = record_names(records, info)
     which = [fold_of(n, folds, seed) for n in names]
+    check_folds(which, folds, len(records))
     preds: list[tuple | None] = [None] * len(records)
     for k in range(folds):
         held = [i for i, f in enumerate(which) if f == k]
-        if not held or len(held) == len(records):
+        if not held:
             continue
         split = out / f"fold_{k}.json"
         write_split(split, [n for n, f in zip(names, which) if f != k], [names[i] for i in held],
