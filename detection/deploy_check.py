@@ -113,6 +113,30 @@ def set_metadata(path: Path, meta: dict) -> None:
         torch.jit.save(module, str(path), _extra_files={META_KEY: json.dumps(meta)})
 
 
+def read_score(side: Path, key: str, scores: Path) -> float | None:
+    """`key` (AP, or checkpoint_AP) of a score file `side` written for the model file `scores`;
+    None, said once in the log, where it is not to be trusted: the model file gone (an orphan),
+    changed after it was scored, or the file not JSON, or its value text or not finite. A None
+    means the caller scores the model itself."""
+    if not side.is_file():
+        return None
+    why = ""
+    try:
+        if not Path(scores).is_file():
+            why = f"the file it scored ({Path(scores).name}) is gone"
+        elif os.stat(scores).st_mtime_ns > os.stat(side).st_mtime_ns:
+            why = f"{Path(scores).name} changed after it was scored"
+        else:
+            value = json.loads(side.read_text(encoding="utf-8"))[key]
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value):
+                return float(value)
+            why = f"its {key} is {value!r}, not a number"
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        why = f"not a score file ({type(e).__name__})"
+    log.warning("%s is not used (%s): the model is scored again", side, why)
+    return None
+
+
 def checkpoint_score_file(ckpt: Path) -> Path:
     """`<ckpt>.validation.json`: the checkpoint's own score with its fingerprint (not an export's
     `<file>.eval.json`, which the benchmark reads as a file's AP)."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import csv
 import logging
+import os
 import platform
 import time
 from pathlib import Path
@@ -108,17 +109,19 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def scored_ap(path: Path, run) -> float | None:
-    """The AP tools/export.py scored for `path` (or, for the checkpoint, beside an export), if any."""
-    import json
-
+    """The AP tools/export.py scored for `path` (or, for the checkpoint, beside an export that is
+    still there), if one can be trusted (`deploy_check.read_score`)."""
+    from ..deploy_check import read_score
     from ..runs import score_file
 
-    side = score_file(path)
-    if side.is_file():
-        return float(json.loads(side.read_text())["AP"])
-    if path.suffix == ".pt":
-        for other in sorted(run.weights.glob(f"{path.stem}*.eval.json")):
-            return float(json.loads(other.read_text())["checkpoint_AP"])
+    if path.suffix != ".pt":
+        return read_score(score_file(path), "AP", path)
+    for other in sorted(run.weights.glob(f"{path.stem}*.eval.json")):
+        export = other.with_name(other.name[: -len(".eval.json")])
+        if export.is_file() and os.stat(path).st_mtime_ns <= os.stat(other).st_mtime_ns:
+            ap = read_score(other, "checkpoint_AP", export)
+            if ap is not None:
+                return ap
     return None
 
 
@@ -144,16 +147,37 @@ def write_table(run, rows: list[dict], where: str, n: int) -> None:
 
 def fastest_file(run, max_drop: float = 0.01) -> Path | None:
     """The fastest file (images/s at batch 1) of the run's benchmark whose AP is within
-    `max_drop` of its checkpoint's; None without a benchmark with APs."""
+    `max_drop` of its checkpoint's; None without a benchmark with APs. Only the run's own files
+    (`files_of`, by name) can be chosen: a `../` or absolute entry in benchmark.csv would run a
+    model from outside the run. Rows that name another file, or hold no finite AP and speed,
+    are skipped and counted."""
     if not run.benchmark_csv.is_file():
         return None
-    with open(run.benchmark_csv, newline="") as f:
-        rows = [r for r in csv.DictReader(f) if r.get("AP") and (run.weights / r["file"]).is_file()]
-    if not rows:
+    own = {p.name: p for p in files_of(run) if p.is_file()}
+    try:
+        with open(run.benchmark_csv, newline="", encoding="utf-8") as f:
+            table = list(csv.DictReader(f))
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        log.warning("%s cannot be read (%s): run tools/benchmark.py again", run.benchmark_csv, e)
         return None
-    ref = float(rows[0]["AP"])
-    ok = [r for r in rows if float(r["AP"]) >= ref - max_drop]
-    return run.weights / max(ok, key=lambda r: float(r["ips_1"]))["file"]
+    rows = [(own[r["file"]], _number(r.get("AP")), _number(r.get("ips_1"))) for r in table
+            if r.get("file") in own]
+    rows = [r for r in rows if r[1] is not None and r[2] is not None]
+    if len(rows) < len(table):
+        log.warning("%s: %d of %d rows skipped (a file that is not this run's, or no AP and speed as numbers)",
+                    run.benchmark_csv, len(table) - len(rows), len(table))
+    ref = next((ap for p, ap, _ in rows if p.suffix == ".pt"), None)
+    if ref is None:
+        return None
+    return max((r for r in rows if r[1] >= ref - max_drop), key=lambda r: r[2])[0]
+
+
+def _number(text) -> float | None:
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        return None
+    return value if np.isfinite(value) else None
 
 
 if __name__ == "__main__":

@@ -37,6 +37,18 @@ def minutes_arg(text: str) -> float:
     return value
 
 
+def ap_drop_arg(text: str) -> float:
+    """An argparse type for an AP budget (--max-drop): a number in [0, 1]. `nan` was taken, and
+    no file can lose more than nan, so none was ever removed."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an AP difference such as 0.01, got {text!r}") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1] (AP is a fraction; 0.01 is usual), got {text}")
+    return value
+
+
 def positive_int(text: str) -> int:
     """An argparse type for counts that must be at least 1 (`--batch 0` once ran silently as 1)."""
     try:

@@ -15,7 +15,7 @@ import argparse
 import logging
 
 from ..commands import command
-from .common import positive_int, setup_logging, user_errors_as_one_line
+from .common import ap_drop_arg, positive_int, setup_logging, user_errors_as_one_line
 
 log = logging.getLogger("detection.inference.export")
 KEPT_DROP = 0.01  # an AP loss over this, kept without --max-drop, is warned about
@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--int8", action="store_true", help="ONNX / OpenVINO: also an INT8 file (post-training "
                                                         "static quantization)")
     p.add_argument("--calib", type=positive_int, default=32, help="--int8: training images to calibrate on")
-    p.add_argument("--max-drop", type=float, help="keep no file whose validation AP is more than this below the "
+    p.add_argument("--max-drop", type=ap_drop_arg, help="keep no file whose validation AP is more than this below the "
                                                   "checkpoint's (e.g. 0.01)")
     p.add_argument("--no-validate", action="store_true", help="do not score the files on the validation split")
     args = p.parse_args(argv)

@@ -26,10 +26,14 @@ def test_int8_export_is_scored_written_and_runs_like_any_model(tiny_run, tmp_pat
     assert json.loads((tmp_path / "e" / "report.json").read_text())["coco"]["AP"] >= 0
 
 
-def test_a_file_that_loses_more_than_max_drop_is_not_kept(tiny_run):
+def test_a_file_that_loses_more_than_max_drop_is_not_kept(tiny_run, monkeypatch):
+    import detection.deploy_check as deploy_check
+
+    perfect = {"coco": {"AP": 1.0, "AP50": 1.0}}  # a checkpoint no export can match
+    monkeypatch.setattr(deploy_check, "checkpoint_score", lambda *a, **k: perfect)
     with pytest.raises(SystemExit) as e:
-        export_cli.main(["--ckpt", str(tiny_run), "--format", "torchscript", "--max-drop", "-1"])
-    assert "more than --max-drop -1" in str(e.value.code) and "\n" not in str(e.value.code)
+        export_cli.main(["--ckpt", str(tiny_run), "--format", "torchscript", "--max-drop", "0"])
+    assert "more than --max-drop 0.0" in str(e.value.code) and "\n" not in str(e.value.code)
     assert not (tiny_run / "weights" / "best.torchscript").exists()
     with pytest.raises(SystemExit) as e:
         export_cli.main(["--ckpt", str(tiny_run), "--format", "torchscript", "--int8"])
