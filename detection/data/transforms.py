@@ -9,6 +9,7 @@ predictions back with it.
 
 from __future__ import annotations
 
+import json
 import os
 
 import albumentations as A
@@ -16,6 +17,7 @@ import cv2
 import numpy as np
 
 from ..errors import ConfigError
+from ..yaml_io import yaml_load
 
 MAX_PIPELINE_BYTES = 1 << 20  # a serialized pipeline is a few KiB
 
@@ -86,18 +88,39 @@ def load_pipeline(path: str) -> list:
     try:
         if os.path.getsize(path) > MAX_PIPELINE_BYTES:
             raise ValueError(f"larger than {MAX_PIPELINE_BYTES // 1024} KiB")
-        fmt = "json" if path.lower().endswith(".json") else "yaml"
-        loaded = A.load(path, data_format=fmt)
+        with open(path, encoding="utf-8") as f:  # our bounded reader: albumentations' expands any alias
+            text = f.read()
+        loaded = A.from_dict(json.loads(text) if path.lower().endswith(".json") else yaml_load(text))
     except Exception as e:  # albumentations raises many kinds for a bad file
         raise ConfigError(f"data.augment={path}: not an albumentations pipeline ({type(e).__name__}: "
                           f"{str(e).splitlines()[0][:200] if str(e) else ''}); write it with "
                           "A.save(pipeline, path, data_format='yaml')") from None
     steps = list(loaded.transforms) if isinstance(loaded, A.BaseCompose) else [loaded]
-    for t in steps:
+    for t in _every_transform(steps):
         if isinstance(t, A.Mosaic):
             raise ConfigError(f"data.augment={path}: Mosaic needs other images, which a per-image pipeline "
                               "does not have; use data.augment=heavy for mosaic and mixup")
+        if type(t).__name__ in CHANGES_THE_TENSOR:
+            raise ConfigError(f"data.augment={path}: {type(t).__name__} {CHANGES_THE_TENSOR[type(t).__name__]}; "
+                              "remove it: the pipeline takes and gives uint8 HxWx3 images, and the toolkit makes "
+                              "the tensor and normalizes inside the model")
     return steps
+
+
+CHANGES_THE_TENSOR = {  # transforms a detection pipeline here must not hold, and why
+    "ToTensorV2": "makes a CxHxW tensor, which the loader then reads as HxWxC",
+    "ToTensor": "makes a CxHxW tensor, which the loader then reads as HxWxC",
+    "Normalize": "normalizes the image, which the model normalizes again (values near 0)",
+    "ToFloat": "scales the image to 0-1, which the loader divides by 255 again",
+}
+
+
+def _every_transform(steps: list):
+    """The transforms of a pipeline, those inside OneOf, SomeOf and nested Compose included."""
+    for t in steps:
+        yield t
+        if isinstance(t, A.BaseCompose):
+            yield from _every_transform(list(t.transforms))
 
 
 def apply_transforms(tf: A.Compose | None, image: np.ndarray, boxes: np.ndarray, labels: np.ndarray,
