@@ -9,7 +9,9 @@ during a save never leaves a broken file, and the previous checkpoint stays inta
 from __future__ import annotations
 
 import dataclasses
+import errno
 import os
+import shutil
 from pathlib import Path
 
 import torch
@@ -20,6 +22,8 @@ from .errors import CheckpointError, OutputError
 from .models.builders import build_model
 from .models.freeze import apply_policy
 from .models.weights import load_weights_into, torch_load_safe
+
+FULL_DISK_BYTES = 16 << 20  # free space under which a failed write is said to be a full disk
 
 
 def save_checkpoint(path: str | Path, **state) -> None:
@@ -39,11 +43,32 @@ def save_checkpoint(path: str | Path, **state) -> None:
         os.replace(tmp, path)
     except (OSError, RuntimeError) as e:  # a full disk reaches torch's zip writer as a RuntimeError
         tmp.unlink(missing_ok=True)
-        if isinstance(e, RuntimeError) and "writ" not in str(e).lower():
+        if isinstance(e, RuntimeError) and not _zip_writer_failed(str(e)):
             raise
-        reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e).strip().splitlines()[-1][:200]
-        raise OutputError(f"cannot write checkpoint {path}: {reason}; free space or choose a writable "
-                          "output_dir (the previous checkpoint is kept)") from None
+        raise OutputError(f"cannot write checkpoint {path}: {_why_not_written(e, path.parent)}; free space or "
+                          "choose a writable output_dir (the previous checkpoint is kept)") from None
+
+
+def _zip_writer_failed(message: str) -> bool:
+    """torch's zip writer fails on a full disk with RuntimeErrors that name the writer
+    (`PytorchStreamWriter failed writing file ...`) or only its source file and a position
+    (`[enforce fail at inline_container.cc:672] . unexpected pos 123 vs 456`, at write_end_of_file)."""
+    text = message.lower()
+    return "writ" in text or "inline_container" in text or "unexpected pos" in text
+
+
+def _why_not_written(e: Exception, folder: Path) -> str:
+    """The reason in words: a full disk said as one (naming the folder), else the error's own line."""
+    full = isinstance(e, OSError) and e.errno == errno.ENOSPC
+    try:
+        full = full or shutil.disk_usage(folder).free < FULL_DISK_BYTES
+    except OSError:
+        pass
+    if full:
+        return f"the disk holding {folder} is full"
+    if isinstance(e, OSError) and e.strerror:
+        return e.strerror
+    return str(e).strip().splitlines()[-1][:200]
 
 
 def load_checkpoint(path: str | Path) -> dict:

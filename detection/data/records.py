@@ -36,6 +36,10 @@ def say_once(line: str) -> None:
 # boxes a training image keeps: matching holds anchors x boxes IoUs (about 40k anchors at 480 px,
 # 4 bytes each: 160 MB at this cap); dense scenes (shelves, crowds) stay well under it
 MAX_BOXES_PER_IMAGE = 1000
+# a validation image with more labelled boxes is left out, counted and named: a label file of
+# 100,000 boxes (3.8 MB) took 870 MB to score (pycocotools holds every box against every
+# detection, per area range), and no detector here keeps more than a few hundred detections
+MAX_VAL_BOXES_PER_IMAGE = 5000
 
 
 @dataclass
@@ -211,6 +215,9 @@ def build_records(raws: list[RawImage], info: DatasetInfo, skips: dict[str, Skip
             not_found += gone
             (missing if gone else unreadable).add(os.path.basename(r.path))
             continue
+        if strict and len(r.boxes) > MAX_VAL_BOXES_PER_IMAGE:
+            counters["too_many_boxes"].add(os.path.basename(r.where), 1)
+            continue
         records.append(_record(r, *size, counters, cap=None if strict else MAX_BOXES_PER_IMAGE))
     if errors and strict:
         raise DataError(f"{info.source}: {len(errors)} validation image(s) cannot be used: {errors[0]}"
@@ -243,6 +250,9 @@ def _box_counters(skips: dict[str, SkipCounter]) -> dict[str, SkipCounter]:
                                "used)", False),
              "boxes_over_cap": (f"boxes dropped: over {MAX_BOXES_PER_IMAGE} in one image (the first ones are kept)",
                                 False),
+             "too_many_boxes": (f"validation images left out: over {MAX_VAL_BOXES_PER_IMAGE} labelled boxes in one "
+                                "image (scoring holds every box against every detection; split such an image "
+                                "into tiles)", False),
              "invalid_boxes": ("boxes dropped: not four finite numbers", False),
              "degenerate_boxes": ("boxes dropped: zero or negative width/height, or outside the image", False),
              "clipped_boxes": ("boxes partly outside the image (clipped, kept)", True)}
