@@ -515,3 +515,77 @@ def test_a_validation_label_file_of_100k_boxes_is_left_out_counted_and_named(tmp
     assert "dense.txt" in caplog.text and info.skipped["too_many_boxes"] == 1
     [train, _] = build_records(raws, DatasetInfo(class_names=["a"], cat_ids=[1], source="train"), {})
     assert len(train.boxes) == 1000  # training keeps the capped image
+
+
+KILL_AFTER_SAVE = '''
+import os, signal, sys
+from detection.checkpoint import Checkpointer
+from detection.config import load_config
+from detection.training.trainer import train
+
+real, count = Checkpointer.save, [0]
+
+def save(self, path, snapshot):
+    out = real(self, path, snapshot)
+    count[0] += 1
+    if count[0] == int(sys.argv[2]):
+        os.kill(os.getpid(), signal.SIGKILL)
+    return out
+
+Checkpointer.save = save
+train(load_config(sys.argv[1]))
+'''
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(synthetic_root, default_cfg, tmp_path_factory):
+    from detection.training.trainer import train
+
+    root = tmp_path_factory.mktemp("kill")
+    tiny = dict(weights="none", min_size=128, max_size=160, fpn_channels=32, rpn_pre_nms_top_n_train=200,
+                rpn_post_nms_top_n_train=100, rpn_pre_nms_top_n_test=100, rpn_post_nms_top_n_test=50,
+                box_batch_size_per_image=64)  # conftest's tiny_model_cfg, which is per test
+    cfg = load_config(None, {
+        "name": "whole", "output_dir": str(root / "runs"), "model": tiny,
+        "data": {"format": "coco", "root": str(synthetic_root / "coco"), "num_workers": 0},
+        "train": {"epochs": 2, "batch_size": 12, "warmup_iters": 2, "milestones": [2], "lr": 0.01, "ckpt_every": 1}})
+    whole, _ = train(cfg)
+    return root, cfg, Path(whole)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kill_after", [4, 5, 8])  # saves: step 1, step 2, before val, [best], last, ...
+def test_a_run_killed_at_any_save_resumes_to_the_uninterrupted_runs_weights_and_rows(uninterrupted, kill_after):
+    """24 images in batches of 12: two steps an epoch. Killed during the last validation the run
+    was reported finished and never scored its last epoch; killed between last.pt and best.pt,
+    best.pt was never written; killed before its results.csv row, the row was lost."""
+    import csv
+    import subprocess
+    import sys
+
+    import torch
+
+    from detection.checkpoint import load_checkpoint
+    from detection.config import save_config, with_values
+    from detection.training.trainer import train
+
+    root, cfg, whole = uninterrupted
+    name = f"cut{kill_after}"
+    save_config(with_values(cfg, {"name": name}), root / f"{name}.yaml")
+    (root / "kill.py").write_text(KILL_AFTER_SAVE)
+    done = subprocess.run([sys.executable, str(root / "kill.py"), str(root / f"{name}.yaml"), str(kill_after)],
+                          capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1])
+    assert done.returncode == -9, done.stderr[-2000:]
+    cut = root / "runs" / name
+    _, results = train(load_config(cut / "config.yaml", [f"resume={cut}"]))
+    assert results, "the resume had something left to do"
+    for file in ("last.pt", "best.pt"):
+        a, b = load_checkpoint(whole / "weights" / file), load_checkpoint(cut / "weights" / file)
+        assert a["step"] == b["step"] and all(torch.equal(v, b["model"][k]) for k, v in a["model"].items()), file
+
+    def rows(run):
+        with open(run / "results.csv") as f:
+            return [{k: v for k, v in r.items() if not k.endswith("_s") and k != "images_per_s"}
+                    for r in csv.DictReader(f)]
+
+    assert rows(cut) == rows(whole) and len(rows(whole)) == 2

@@ -23,6 +23,7 @@ class TrainState:
     nonfinite_streak: int = 0  # non-finite losses in a row at the last epoch's end (train.max_nonfinite)
     elapsed: float = 0.0  # seconds of the run so far (train.time counts them across a resume)
     finished: bool = False  # the run ended as configured (a resume then has nothing to do unless extended)
+    validating: bool = False  # taken just before a validation: a run killed in it resumes into that validation
 
     @classmethod
     def from_checkpoint(cls, ckpt: dict) -> TrainState:

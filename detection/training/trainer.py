@@ -71,8 +71,8 @@ class Trainer:
 
     def finished_already(self) -> bool:
         """A resumed run that has nothing left to do (it ended as configured, and was not extended)."""
-        return self.ckpt is not None and nothing_left(self.state, self.resume_changes, self.schedule.timed,
-                                                      self.schedule.run_epochs)
+        return self.ckpt is not None and not self.state.validating and nothing_left(
+            self.state, self.resume_changes, self.schedule.timed, self.schedule.run_epochs)
 
     def setup(self) -> None:
         """Data, model, the resolved config (`plan.prepare`); its config.yaml, the checkpointer, the log."""
@@ -85,7 +85,8 @@ class Trainer:
             save_config(self.cfg, self.run.config)  # a resume's allowed changes go into the run's config too
         self.checkpointer = Checkpointer({"config": self.cfg, "class_names": self.class_names},
                                          enabled=dist.is_main())
-        self.log = RunLog(self.run, dist.is_main(), self.state.epoch if self.ckpt else None, self.state.step)
+        kept_rows = self.state.epoch - self.state.validating  # the epoch whose end a resume redoes: its row too
+        self.log = RunLog(self.run, dist.is_main(), kept_rows if self.ckpt else None, self.state.step)
         if not dist.is_main():
             return
         if self.ckpt is not None:
@@ -190,37 +191,55 @@ class Trainer:
                 "thresholds": self.thresholds}
 
     def save(self, row: dict, improved: bool) -> None:
-        """last.pt always; best.pt (with the EMA weights when kept) when validation improved."""
+        """best.pt (with the EMA weights when kept) when validation improved, then last.pt: in this
+        order a kill between the two leaves last.pt from before the validation, which a resume
+        runs again and saves best.pt from (the other way round, best.pt was never written)."""
         t0 = self.clock()
         snap = self.snapshot(row)
+        if improved:  # inference uses the averaged weights
+            ema = {"model": self.parts.ema.module.state_dict()} if self.parts.ema is not None else {}
+            self.checkpointer.save(self.run.best, {**snap, **ema})
         self.checkpointer.save(self.run.last, snap)
         if self.schedule.timed:  # the last step leaves time for this save before the deadline
             self.schedule.budget.reserve = self.clock() - t0
-        if improved:
-            if self.parts.ema is not None:
-                snap["model"] = self.parts.ema.module.state_dict()  # inference uses the averaged weights
-            self.checkpointer.save(self.run.best, snap)
 
     def run_epoch(self) -> bool:
-        """Train; save (a failing validation never loses the epoch); validate; save; log. True: stage over."""
+        """Train, then end the epoch (`end_epoch`). True: the stage is over."""
         t0 = self.clock()
         row = self.train_epoch()
         stage_over = self.schedule.stage_over(self.state.stage, self.state.epoch, self.device)
         if self.schedule.timed:  # run seconds when the steps ended (elapsed_s adds saving and validating)
             row["train_end_s"] = round(self.clock(), 1)
+        due = self.schedule.due_for_validation(self.state.stage, self.state.epoch, stage_over)
+        return self.end_epoch(row, stage_over, due, t0)
+
+    def resume_validation(self, si: int) -> bool:
+        """A run killed during a validation resumes into it, from the last.pt taken just before:
+        it was reported finished with its last epoch never scored (best.pt an epoch behind)."""
+        log.info("resume: the validation after epoch %d did not finish; it runs first", self.state.epoch)
+        stage_over = self.schedule.stage_over(si, self.state.epoch, self.device)
+        return self.end_epoch(dict(self.ckpt.get("metrics") or {}), stage_over, True, self.clock())
+
+    def end_epoch(self, row: dict, stage_over: bool, validate: bool, t0: float) -> bool:
+        """Save (a failing validation never loses the epoch; the save is marked `validating`, so a
+        kill during it resumes into it); validate when due; log; save. The results.csv row goes
+        before the last save: killed between the two, the resume redoes the epoch's end and
+        rewrites the row (the other way round the row was lost). True: the stage is over."""
         improved = False
-        if self.schedule.due_for_validation(self.state.stage, self.state.epoch, stage_over):
+        if validate:
+            self.state.validating = True
             self.checkpointer.save(self.run.last, self.snapshot(row))
             v0 = self.clock()
             improved = self.validate(row)
             row["val_s"] = round(self.clock() - v0, 1)  # apart from the training time
+            self.state.validating = False
             self.state.finished = self.stop or self.schedule.run_over(self.state.stage, stage_over)
-        self.save(row, improved)
         row["epoch_s"] = round(self.clock() - t0, 1)
         if self.schedule.timed:  # the estimate and where the run is in its time
             row.update(plan_iters=self.schedule.plan[self.state.stage], step=self.state.step,
                        elapsed_s=round(self.clock(), 1))
         self.log.epoch(row, self.schedule.total_epochs(self.state.epoch), self.world)
+        self.save(row, improved)
         if self.stop:
             log.info("early stopping: no better AP in %d validations (train.patience)", self.tcfg["patience"])
         return stage_over
@@ -235,7 +254,8 @@ class Trainer:
                 self.setup()
                 for si in range(self.state.stage, len(self.schedule.stages)):
                     self.enter_stage(si)
-                    stage_over = self.schedule.stage_over(si, self.state.epoch, self.device)
+                    stage_over = (self.resume_validation(si) if self.state.validating else
+                                  self.schedule.stage_over(si, self.state.epoch, self.device))
                     self.schedule.check_started(si, stage_over, self.state.step)
                     while not stage_over and not self.stop:
                         stage_over = self.run_epoch()
