@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Wheels for the GPU machine's Python 3.12, which lacks pycocotools and albumentations (and
+# what they need beyond its own packages): into .whl/, ignored by git, carried by the device call.
+#   bash bench/gpu_wheels.sh
+set -euo pipefail
+grep -qx '/.whl/' .git/info/exclude 2>/dev/null || echo '/.whl/' >> .git/info/exclude
+PLATFORMS=()
+for n in 2_28 2_27 2_17 2014 1; do
+  case $n in 2014) PLATFORMS+=(--platform manylinux2014_x86_64) ;; 1) PLATFORMS+=(--platform manylinux1_x86_64) ;;
+    *) PLATFORMS+=(--platform "manylinux_${n}_x86_64") ;; esac
+done
+for n in 24 31 34 35; do PLATFORMS+=(--platform "manylinux_2_${n}_x86_64"); done
+python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+  "${PLATFORMS[@]}" -d .whl pycocotools albumentations albucore pydantic pydantic-core \
+  annotated-types typing-inspection stringzilla simsimd
+ls -la .whl
