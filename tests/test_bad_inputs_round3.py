@@ -196,7 +196,7 @@ def test_tune_refuses_counts_the_machine_cannot_hold(synthetic_root, tmp_path, c
 
 def test_a_trial_too_short_to_validate_is_one_line(synthetic_root, tmp_path, fake_trials):
     said = _tune(_tune_args(synthetic_root, tmp_path, "--trial-minutes", "0.01"))
-    assert "--trial-minutes 0.01: a trial must train and validate at least once" in said
+    assert "--trial-minutes 0.01: a trial must train and validate at least once; give 0.1 or more" in said
     fake_trials["res"] = {}  # a trial whose budget ended before its one validation
     said = _tune(_tune_args(synthetic_root, tmp_path, "--trial-minutes", "0.5"))
     assert said.startswith("config error: tune: trial 0 failed") and "validated nothing" in said

@@ -34,7 +34,7 @@ from .space import check_space, resolve, suggest
 
 log = logging.getLogger("detection.tune")
 
-MIN_TRIAL_MINUTES = 0.2  # 12 s: set-up, a few steps and one validation on a small tuning split
+MIN_TRIAL_MINUTES = 0.1  # 6 s: set-up, a step and one validation on a small tuning split, at the least
 MIN_TUNING_VAL = 8  # images on the tuning side: fewer and the trials' APs are noise
 TRIAL_WARMUP = 0.1  # of a trial's estimated iterations, when the configuration sets no warmup_fraction
 
@@ -288,7 +288,7 @@ def trial_plan(study, opts: TuneOptions, deadline: float) -> float:
     once per study: every trial gets the same time, so their APs compare)."""
     if "trial_minutes" in study.user_attrs:
         return float(study.user_attrs["trial_minutes"])
-    minutes = opts.trial_minutes or max(MIN_TRIAL_MINUTES, (deadline - time.time()) / 60.0 / 6)
+    minutes = opts.trial_minutes or max(0.2, (deadline - time.time()) / 60.0 / 6)
     study.set_user_attr("trial_minutes", minutes)
     return minutes
 
