@@ -23,7 +23,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..config import load_config, save_config, thaw, with_values
+from ..config import flat_items, load_config, save_config, thaw, with_values
 from ..data.dataset import read_split
 from ..data.splits import record_names, unit_hash, write_split
 from ..errors import ConfigError, DetectionError, TrainingInterrupted, writing
@@ -155,7 +155,7 @@ def check_study_is_this_tune(study, cfg: dict, space: dict, folder: TuneFolder) 
     this tune's (best.yaml and report.md named the other configuration's best trial), and Optuna
     refuses a value space that changed halfway with a traceback. The study keeps the config and
     the space it was made with; a study that has them must be given the same ones."""
-    made = {"config": _dotted(thaw(cfg)), "space": json.loads(json.dumps(space, default=str))}
+    made = {"config": dict(flat_items(thaw(cfg))), "space": json.loads(json.dumps(space, default=str))}
     kept = {k: study.user_attrs.get(k) for k in made}
     if kept["config"] is None and kept["space"] is None:
         for k, v in made.items():
@@ -170,16 +170,6 @@ def check_study_is_this_tune(study, cfg: dict, space: dict, folder: TuneFolder) 
             else "another search space (--space)")
     raise ConfigError(f"{folder.dir}: this study was made with {said}; continue it with the same --cfg, overrides "
                       "and --space, or start another tune with --name")
-
-
-def _dotted(tree: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in tree.items():
-        if isinstance(v, dict) and v:
-            out.update(_dotted(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
 
 
 def fail_orphans(optuna, study) -> None:
