@@ -33,6 +33,7 @@ class PredictorModule(torch.nn.Module):
 def evaluate_model(loaded: LoadedModel, cfg: dict) -> tuple[dict, object]:
     """(results, evaluator) of `loaded` (opened on the CPU) on `cfg`'s validation split, in the
     model's class order, on the device `cfg` names (auto: CUDA when present)."""
+    from .data.dataset import get_dataset
     from .distributed import device_for
     from .evaluation.evaluator import build_validation, check_ground_truth
     from .evaluation.loop import evaluate
@@ -42,7 +43,9 @@ def evaluate_model(loaded: LoadedModel, cfg: dict) -> tuple[dict, object]:
     loaded = on_device(loaded, device)
 
     try:
-        loader, ev = build_validation(cfg, loaded.class_names, device)
+        val_ds = get_dataset(cfg, train=False, class_names=loaded.class_names)
+        loader, ev = build_validation(val_ds, cfg["eval"], cfg["train"]["batch_size"], cfg["data"]["num_workers"],
+                                      device)
     except UnknownClassesError as e:
         raise DataError(class_mismatch(loaded, e)) from None
     sliced = loaded.predictor.slicing is not None  # tiles go through the predictor, whatever the backend

@@ -39,3 +39,29 @@ def test_the_run_folder_file_names_live_in_runs_only():
     offenders = [str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py")
                  if p.name != "runs.py" and built.search(p.read_text())]
     assert not offenders, offenders
+
+
+def foreign_writes(source: str) -> list[str]:
+    """`a.b = ...` (or `+=`) where `a` is not `self`, and `self.a.b = ...`: writes into another object."""
+    out = []
+    for node in ast.walk(ast.parse(source)):
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target] \
+            if isinstance(node, (ast.AugAssign, ast.AnnAssign)) else []
+        for t in targets:
+            for leaf in (t.elts if isinstance(t, ast.Tuple) else [t]):
+                if isinstance(leaf, ast.Attribute) and not (isinstance(leaf.value, ast.Name) and leaf.value.id == "self"):
+                    out.append(f"line {leaf.lineno}: {ast.unparse(leaf)}")
+    return out
+
+
+def test_the_write_check_sees_a_write_into_another_object():
+    assert foreign_writes("self.a = 1\nself.b.c = 2\nstate.epoch, x = 3, 4\n") == ["line 2: self.b.c",
+                                                                                   "line 3: state.epoch"]
+
+
+def test_the_trainer_asks_no_kind_of_schedule_and_writes_only_its_own_attributes():
+    """The schedule answers for epochs and time alike; the state, the budget and the stop request
+    are moved by their own methods (issue 30)."""
+    source = (PACKAGE / "training" / "trainer.py").read_text()
+    asked = [f"line {n.lineno}" for n in ast.walk(ast.parse(source)) if isinstance(n, ast.Attribute) and n.attr == "timed"]
+    assert asked == [] and foreign_writes(source) == []

@@ -17,7 +17,7 @@ import logging
 import os
 import sys
 
-from ..config import load_config
+from ..config import load_config, with_values
 from ..data.doctor import check, markdown, page_tables, write_browse, write_plots
 from ..data.formats import ON_DISK, guard_format, split_exists
 from ..data.summary import short_summary
@@ -50,7 +50,8 @@ def main(argv: list[str] | None = None) -> None:
     if train.records:  # auto_size and anchors=auto as training resolves them: the sizes below are its own
         from ..training.plan import fit_to_boxes
 
-        cfg, lines = fit_to_boxes(cfg, train.records)
+        changes, lines = fit_to_boxes(cfg["model"], train.records)
+        cfg = with_values(cfg, changes)
         for line in lines:
             log.info(line)
     m = cfg["model"]

@@ -176,6 +176,15 @@ def _empty_side_hint(dcfg: dict, which: str, lists: dict | None) -> str:
     return " or ".join(hints) or "check the split's images"
 
 
+def train_and_val_datasets(d: dict, min_size: int, max_size: int, train_records: list[ImageRecord],
+                           info: DatasetInfo, seed: int) -> tuple[DetectionDataset, DetectionDataset]:
+    """(training, validation) datasets at the model's input size: the training records already
+    read (the plan sized the input from them), the validation side read here in their label order."""
+    train_ds = dataset_from(d, min_size, max_size, train_records, info, train=True)
+    val_records, val_info = read_split(d, d["val_split"], False, list(info.class_names), seed)
+    return train_ds, dataset_from(d, min_size, max_size, val_records, val_info, train=False)
+
+
 def get_dataset(cfg: dict, train: bool, class_names: list[str] | None = None) -> DetectionDataset:
     d = cfg["data"]
     records, info = read_split(d, d["train_split"] if train else d["val_split"], train, class_names, cfg["seed"])

@@ -199,17 +199,15 @@ class DetectionEvaluator:
                 "num_images": len(self.predictions), "gt_boxes": int(sum(c["gt"] for c in voc))}
 
 
-def build_validation(cfg: dict, class_names: list[str] | None, device, rank: int = 0, world: int = 1):
-    """(loader, evaluator) of a config's validation split, labels in `class_names` order.
+def build_validation(val_ds, ecfg: dict, batch_size: int, workers: int, device, rank: int = 0, world: int = 1):
+    """(loader, evaluator) of a validation dataset (`ecfg`: the eval section).
 
     Under DDP each rank gets every world-th image; `evaluate()` gathers them."""
-    from ..data.dataset import build_loader, get_dataset
+    from ..data.dataset import build_loader
 
-    val_ds = get_dataset(cfg, train=False, class_names=class_names)
-    loader = build_loader(val_ds, cfg["train"]["batch_size"], False, cfg["data"]["num_workers"],
-                          device.type == "cuda", rank=rank, world_size=world)
-    e = cfg["eval"]
-    return loader, DetectionEvaluator(val_ds.records, val_ds.info, e["voc_metric"], e["iou_thresh"], e["backend"])
+    loader = build_loader(val_ds, batch_size, False, workers, device.type == "cuda", rank=rank, world_size=world)
+    return loader, DetectionEvaluator(val_ds.records, val_ds.info, ecfg["voc_metric"], ecfg["iou_thresh"],
+                                      ecfg["backend"])
 
 
 def format_results(res: dict) -> str:

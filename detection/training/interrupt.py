@@ -1,5 +1,7 @@
 """Ctrl-C during training: the first stops the loop after the step it is in (the trainer then
-saves last.pt there and says how to resume); a second, or one outside the steps, stops at once."""
+saves last.pt there and says how to resume); a second, or one outside the steps, stops at once.
+The request is a `StopRequest`, written only by its own signal handler (and, under DDP, set to
+rank 0's answer); the trainer reads it."""
 
 from __future__ import annotations
 
@@ -11,25 +13,43 @@ import threading
 log = logging.getLogger("detection.training")
 
 
-@contextlib.contextmanager
-def on_ctrl_c(trainer):
-    """The first Ctrl-C during the steps asks the loop to stop after the step it is in (last.pt is
-    saved there); elsewhere, or a second time, it stops at once."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
+class StopRequest:
+    """Whether Ctrl-C asked the loop to stop after the step it is in."""
 
-    def handler(signum, frame):
-        if trainer.interrupted or not trainer.in_steps:
+    def __init__(self):
+        self.requested = False
+        self._in_steps = False  # a Ctrl-C outside the steps (set-up, validation) stops at once
+
+    @contextlib.contextmanager
+    def installed(self):
+        """Its handler on SIGINT while the run trains (the main thread only: signals go there)."""
+        if threading.current_thread() is not threading.main_thread():
+            yield self
+            return
+        previous = signal.signal(signal.SIGINT, self._handler)
+        try:
+            yield self
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+    @contextlib.contextmanager
+    def during_steps(self):
+        """An epoch's steps: a first Ctrl-C in them waits for the step to end."""
+        self._in_steps = True
+        try:
+            yield
+        finally:
+            self._in_steps = False
+
+    def follow(self, requested: bool) -> None:
+        """Under DDP: rank 0's request, broadcast after the step, so every rank stops together."""
+        self.requested = requested
+
+    def _handler(self, signum, frame):
+        if self.requested or not self._in_steps:
             raise KeyboardInterrupt
-        trainer.interrupted = True
+        self.requested = True
         log.warning("\nCtrl-C: saving the run after this step (press again to stop at once)")
-
-    previous = signal.signal(signal.SIGINT, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 def interrupted_hint(run) -> str:

@@ -1,7 +1,8 @@
 """The run's config resolved before the loop, once, and pinned in config.yaml: the input size
 (model.auto_size), fitted anchors (model.anchors=auto), the label order, the split
 (data.val_fraction) and the precision (train.amp=auto), so a resume or an evaluation sees
-exactly what was trained. `prepare` does it all and hands the trainer what it trains.
+exactly what was trained. `prepare` does it all and hands the trainer what it trains; the
+config it returns is the one every later step reads (nothing after it makes another).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import torch
 from .. import distributed as dist
 from ..checkpoint import restore_model
 from ..config import with_values
-from ..data.dataset import DetectionDataset, build_loader, dataset_from, get_dataset, read_split
+from ..data.dataset import build_loader, read_split, train_and_val_datasets
 from ..data.splits import record_names, write_split
 from ..data.summary import box_stats
 from ..evaluation.evaluator import build_validation
@@ -45,64 +46,58 @@ class Prepared:
 def prepare(cfg: dict, ckpt: dict | None, run: Run | None, device: torch.device, rank: int = 0,
             world: int = 1) -> Prepared:
     """Data, model and run folder: a new run's (its config resolved and pinned here, once), or
-    the resumed `run`'s, whose config is already resolved and whose `ckpt` the model restores."""
-    fresh = ckpt is None
-    cfg, train_ds = training_data(cfg, fresh)  # sizes and anchors pinned
-    class_names = list(train_ds.info.class_names)
-    val_loader, evaluator = build_validation(cfg, class_names, device, rank, world)
-    model = build_model(cfg["model"], class_names, load_pretrained=fresh, verbose=dist.is_main())
+    the resumed `run`'s, whose config is already resolved and whose `ckpt` the model restores.
+    The config is changed twice here and nowhere else: the input size and anchors (the model is
+    built at them), then the label order, the split file and the precision."""
+    fresh, d = ckpt is None, cfg["data"]
+    records, info = read_split(d, d["train_split"], True, None, cfg["seed"])
+    if fresh:  # sizes and anchors pinned before anything is resized to them
+        changes, lines = fit_to_boxes(cfg["model"], records)
+        for line in lines if dist.is_main() else ():
+            log.info(line)
+        cfg = with_values(cfg, changes)
+    m, t = cfg["model"], cfg["train"]
+    train_ds, val_ds = train_and_val_datasets(d, m["min_size"], m["max_size"], records, info, cfg["seed"])
+    class_names = list(info.class_names)
+    val_loader, evaluator = build_validation(val_ds, cfg["eval"], t["batch_size"], d["num_workers"], device, rank,
+                                             world)
+    model = build_model(m, class_names, load_pretrained=fresh, verbose=dist.is_main())
     if fresh:
         run = Run(Path(dist.broadcast_object(str(new_run_dir(cfg["output_dir"], cfg["name"]))
                                              if dist.is_main() else None)))
-        cfg = with_values(cfg, {"data.classes": class_names,  # the label order, pinned
-                                "data.split_file": pin_split(cfg, run, train_ds, val_loader.dataset)})
     else:
         restore_model(model, ckpt, run.last)
     model.to(device)
-    if cfg["train"]["channels_last"]:
+    if t["channels_last"]:
         model.to(memory_format=torch.channels_last)
-    d = cfg["data"]
-    loader = build_loader(train_ds, cfg["train"]["batch_size"], True, d["num_workers"], device.type == "cuda",
+    loader = build_loader(train_ds, t["batch_size"], True, d["num_workers"], device.type == "cuda",
                           seed=cfg["seed"], rank=rank, world_size=world,
                           repeat_thresh=d["repeat_thresh"] if d["sampler"] == "repeat_factor" else None)
     if fresh:
-        cfg = resolve_amp(cfg, model, loader, device)
+        cfg = with_values(cfg, {"data.classes": class_names,  # the label order, pinned
+                                "data.split_file": pin_split(cfg, run, train_ds, val_ds),
+                                "train.amp": resolve_amp(t["amp"], model, loader, device)})
     return Prepared(cfg, class_names, model, loader, val_loader, evaluator, run)
 
 
-def training_data(cfg: dict, fresh: bool) -> tuple[dict, DetectionDataset]:
-    """(config, training dataset). A new run's model.auto_size picks the input size from the
-    training boxes before the dataset resizes to it (pinned as that size with auto_size off), and
-    model.anchors=auto fits the anchors to them; a resumed run's config already holds both."""
-    if not fresh:
-        return cfg, get_dataset(cfg, train=True)
-    records, info = read_split(cfg["data"], cfg["data"]["train_split"], True, None, cfg["seed"])
-    cfg, lines = fit_to_boxes(cfg, records)
-    if dist.is_main():
-        for line in lines:
-            log.info(line)
-    m = cfg["model"]
-    return cfg, dataset_from(cfg["data"], m["min_size"], m["max_size"], records, info, train=True)
-
-
-def fit_to_boxes(cfg: dict, records) -> tuple[dict, list[str]]:
-    """(config, log lines): model.auto_size's input size and model.anchors=auto's anchors, from the
-    training boxes, pinned (auto_size off, the sizes and anchors written). The data check sizes
-    the boxes it reports through this too, so it shows the input training will use."""
-    m, changes, lines = cfg["model"], {}, []
-    size, max_size = m["min_size"], m["max_size"]
-    if m["auto_size"]:
+def fit_to_boxes(mcfg: dict, records) -> tuple[dict, list[str]]:
+    """({dotted key: value}, log lines): model.auto_size's input size and model.anchors=auto's
+    anchors, from the training boxes, to pin (auto_size off, the sizes and anchors written). The
+    data check sizes the boxes it reports through this too, so it shows the input training will use."""
+    changes, lines = {}, []
+    size, max_size = mcfg["min_size"], mcfg["max_size"]
+    if mcfg["auto_size"]:
         stats = box_stats(records, size, max_size)
-        size, max_size, why = sized_input(m["arch"], np.minimum(stats["w"], stats["h"]), size, max_size)
+        size, max_size, why = sized_input(mcfg["arch"], np.minimum(stats["w"], stats["h"]), size, max_size)
         changes.update({"model.min_size": size, "model.max_size": max_size, "model.auto_size": False})
         lines.append(why)
-    if m["anchors"] == "auto" and not m["anchor_sizes"]:
+    if mcfg["anchors"] == "auto" and not mcfg["anchor_sizes"]:
         stats = box_stats(records, size, max_size)  # at the input size just chosen
-        sizes, ratios = fitted_anchors(m["arch"], stats["w"], stats["h"])
+        sizes, ratios = fitted_anchors(mcfg["arch"], stats["w"], stats["h"])
         changes.update({"model.anchor_sizes": sizes, "model.aspect_ratios": ratios})
         lines.append(f"model.anchors=auto: sizes {sizes}, aspect ratios {ratios} "
                      f"(from {sum(len(r.boxes) for r in records)} training boxes)")
-    return with_values(cfg, changes), lines
+    return changes, lines
 
 
 def pin_split(cfg: dict, run: Run, train_ds, val_ds) -> str:
@@ -117,12 +112,12 @@ def pin_split(cfg: dict, run: Run, train_ds, val_ds) -> str:
     return str(run.split.resolve())
 
 
-def resolve_amp(cfg: dict, model, loader, device) -> dict:
-    """train.amp=auto becomes the precision this device trains fastest in, pinned in config.yaml."""
-    if cfg["train"]["amp"] != "auto":
-        return cfg
+def resolve_amp(amp: str, model, loader, device) -> str:
+    """train.amp=auto becomes the precision this device trains fastest in (pinned in config.yaml)."""
+    if amp != "auto":
+        return amp
     amp, why = choose_amp(device, lambda a: measure_step_time(model, loader, device, a, steps=5, warmup=2))
     amp = dist.broadcast_object(amp)
     if dist.is_main():
         log.info("train.amp=auto: %s (%s)", {"none": "fp32"}.get(amp, amp), why)
-    return with_values(cfg, {"train.amp": amp})
+    return amp

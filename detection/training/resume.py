@@ -8,9 +8,10 @@ import logging
 
 from ..checkpoint import load_checkpoint
 from ..commands import command
-from ..config import flat_items, load_config
+from ..config import flat_items, with_values
 from ..errors import CheckpointError, ConfigError
 from ..runs import Run, resume_checkpoint
+from .optim import plan_stages
 
 log = logging.getLogger("detection.training")
 
@@ -21,20 +22,22 @@ RESUME_IGNORED = ("resume", "data.split_file", "name", "output_dir")  # where th
 
 
 def resume_source(cfg: dict) -> tuple[dict, Run, dict, dict]:
-    """(checkpoint, run, its config with the allowed changes, {key: (was, now)}) for `resume=`."""
+    """(checkpoint, run, its config with the allowed changes, {key: (was, now)}) for `resume=`.
+
+    `cfg` is read once, by the caller: the run's own config.yaml with the command's overrides
+    (`train_det.py resume=...`), or any config naming `resume=`. It is compared with the config
+    the checkpoint was trained on; where they differ only what can continue a run may, and
+    where the run is (its name, folder and split file) stays the run's."""
     last, run = resume_checkpoint(cfg["resume"])
     ckpt = load_checkpoint(last)
     if "optimizer" not in ckpt or "rng" not in ckpt:
         raise CheckpointError(f"{last} holds weights only (a best.pt or an old checkpoint): resume needs a last.pt")
-    saved = load_config(base=ckpt["config"])
+    saved = ckpt["config"]
     was, now = dict(flat_items(saved)), dict(flat_items(cfg))
-    changed = {k: (was.get(k), v) for k, v in now.items() if was.get(k) != v and k not in RESUME_IGNORED}
+    changed = {k: (was[k], v) for k, v in now.items() if k in was and was[k] != v and k not in RESUME_IGNORED}
     check_resume_changes(changed, saved, run)
-    overrides = {"resume": str(cfg["resume"])}
-    for key, (_, value) in changed.items():
-        section, _, leaf = key.rpartition(".")
-        (overrides.setdefault(section, {}) if section else overrides)[leaf] = value
-    return ckpt, run, load_config(base=saved, overrides=overrides), changed
+    kept = {k: was[k] for k in RESUME_IGNORED if k in was and k != "resume" and was[k] != now[k]}
+    return ckpt, run, with_values(cfg, kept), changed
 
 
 def check_resume_changes(changed: dict, saved: dict, run: Run) -> None:
@@ -62,12 +65,13 @@ def extend_how(cfg: dict) -> str:
     return "extend it (train.epochs=N, more than it had)"
 
 
-def nothing_left(state, changes: dict, timed: bool, configured_epochs: int) -> bool:
-    """A resumed run that ended as configured (early stopping too) and was not extended."""
+def nothing_left(state, changes: dict, cfg: dict) -> bool:
+    """A resumed run (`cfg`: its own, already resolved) that ended as configured (early stopping
+    too) and was not extended."""
     extended = changes.keys() & {"train.time", "train.epochs", "train.patience"}
     if state.finished and not extended:
         return True
-    return not timed and state.epoch >= configured_epochs
+    return cfg["train"]["time"] <= 0 and state.epoch >= sum(st["epochs"] for st in plan_stages(cfg))
 
 
 def finished_message(run: Run, state, tcfg: dict) -> str:
@@ -86,5 +90,5 @@ def log_resume(run: Run, state, changes: dict) -> None:
     for key, (was, now) in changes.items():
         log.info("resume: %s %s -> %s", key, was, now)
     if changes.keys() & {"train.epochs", "train.time"}:
-        state.finished = False
+        state.extended()
         log.info("resume: the run is extended; its lr schedule is laid over the new length")

@@ -2,6 +2,9 @@
 is done, its lr multiplier at each iteration and, under train.time, its deadline and the
 iterations it is estimated to hold. The trainer asks; this owns the answers and their
 `state_dict` (the estimates and the deadlines), so a resume continues the same plan.
+
+One interface for both kinds of run: the trainer calls every method after every step, epoch
+and save, and never asks which kind it has; a run planned by epochs answers "nothing to do".
 """
 
 from __future__ import annotations
@@ -18,15 +21,17 @@ log = logging.getLogger("detection.training")
 
 
 class Schedule:
-    def __init__(self, cfg: dict, run_clock: RunClock, saved: dict | None = None, stage: int = 0):
-        """`saved`: a checkpoint, whose `plan` and `time_budget` it continues from (at `stage`)."""
+    def __init__(self, cfg: dict, run_clock: RunClock, saved: dict | None = None, stage: int = 0,
+                 iters_per_epoch: int = 1, live: bool = True):
+        """`cfg`: the resolved config. `saved`: a checkpoint, whose `plan` and `time_budget` it
+        continues from (at `stage`). `live`: one process (under DDP the lr follows rank 0's share)."""
         self.tcfg = cfg["train"]
         self.stages = plan_stages(cfg)
         self.run_epochs = sum(st["epochs"] for st in self.stages)
         self.plan: list[int] = list(saved.get("plan") or []) if saved else []  # estimated iterations a stage
         self.budget = budget_for(self.tcfg, self.stages, run_clock, saved.get("time_budget") if saved else None,
-                                 stage)
-        self.ipe = 1  # training iterations an epoch: set once the loader exists
+                                 stage, live)
+        self.ipe = iters_per_epoch  # training iterations an epoch
         self.checks_done = int(saved.get("time_checks_done") or 0) if saved else 0  # train.time_validations
         self.auto_size = bool(cfg["model"]["auto_size"])  # what the too-few-iterations hint suggests
 
@@ -121,6 +126,35 @@ class Schedule:
         if dist.is_main() and abs(self.plan[si] - before) > 0.1 * before:
             log.info("train.time: stage %d/%d: about %d iterations (%.1f epochs) fit its time at the pace it keeps",
                      si + 1, len(self.stages), self.plan[si], self.plan[si] / self.ipe)
+
+    def after_step(self, si: int, interrupted: bool, device, world: int) -> tuple[bool, bool]:
+        """(the time is up, Ctrl-C was pressed), after every step, as rank 0 sees them on every
+        rank (one broadcast), so every rank stops at the same step with the same lr share."""
+        share, over = self.budget.after_step(si) if self.timed else (0.0, False)
+        if world > 1:
+            share, over, interrupted = dist.broadcast_values([share, over, interrupted], device)
+        if self.timed:
+            self.budget.follow(share)
+        return bool(over), bool(interrupted)
+
+    def epoch_break(self) -> None:
+        """Before an epoch's steps: the time since the last step (saves, validation) was no step's."""
+        if self.timed:
+            self.budget.epoch_break()
+
+    def save_took(self, seconds: float) -> None:
+        """A checkpoint save took `seconds`: the last step leaves that much before the deadline."""
+        if self.timed:
+            self.budget.save_took(seconds)
+
+    def steps_ended_row(self, now: float) -> dict:
+        """results.csv: the run seconds when a timed epoch's steps ended (elapsed_s adds saving and
+        validating)."""
+        return {"train_end_s": round(now, 1)} if self.timed else {}
+
+    def progress_row(self, si: int, step: int, now: float) -> dict:
+        """results.csv: the estimate and where a timed run is in its time."""
+        return {"plan_iters": self.plan[si], "step": step, "elapsed_s": round(now, 1)} if self.timed else {}
 
     def time_left(self, si: int) -> float | None:
         """Seconds until stage `si`'s deadline (train.time), else None: the progress line's ETA

@@ -29,6 +29,31 @@ class TrainState:
     def from_checkpoint(cls, ckpt: dict) -> TrainState:
         return cls(**{k: ckpt[k] for k in cls.__dataclass_fields__ if k in ckpt})
 
+    # the loop moves it through these, in this order; nothing else writes it
+    def enter_stage(self, si: int) -> None:
+        self.stage = si
+
+    def stepped(self, step: int, epoch_start_step: int) -> None:
+        self.step, self.iter_in_epoch = step, step - epoch_start_step
+
+    def epoch_done(self, nonfinite_streak: int) -> None:
+        self.epoch, self.iter_in_epoch, self.epoch_sums = self.epoch + 1, 0, {}
+        self.nonfinite_streak = nonfinite_streak
+
+    def validation_started(self) -> None:
+        self.validating = True
+
+    def validation_done(self, finished: bool) -> None:
+        self.validating, self.finished = False, finished
+
+    def extended(self) -> None:
+        """A resume gave the run more epochs or time: it is not finished any more."""
+        self.finished = False
+
+    def stamp(self, elapsed: float) -> None:
+        """The run's seconds so far, as the checkpoint about to be taken records them."""
+        self.elapsed = elapsed
+
 
 def keep_best(state: TrainState, ap: float, patience: int) -> tuple[bool, bool]:
     """(improved, stop): record a validation AP; stop after `patience` without a better one."""

@@ -39,17 +39,17 @@ class RunClock:
 class TimeBudget:
     """The deadlines of a timed run's stages and how much of the current one is used."""
 
-    def __init__(self, minutes: float, shares: list[float], run_clock: RunClock | None = None):
+    def __init__(self, minutes: float, shares: list[float], run_clock: RunClock | None = None, live: bool = True):
         self.seconds, self.shares = minutes * 60.0, list(shares)
         self.elapsed = run_clock or RunClock()  # resumed runs count the time they already ran
         self.stage_from: list[float] = []  # run seconds at which each stage entered so far started
         self.deadline: list[float] = []  # run seconds by which each of them ends
         self.share = 0.0  # of the current stage's time used, as of the last step (the same on every rank)
-        self.live = True  # one process: the lr reads the clock itself; under DDP, rank 0's `share`
+        self.live = live  # one process: the lr reads the clock itself; under DDP, rank 0's `share`
         self.stage = 0
         self.step_s = 0.0  # recent seconds per step (a moving average), to stop before crossing
         self.last_step_s = 0.0
-        self.reserve = 0.0  # seconds the run needs after its last step (saving last.pt), set by the trainer
+        self.reserve = 0.0  # seconds the run needs after its last step (saving last.pt): `save_took`
         self._last = None
         self.pace_from = None  # (run seconds, step) at the end of the stage's first epoch: see refit
 
@@ -80,6 +80,14 @@ class TimeBudget:
             self.step_s = dt if not self.step_s else 0.7 * self.step_s + 0.3 * dt
         self._last = now
         return self.stage_share(si), self.over(si)
+
+    def follow(self, share: float) -> None:
+        """Under DDP: the share rank 0 measured after the step, which every rank's lr follows."""
+        self.share = share
+
+    def save_took(self, seconds: float) -> None:
+        """The last step leaves this much time before the deadline for the save after it."""
+        self.reserve = seconds
 
     def over(self, si: int) -> bool:
         """The stage's time is used up, or the next step (at the recent pace, or the last step's
@@ -170,12 +178,12 @@ def too_few_iterations(iters: int, num_classes: int, minutes: float, seconds_per
 
 
 def budget_for(tcfg: dict, stages: list[dict], run_clock: RunClock, saved: dict | None,
-               stage: int) -> TimeBudget | None:
+               stage: int, live: bool = True) -> TimeBudget | None:
     """train.time's deadlines: new, restored from a checkpoint's `saved` state, or (a resume given
     another train.time) extended from the current `stage` on; None for a run planned by epochs."""
     if tcfg["time"] <= 0:
         return None
-    budget = TimeBudget(tcfg["time"], [st["epochs"] for st in stages], run_clock)
+    budget = TimeBudget(tcfg["time"], [st["epochs"] for st in stages], run_clock, live)
     if saved:
         budget.load_state_dict(saved)
         if budget.seconds != tcfg["time"] * 60:

@@ -35,7 +35,7 @@ from ..precision import amp_warning
 from ..rng import rng_state, seed_everything, set_rng_state
 from . import plan
 from .engine import StepOptions, TrainParts, measure_step_time, train_one_epoch
-from .interrupt import interrupted_hint, on_ctrl_c
+from .interrupt import StopRequest, interrupted_hint
 from .optim import build_optimizer, fit_milestones
 from .results_log import RunLog
 from .resume import finished_message, log_resume, nothing_left, resume_source
@@ -48,9 +48,9 @@ log = logging.getLogger("detection.training")
 
 class Trainer:
     """One training run. `train()` is the whole loop; each step is a method a test can call alone.
-    Long because the epoch's end (`end_epoch`, `resume_validation`: the order of saves that a
-    kill at any point resumes from) sits beside the loop it ends; issue 30's structure pass
-    moves the schedule and budget handling out, which takes it back under a screen or two."""
+    What it holds: the config (the user's until `setup`, then the plan's resolved one, read by
+    everything after), the `TrainState`, the `TrainParts`, the `Schedule` (epochs or time: the
+    trainer never asks which) and the `StopRequest`; each saves its own state."""
 
     def __init__(self, cfg: dict, on_validation=None):
         self.rank, self.world, self.device = dist.init(cfg["device"])
@@ -63,11 +63,11 @@ class Trainer:
         seed_everything(cfg["seed"], cfg["deterministic"])
         self.state = TrainState.from_checkpoint(self.ckpt) if self.ckpt else TrainState()
         self.clock = RunClock(self.state.elapsed)  # train.time counts set-up and resumed time
-        self.schedule = Schedule(cfg, self.clock, self.ckpt, self.state.stage)
-        if self.schedule.timed:
-            self.schedule.budget.live = self.world == 1  # under DDP every rank follows rank 0's share
+        self.stop_request = StopRequest()
         self.results: dict = {}
-        self.stop = self.interrupted = self.in_steps = False
+        self.stop = False  # early stopping (train.patience)
+        self.schedule: Schedule | None = None  # set up with the resolved config (`setup`)
+        self.class_names = self.model = self.train_model = self.loader = self.val_loader = self.evaluator = None
         self.parts: TrainParts | None = None
         self.checkpointer = self.log = None
         self.thresholds = self.ckpt.get("thresholds") if self.ckpt else None  # per-class scores, from validation
@@ -75,37 +75,32 @@ class Trainer:
     def finished_already(self) -> bool:
         """A resumed run that has nothing left to do (it ended as configured, and was not extended)."""
         return self.ckpt is not None and not self.state.validating and nothing_left(
-            self.state, self.resume_changes, self.schedule.timed, self.schedule.run_epochs)
+            self.state, self.resume_changes, self.cfg)
 
     def setup(self) -> None:
-        """Data, model, the resolved config (`plan.prepare`); its config.yaml, the checkpointer, the log."""
+        """Data, model, the resolved config (`plan.prepare`); the schedule, config.yaml, the
+        checkpointer, the log."""
         prepared = plan.prepare(self.cfg, self.ckpt, self.run, self.device, self.rank, self.world)
         self.cfg, self.tcfg, self.run = prepared.cfg, prepared.cfg["train"], prepared.run
         self.class_names, self.model, self.loader = prepared.class_names, prepared.model, prepared.loader
         self.val_loader, self.evaluator = prepared.val_loader, prepared.evaluator
-        self.schedule.ipe = self.loader.batch_sampler.batches_per_epoch()
+        self.schedule = Schedule(self.cfg, self.clock, self.ckpt, self.state.stage,
+                                 self.loader.batch_sampler.batches_per_epoch(), live=self.world == 1)
         if dist.is_main() and (self.ckpt is None or self.resume_changes):
             save_config(self.cfg, self.run.config)  # a resume's allowed changes go into the run's config too
         self.checkpointer = Checkpointer({"config": self.cfg, "class_names": self.class_names},
                                          enabled=dist.is_main())
         kept_rows = self.state.epoch - self.state.validating  # the epoch whose end a resume redoes: its row too
         self.log = RunLog(self.run, dist.is_main(), kept_rows if self.ckpt else None, self.state.step)
-        if not dist.is_main():
-            return
-        if self.ckpt is not None:
+        if self.ckpt is not None and dist.is_main():
             log_resume(self.run, self.state, self.resume_changes)
-        log.info("run folder: %s (device %s%s)", self.run.dir, self.device,
-                 f", {self.world} processes" if self.world > 1 else "")
-        if warning := amp_warning(self.device, self.tcfg["amp"]):
-            log.warning(warning)
-        if note := fit_milestones(self.tcfg["milestones"], self.schedule.run_epochs)[1]:
-            log.warning(note)
+        say_start(self.run, self.device, self.world, self.tcfg, self.schedule.run_epochs)
 
     def enter_stage(self, si: int) -> None:
         """Freezing, optimizer, schedule, scaler and EMA of stage `si`; on resume, their saved state."""
         st, tcfg = self.schedule.stages[si], self.tcfg
         resuming = self.ckpt is not None and si == self.ckpt["stage"]
-        self.state.stage = si
+        self.state.enter_stage(si)
         if len(self.schedule.stages) > 1 and not resuming:
             freeze_stage(self.model, self.cfg["model"], self.schedule, si, self.state.epoch, self.device)
         self.train_model = _wrap_ddp(self.model, self.device, tcfg["sync_bn"]) if self.world > 1 else self.model
@@ -128,42 +123,33 @@ class Trainer:
         epoch_start_step = state.step - state.iter_in_epoch
 
         def on_step(step, losses, lr):
-            state.step, state.iter_in_epoch = step, step - epoch_start_step
+            state.stepped(step, epoch_start_step)
             self.log.step(step, losses, lr)
             if self.tcfg["ckpt_every"] and step % self.tcfg["ckpt_every"] == 0:
                 self.checkpointer.save(self.run.last, self.snapshot())
 
-        if self.schedule.timed:
-            self.schedule.budget.epoch_break()
-        self.in_steps = True
-        try:
-            with oom_hint(self.tcfg["batch_size"], self.cfg["model"]):
-                stats = train_one_epoch(replace(self.parts, model=self.train_model),  # DDP-wrapped for the steps
-                                        self.loader, self.device, StepOptions.from_config(self.tcfg),
-                                        desc=f"epoch {epoch + 1}/{self.schedule.total_epochs(epoch)}",
-                                        start_step=state.step, sums=state.epoch_sums, on_step=on_step,
-                                        should_stop=self.should_stop, nonfinite_streak=state.nonfinite_streak,
-                                        time_left=lambda: self.schedule.time_left(state.stage))
-        finally:
-            self.in_steps = False
-        if self.interrupted:
+        self.schedule.epoch_break()
+        with self.stop_request.during_steps(), oom_hint(self.tcfg["batch_size"], self.cfg["model"]):
+            stats = train_one_epoch(replace(self.parts, model=self.train_model),  # DDP-wrapped for the steps
+                                    self.loader, self.device, StepOptions.from_config(self.tcfg),
+                                    desc=f"epoch {epoch + 1}/{self.schedule.total_epochs(epoch)}",
+                                    start_step=state.step, sums=state.epoch_sums, on_step=on_step,
+                                    should_stop=self.should_stop, nonfinite_streak=state.nonfinite_streak,
+                                    time_left=lambda: self.schedule.time_left(state.stage))
+        if self.stop_request.requested:
             self.save_interrupted()
-        state.nonfinite_streak = stats.pop("nonfinite_streak")  # the same on every rank
+        state.epoch_done(stats.pop("nonfinite_streak"))  # the streak is the same on every rank
         stats = dist.mean_over_ranks({k: float(v) for k, v in stats.items()}, self.device)
-        state.epoch, state.iter_in_epoch, state.epoch_sums = epoch + 1, 0, {}
         return {"epoch": epoch + 1, "stage": state.stage + 1, "lr": self.parts.optimizer.param_groups[0]["lr"],
                 **{k: round(v, 5) for k, v in stats.items() if k != "iters"}}
 
     def should_stop(self) -> bool:
         """Asked after every step: the time is up (train.time) or Ctrl-C was pressed. Rank 0 decides
         for all (one broadcast), so every rank stops at the same step with the same lr share."""
-        budget = self.schedule.budget
-        share, over = budget.after_step(self.state.stage) if budget is not None else (0.0, False)
-        if self.world > 1:
-            share, over, self.interrupted = dist.broadcast_values([share, over, self.interrupted], self.device)
-        if budget is not None:
-            budget.share = share
-        return bool(over) or bool(self.interrupted)
+        over, interrupted = self.schedule.after_step(self.state.stage, self.stop_request.requested, self.device,
+                                                     self.world)
+        self.stop_request.follow(interrupted)
+        return over or interrupted
 
     def save_interrupted(self) -> None:
         """Ctrl-C inside an epoch: last.pt at the step reached (exact resume continues from it)."""
@@ -189,7 +175,7 @@ class Trainer:
         return improved
 
     def snapshot(self, row: dict | None = None) -> dict:
-        self.state.elapsed = self.clock()
+        self.state.stamp(self.clock())
         return {**self.checkpointer.snapshot(self.parts, self.state, rng_state(), row), **self.schedule.state_dict(),
                 "thresholds": self.thresholds}
 
@@ -203,16 +189,14 @@ class Trainer:
             ema = {"model": self.parts.ema.module.state_dict()} if self.parts.ema is not None else {}
             self.checkpointer.save(self.run.best, {**snap, **ema})
         self.checkpointer.save(self.run.last, snap)
-        if self.schedule.timed:  # the last step leaves time for this save before the deadline
-            self.schedule.budget.reserve = self.clock() - t0
+        self.schedule.save_took(self.clock() - t0)  # a timed run's last step leaves time for it
 
     def run_epoch(self) -> bool:
         """Train, then end the epoch (`end_epoch`). True: the stage is over."""
         t0 = self.clock()
         row = self.train_epoch()
         stage_over = self.schedule.stage_over(self.state.stage, self.state.epoch, self.device)
-        if self.schedule.timed:  # run seconds when the steps ended (elapsed_s adds saving and validating)
-            row["train_end_s"] = round(self.clock(), 1)
+        row.update(self.schedule.steps_ended_row(self.clock()))
         due = self.schedule.due_for_validation(self.state.stage, self.state.epoch, stage_over)
         return self.end_epoch(row, stage_over, due, t0)
 
@@ -230,17 +214,14 @@ class Trainer:
         rewrites the row (the other way round the row was lost). True: the stage is over."""
         improved = False
         if validate:
-            self.state.validating = True
+            self.state.validation_started()
             self.checkpointer.save(self.run.last, self.snapshot(row))
             v0 = self.clock()
             improved = self.validate(row)
             row["val_s"] = round(self.clock() - v0, 1)  # apart from the training time
-            self.state.validating = False
-            self.state.finished = self.stop or self.schedule.run_over(self.state.stage, stage_over)
+            self.state.validation_done(finished=self.stop or self.schedule.run_over(self.state.stage, stage_over))
         row["epoch_s"] = round(self.clock() - t0, 1)
-        if self.schedule.timed:  # the estimate and where the run is in its time
-            row.update(plan_iters=self.schedule.plan[self.state.stage], step=self.state.step,
-                       elapsed_s=round(self.clock(), 1))
+        row.update(self.schedule.progress_row(self.state.stage, self.state.step, self.clock()))
         self.log.epoch(row, self.schedule.total_epochs(self.state.epoch), self.world)
         self.save(row, improved)
         if self.stop:
@@ -253,7 +234,7 @@ class Trainer:
             return self.run.dir, {}
         self.clock.restart(self.state.elapsed)  # train.time counts set-up and resumed time
         try:
-            with on_ctrl_c(self):
+            with self.stop_request.installed():
                 self.setup()
                 for si in range(self.state.stage, len(self.schedule.stages)):
                     self.enter_stage(si)
@@ -266,7 +247,6 @@ class Trainer:
                     if self.stop:
                         break
         except KeyboardInterrupt:  # outside the steps (set-up, validation) or a second Ctrl-C
-            self.interrupted = True
             raise TrainingInterrupted(interrupted_hint(self.run)) from None
         finally:
             if self.log is not None:
@@ -274,6 +254,17 @@ class Trainer:
         if dist.is_main():
             report(self.run, self.results, self.evaluator, self.cfg["eval"], self.state.best)
         return self.run.dir, self.results
+
+
+def say_start(run, device, world: int, tcfg: dict, run_epochs: int) -> None:
+    """Where the run writes, on what, and the warnings its precision and milestones deserve."""
+    if not dist.is_main():
+        return
+    log.info("run folder: %s (device %s%s)", run.dir, device, f", {world} processes" if world > 1 else "")
+    if warning := amp_warning(device, tcfg["amp"]):
+        log.warning(warning)
+    if note := fit_milestones(tcfg["milestones"], run_epochs)[1]:
+        log.warning(note)
 
 
 def report(run, results: dict, evaluator, ecfg: dict, best: float) -> None:

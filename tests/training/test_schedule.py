@@ -71,26 +71,31 @@ def test_the_schedule_lays_out_stages_alone_and_continues_from_its_state(monkeyp
     base = {"data": {"format": "voc", "root": "x"}}
     cfg = load_config(None, {**base, "train": {"stages": [{"epochs": 2}, {"epochs": 3, "lr": 0.002}],
                                                "milestones": [4], "warmup_iters": 0}})
-    s = Schedule(cfg, RunClock())
-    s.ipe = 10
+    s = Schedule(cfg, RunClock(), iters_per_epoch=10)
     assert not s.timed and [s.stage_end(0), s.stage_end(1), s.stage_start(1)] == [2, 5, 2]
     assert not s.stage_done(0, 1) and s.stage_done(0, 2) and not s.run_over(0, True) and s.run_over(1, True)
     assert s.due_for_validation(1, 5, True) and s.due_for_validation(0, 2, False)  # eval_every: 1
     assert s.lr_lambda(1)(0) == 1.0 and s.lr_lambda(1)(20) == pytest.approx(0.1)  # run epoch 4 = 2 into stage 2
     assert s.total_epochs(7) == 7  # never fewer than the epochs done
+    # the trainer calls these whatever the run: planned by epochs, they do and add nothing
+    s.epoch_break(), s.save_took(3.0)
+    assert s.after_step(0, False, "cpu", 1) == (False, False) and s.after_step(0, True, "cpu", 1) == (False, True)
+    assert s.steps_ended_row(12.0) == {} and s.progress_row(0, 5, 12.0) == {} and s.time_left(0) is None
 
     now = [100.0]
     monkeypatch.setattr(tb, "clock", lambda: now[0])
     timed = load_config(None, {**base, "train": {"time": 1.0, "epochs": 1}})
-    s = Schedule(timed, RunClock())
-    s.ipe = 10
+    s = Schedule(timed, RunClock(), iters_per_epoch=10)
     s.enter(0, lambda: 0.5, num_classes=3)  # 60 s at 0.5 s a step
     assert s.timed and s.plan == [120] and s.stage_epochs(0) == 12
     now[0] += 30
     saved = s.state_dict()
-    again = Schedule(timed, RunClock(elapsed=30), saved, stage=0)
-    again.ipe = 10
+    again = Schedule(timed, RunClock(elapsed=30), saved, stage=0, iters_per_epoch=10)
     again.enter(0, lambda: pytest.fail("a planned stage is not measured again"), num_classes=3)
     assert again.plan == [120] and again.budget.deadline == s.budget.deadline
     assert again.budget.stage_share(0) == pytest.approx(0.5)
     assert not again.due_for_validation(0, 6, False) and again.due_for_validation(0, 6, True)  # timed: after the last
+    assert again.steps_ended_row(31.04) == {"train_end_s": 31.0}
+    assert again.progress_row(0, 7, 31.0) == {"plan_iters": 120, "step": 7, "elapsed_s": 31.0}
+    again.save_took(31.0)  # a save longer than what is left: the next step would end past the deadline
+    assert again.after_step(0, False, "cpu", 1) == (True, False)

@@ -14,6 +14,7 @@ import detection.training.engine as engine_module
 import detection.training.time_budget as tb
 import detection.training.trainer as trainer_module
 from detection.config import load_config, with_values
+from detection.training.schedule import Schedule
 from detection.training.time_budget import RunClock, TimeBudget, share_lr_lambda, too_few_iterations
 
 
@@ -64,15 +65,17 @@ def test_the_lr_follows_the_share_of_time_used(monkeypatch):
     assert f(50) == pytest.approx(1.0)  # one process: the clock itself, read at each step
     clock.now += 0.2
     assert f(50) == pytest.approx(0.1)
-    budget.live = False  # under DDP: the share rank 0 broadcast after the last step
-    budget.share = 0.1
+    ddp = TimeBudget(1, [1], live=False)  # under DDP: the share rank 0 broadcast after the last step
+    ddp.enter(0)
+    f = share_lr_lambda(t, 10, [0.8], ddp)
+    ddp.follow(0.1)
     assert f(5) == pytest.approx(0.1 * 0.5 + 0.5)  # warming up, by iterations (10) before time (25%)
-    budget.share = 0.79
+    ddp.follow(0.79)
     assert f(5) == pytest.approx(1.0) and f(50) == pytest.approx(1.0)  # a quarter of the time ends any warmup
-    budget.share = 0.8
+    ddp.follow(0.8)
     assert f(50) == pytest.approx(0.1)
-    cosine = share_lr_lambda({**t, "scheduler": "cosine", "min_lr_ratio": 0.0}, 0, [], budget)
-    budget.share = 0.5
+    cosine = share_lr_lambda({**t, "scheduler": "cosine", "min_lr_ratio": 0.0}, 0, [], ddp)
+    ddp.follow(0.5)
     assert cosine(100) == pytest.approx(0.5)
 
 
@@ -181,11 +184,11 @@ def test_a_timed_run_stops_within_its_budget(tmp_path, synthetic_root, tiny_mode
 def test_a_low_estimate_never_shortens_the_warmup(tmp_path, synthetic_root, tiny_model_cfg):
     """A start measured under load estimated 42 iterations on BCCD; a warmup cut to fit them
     reached the full lr at iteration 41 and the losses blew up once the machine sped up."""
-    t = trainer_module.Trainer(_cfg(tmp_path, synthetic_root, tiny_model_cfg, time=2.0, warmup_iters=100))
-    t.schedule.plan = [42]
-    assert t.schedule.warmup(0) == 100
-    t.schedule.tcfg = {**t.schedule.tcfg, "warmup_fraction": 0.1}  # asked for a share: of the estimate, capped
-    assert t.schedule.warmup(0) == 4
+    cfg = _cfg(tmp_path, synthetic_root, tiny_model_cfg, time=2.0, warmup_iters=100)
+    schedule = Schedule(cfg, RunClock(), {"plan": [42]})
+    assert schedule.warmup(0) == 100
+    shared = Schedule(with_values(cfg, {"train.warmup_fraction": 0.1}), RunClock(), {"plan": [42]})
+    assert shared.warmup(0) == 4  # asked for a share: of the estimate, capped
 
 
 def test_time_validations_come_at_equal_shares_and_a_hook_can_stop_the_run(tmp_path, synthetic_root,

@@ -142,11 +142,12 @@ def test_deterministic_switch_asks_torch_for_deterministic_kernels():
 
 
 def test_validation_images_with_boxes_go_to_tensorboard(synthetic_root):
+    from detection.data.dataset import get_dataset
     from detection.evaluation.evaluator import build_validation
     from detection.training.results_log import log_val_images
 
     cfg = load_config(None, {"data": {"format": "coco", "root": str(synthetic_root / "coco"), "num_workers": 0}})
-    _, ev = build_validation(cfg, None, torch.device("cpu"))
+    _, ev = build_validation(get_dataset(cfg, train=False), cfg["eval"], 2, 0, torch.device("cpu"))
     ev.add(0, [[10, 10, 60, 60], [5, 5, 20, 20]], [0.9, 0.1], [1, 1])  # the second is under the score bar
     ev.add(1, [], [], [])
 
