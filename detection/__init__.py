@@ -1,10 +1,10 @@
 """detection: transfer learning for object detection (see README.md).
 
-`Detector`, `train`, `evaluate` and `get_config` are the Python API (detection/api.py); they are
+`Detector` (with `SaveOptions`), `train`, `evaluate` and `get_config` are the Python API (detection/api.py); they are
 imported on first use, so `import detection.config` stays light.
 """
 
-__all__ = ["Detector", "train", "evaluate", "get_config"]
+__all__ = ["Detector", "SaveOptions", "train", "evaluate", "get_config"]
 
 
 def __getattr__(name):

@@ -5,6 +5,7 @@
     for r in det.predict("folder/", score=0.3):
         r.boxes, r.scores, r.labels, r.names, r.path      # boxes in the original image's pixels
     det.predict(rgb_array); det.predict(pil_image); det.predict(["a.jpg", "b.jpg"])
+    det.predict("folder/", save=SaveOptions(json=True, labels="yolo"))  # writes what infer.py writes
 
     import detection
     run, metrics = detection.train("configs/bccd_frcnn.yaml", epochs=3, **{"data.root": "..."})
@@ -15,12 +16,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from .errors import ConfigError, DataError
-from .inference.predictor import Predictor, Result
+from .inference.outputs import SaveOptions
+from .inference.predictor import Predictor, Result, class_indices
 
 log = logging.getLogger("detection")
 
@@ -28,8 +31,9 @@ log = logging.getLogger("detection")
 class Detector:
     """A trained detector: `predict` on paths, folders, videos, arrays or PIL images."""
 
-    def __init__(self, predictor: Predictor):
+    def __init__(self, predictor: Predictor, name: str = "predict"):
         self.predictor = predictor
+        self.name = name  # what its saved predictions are filed under: runs/predict/<name>
 
     @classmethod
     def from_checkpoint(cls, path, device: str = "auto", amp: str = "none", slice: int | None = None,
@@ -40,16 +44,17 @@ class Detector:
         from .distributed import device_for
         from .inference.loading import open_model
 
-        predictor = open_model(path, device_for(device, 0), amp).predictor
-        predictor.set_slicing(slice, overlap)
-        return cls(predictor)
+        loaded = open_model(path, device_for(device, 0), amp)
+        loaded.predictor.set_slicing(slice, overlap)
+        return cls(loaded.predictor, loaded.name)
 
     @property
     def class_names(self) -> list[str]:
         return self.predictor.class_names
 
     def predict(self, source, score: float | None = None, classes=None, max_det: int = 300, batch: int = 1,
-                recursive: bool = False, vid_stride: int = 1, stream: bool = False) -> list[Result] | Iterator[Result]:
+                recursive: bool = False, vid_stride: int = 1, stream: bool = False, save: SaveOptions | None = None,
+                out: str | Path | None = None) -> list[Result] | Iterator[Result]:
         """Results of `source`, one per image or video frame, in order.
 
         `source`: a path (image, folder, glob, .txt list, video), a stream URL, a webcam index,
@@ -59,33 +64,34 @@ class Detector:
         `classes`: names or 0-based indices to keep. Unreadable files are skipped with a
         warning that names them. `stream=True` returns a generator (for videos and streams);
         its results keep their pixels for `plot()`, as do those of arrays and PIL images.
+        `save`: what to write (`SaveOptions`, infer.py's files: drawn images, json, labels, ...)
+        into `out` (default runs/predict/<model name>, never overwritten; `self.saved_to` says where).
         """
         for name, value in (("batch", batch), ("vid_stride", vid_stride), ("max_det", max_det)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise ConfigError(f"predict: {name} must be a whole number of 1 or more, got {value!r}")
-        keep = self._class_indices(classes)
-        results = self._iterate(source, score, keep, max_det, batch, recursive, vid_stride, stream)
+        if save is not None and not isinstance(save, SaveOptions):
+            raise ConfigError(f"predict: save takes a SaveOptions (detection.SaveOptions(json=True, ...)), got "
+                              f"{type(save).__name__}")
+        keep = class_indices(classes, self.class_names)
+        results = self._iterate(source, score, keep, max_det, batch, recursive, vid_stride, stream, save, out)
         return results if stream else list(results)
 
-    def _class_indices(self, classes) -> list[int] | None:
-        if classes is None:
-            return None
-        out = []
-        for c in [classes] if isinstance(classes, (str, int)) else classes:
-            if isinstance(c, str) and c in self.class_names:
-                out.append(self.class_names.index(c))
-            elif isinstance(c, (int, np.integer)) and 0 <= c < len(self.class_names):
-                out.append(int(c))
-            else:
-                raise DataError(f"classes: {c!r} is not a class of this model ({', '.join(self.class_names[:20])})")
-        return out
-
-    def _iterate(self, source, score, classes, max_det, batch, recursive, vid_stride, stream) -> Iterator[Result]:
+    def _iterate(self, source, score, classes, max_det, batch, recursive, vid_stride, stream, save,
+                 out) -> Iterator[Result]:
+        from .inference.outputs import output_folder, predict_and_write
         from .inference.predictor import stream_inference
 
         items = source if isinstance(source, (list, tuple)) else [source]
-        for _, item, result in stream_inference(self.predictor, _sources(items, recursive, vid_stride), score,
-                                                classes, max_det, batch, keep_images=stream):
+        sources = _sources(items, recursive, vid_stride)
+        if save is None:
+            stream_of = stream_inference(self.predictor, sources, score, classes, max_det, batch, keep_images=stream)
+        else:
+            self.saved_to = output_folder(out, "runs", self.name)
+            log.info("saving predictions to %s", self.saved_to)
+            stream_of = predict_and_write(self.predictor, sources, self.saved_to, replace(save, vid_stride=vid_stride),
+                                          score, classes, max_det, batch, keep_images=stream)
+        for _, item, result in stream_of:
             if result is None:
                 log.warning("skipped: %s", item.error)
                 continue

@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from .errors import writing
-from .inference.export import META_KEY, ExportError, write_onnx_metadata
+from .inference.export import ExportError
+from .inference.metadata import META_KEY, write_onnx_metadata
 from .runs import EXPORT_SUFFIXES, score_file
 
 log = logging.getLogger("detection.inference.export")
@@ -61,7 +62,7 @@ def quantize_int8(fp32: Path, out: Path, images: list[np.ndarray], predictor) ->
                         per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
     finally:
         logging.disable(logging.NOTSET)
-    from .inference.export import read_metadata
+    from .inference.metadata import read_metadata
 
     meta = read_metadata(fp32, "onnx")
     meta["quantized"] = f"int8 (ONNX Runtime static QDQ, convolutions, per channel; {len(images)} calibration images)"
@@ -76,7 +77,7 @@ def quantize_openvino_int8(fp32: Path, out: Path, images: list[np.ndarray], pred
         import nncf
     except ImportError:
         raise ExportError("--format openvino --int8 needs NNCF: pip install nncf (the openvino extra)") from None
-    from .inference.export import read_metadata
+    from .inference.metadata import read_metadata
     from .inference.predictor import openvino_module
 
     ov = openvino_module(fp32)
@@ -189,8 +190,8 @@ def validate(paths: list[Path], ckpt: Path, max_drop: float | None) -> list[dict
     result into its file and beside it; remove a file (ExportError) that loses more than
     `max_drop` AP."""
     from .config import load_config
-    from .inference.export import read_metadata
     from .inference.loading import open_model
+    from .inference.metadata import read_metadata
     from .scoring import evaluate_model
 
     ref = open_model(ckpt, "cpu")

@@ -81,7 +81,7 @@ def test_exported_metadata_values_are_range_checked_when_the_file_is_opened(tmp_
 def test_a_zip_entry_lying_about_its_size_is_never_inflated_whole(tmp_path):
     """50 MB of zeros deflate to 50 kB; the headers claim 10 bytes. Inflating it in one call (as
     ZipFile.read does) allocates the 50 MB before the size is compared."""
-    from detection.inference.export import read_metadata
+    from detection.inference.metadata import read_metadata
 
     path = _torchscript_like(tmp_path / "bomb.torchscript", b"\0" * 50_000_000, claimed_size=10)
     tracemalloc.start()
@@ -347,7 +347,7 @@ def test_an_empty_training_side_says_which_way_to_turn_the_knob(tmp_path):
 
 
 def test_a_torchscript_file_that_will_not_load_says_why(tmp_path, monkeypatch):
-    import detection.inference.export as export_module
+    import detection.inference.metadata as export_module
     from detection.inference.loading import open_model
 
     path = _torchscript_like(tmp_path / "m.torchscript", {"class_names": ["a"], "min_size": 32, "max_size": 32})

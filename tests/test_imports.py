@@ -107,3 +107,12 @@ def test_imports_point_down_the_layers():
             if b > a or sideways:
                 upward.append(f"{name} ({LAYERS[a][0]}) -> {target} ({LAYERS[b][0]})")
     assert upward == []
+
+
+def test_loading_reads_export_metadata_without_the_exporter():
+    """The model loader and the exporter share one metadata module; loading a file needs no export code."""
+    known = modules()
+    loading = imports_of("detection.inference.loading", known["detection.inference.loading"], known)
+    export = imports_of("detection.inference.export", known["detection.inference.export"], known)
+    assert "detection.inference.export" not in loading
+    assert "detection.inference.metadata" in loading and "detection.inference.metadata" in export

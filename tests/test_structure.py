@@ -49,7 +49,8 @@ def foreign_writes(source: str) -> list[str]:
             if isinstance(node, (ast.AugAssign, ast.AnnAssign)) else []
         for t in targets:
             for leaf in (t.elts if isinstance(t, ast.Tuple) else [t]):
-                if isinstance(leaf, ast.Attribute) and not (isinstance(leaf.value, ast.Name) and leaf.value.id == "self"):
+                own = isinstance(leaf, ast.Attribute) and isinstance(leaf.value, ast.Name) and leaf.value.id == "self"
+                if isinstance(leaf, ast.Attribute) and not own:
                     out.append(f"line {leaf.lineno}: {ast.unparse(leaf)}")
     return out
 
@@ -63,5 +64,6 @@ def test_the_trainer_asks_no_kind_of_schedule_and_writes_only_its_own_attributes
     """The schedule answers for epochs and time alike; the state, the budget and the stop request
     are moved by their own methods (issue 30)."""
     source = (PACKAGE / "training" / "trainer.py").read_text()
-    asked = [f"line {n.lineno}" for n in ast.walk(ast.parse(source)) if isinstance(n, ast.Attribute) and n.attr == "timed"]
+    asked = [f"line {n.lineno}" for n in ast.walk(ast.parse(source))
+             if isinstance(n, ast.Attribute) and n.attr == "timed"]
     assert asked == [] and foreign_writes(source) == []

@@ -17,23 +17,15 @@ best checkpoint; with no run at all, torchvision's COCO-pretrained detector.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import math
-import os
 import time
 from collections import Counter
 from pathlib import Path
 
-import cv2
-
-from .. import results_json
-from ..data.yolo import yolo_line
 from ..errors import CheckpointError, DataError
-from ..inference.labeling import RANK_FLOOR, detections_record, uncertainty, write_prelabels, write_ranking
-from ..inference.tracking import VideoTracks
-from ..runs import new_run_dir, safe_part
-from ..visualize import draw_detections
+from ..inference.outputs import SaveOptions, output_folder, predict_and_write
+from ..inference.predictor import class_indices
 from .common import positive_int, setup_logging, user_errors_as_one_line
 
 log = logging.getLogger("detection.inference")
@@ -114,7 +106,7 @@ def load_predictor(args, device):
         predictor, name = _coco_pretrained(args, device), "coco_pretrained"
     else:
         loaded = open_model(path, device, args.amp)
-        predictor, name = loaded.predictor, loaded.run.name if loaded.run else Path(loaded.path).stem
+        predictor, name = loaded.predictor, loaded.name
     if args.size:
         predictor.set_size(args.size)
     predictor.set_slicing(args.slice, args.overlap)
@@ -156,164 +148,12 @@ def _coco_pretrained(args, device):
                               f"`{command('fetch_weights')} {W.__name__}.COCO_V1` seeds it") from None
 
 
-def class_filter(spec: str | None, names: list[str]) -> list[int] | None:
-    if not spec:
-        return None
-    out = []
-    for token in (t.strip() for t in spec.split(",") if t.strip()):
-        if token.isdigit() and int(token) < len(names):
-            out.append(int(token))
-        elif token in names:
-            out.append(names.index(token))
-        else:
-            raise DataError(f"--classes: {token!r} is not a class of this model ({', '.join(names[:20])})")
-    return out
-
-
-class Outputs:
-    """Everything written for one run of infer.py."""
-
-    def __init__(self, out: Path, args, class_names: list[str], class_scores):
-        self.out, self.args, self.names = out, args, class_names
-        self.tracks = VideoTracks(args.line) if args.track else None
-        self.untracked: set[str] = set()  # image sources --track was given for
-        self.class_scores = class_scores  # what each class's detections must score to be kept
-        self.json: list[dict] = []
-        self.images: list[dict] = []
-        self.videos: dict = {}
-        self.stems: dict[str, str] = {}  # a tracked video's name: the stem its outputs are written under
-        self.prelabels: list = []  # --save-labels: one record per image, its kept detections as boxes
-        self.ranked: list[tuple[str, float, int]] = []  # --rank: (image, uncertainty, detections scored)
-
-    def add(self, item, result, source) -> list[dict]:
-        """Write one image's (or frame's) outputs; returns the detections it keeps (those that reach
-        --score, or their class's stored threshold)."""
-        a = self.args
-        exact = result.detections(digits=None)  # unrounded scores decide, as in the scored json
-        kept = [bool(d["score"] >= self.class_scores[d["label"] - 1]) for d in exact]
-        rounded = result.detections()
-        dets = [d for d, k in zip(rounded, kept) if k]  # the same order: best first
-        shown, ids = dets, self._track(item, source, exact, kept)
-        if ids is not None:  # a tracked frame shows the tracked boxes, each with its id
-            shown = [{**rounded[j], "class": f"#{tid} {rounded[j]['class']}"} for j, tid in sorted(ids.items())]
-        if a.save_json:
-            self._json(item, exact, kept, ids or {})
-        rel = Path(item.rel)
-        if not a.no_save:
-            drawn = draw_detections(item.image, shown, a.line_width, a.hide_labels, a.hide_conf)
-            if source.kind == "video":
-                self._frame(source, drawn)
-            else:
-                path = self.out / (rel if rel.suffix.lower() in (".jpg", ".jpeg", ".png", ".bmp") else
-                                   rel.with_suffix(".jpg"))
-                path.parent.mkdir(parents=True, exist_ok=True)
-                cv2.imwrite(str(path), cv2.cvtColor(drawn, cv2.COLOR_RGB2BGR))
-        if a.save_txt:
-            self._txt(rel, item.image.shape, dets)
-        if a.save_crops:
-            self._crops(rel, item.image, dets)
-        if a.save_labels:
-            h, w = item.image.shape[:2]
-            self.prelabels.append(detections_record(self._image_file(item, source), w, h, dets,
-                                                    len(self.prelabels) + 1))
-        if a.rank:
-            self.ranked.append((item.name, uncertainty(d["score"] for d in exact),
-                                sum(d["score"] >= RANK_FLOOR for d in exact)))
-        return dets
-
-    def _track(self, item, source, exact: list[dict], kept: list[bool]) -> dict[int, int] | None:
-        """{detection index: track id} of a video frame under --track; None where nothing is tracked."""
-        if self.tracks is None:
-            return None
-        if source.kind != "video":
-            if source.name not in self.untracked:
-                self.untracked.add(source.name)
-                log.warning("--track follows objects through video frames: %s is not a video, not tracked", source.name)
-            return None
-        self.stems[source.name] = source.stem
-        return self.tracks.update(source.name, item.frame or 0, exact, kept)
-
-    def _image_file(self, item, source) -> str:
-        """The image a pre-label points at: the file itself, or a video frame written as one."""
-        if source.kind != "video":
-            return item.name
-        path = self.out / "frames" / item.rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        cv2.imwrite(str(path), cv2.cvtColor(item.image, cv2.COLOR_RGB2BGR))
-        return str(path)
-
-    def _json(self, item, dets: list[dict], kept: list[bool], ids: dict[int, int]) -> None:
-        """Every detection the model returns (a scored file needs them), each marked kept or not
-        (and with its track id under --track)."""
-        image_id = len(self.images) + 1
-        h, w = item.image.shape[:2]
-        self.images.append({"id": image_id, "file_name": item.rel, "width": w, "height": h})
-        frame = {"frame": item.frame} if item.frame is not None else {}
-        for j, (d, k) in enumerate(zip(dets, kept)):  # unrounded scores: rounding would reorder the matching
-            track = {"track_id": ids[j]} if j in ids else {}
-            self.json.append(results_json.entry(image_id, d["box"], d["score"], d["label"], item.rel, d["class"],
-                                                digits=3, kept=k, **frame, **track))
-
-    def _txt(self, rel: Path, shape, dets) -> None:
-        h, w = shape[:2]
-        path = self.out / "labels" / rel.with_suffix(".txt")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        lines = [yolo_line(d["box"], d["label"], w, h) + (f" {d['score']:.4f}" if self.args.save_conf else "")
-                 for d in dets]
-        path.write_text("".join(x + "\n" for x in lines))
-
-    def _crops(self, rel: Path, image, dets) -> None:
-        for k, d in enumerate(dets):
-            x1, y1, x2, y2 = (int(round(v)) for v in d["box"])
-            if x2 <= x1 or y2 <= y1:
-                continue
-            name = f"{rel.with_suffix('').as_posix().replace('/', '_')}_{k}.jpg"
-            path = self.out / "crops" / safe_part(d["class"]) / safe_part(name)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            cv2.imwrite(str(path), cv2.cvtColor(image[y1:y2, x1:x2], cv2.COLOR_RGB2BGR))
-
-    def _frame(self, source, drawn) -> None:
-        writer = self.videos.get(id(source))
-        if writer is None:
-            stem = source.stem
-            h, w = drawn.shape[:2]
-            fps = source.fps / max(1, self.args.vid_stride)
-            writer = cv2.VideoWriter(str(self.out / f"{stem}.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
-            self.videos[id(source)] = writer
-        writer.write(cv2.cvtColor(drawn, cv2.COLOR_RGB2BGR))
-
-    def close(self) -> None:
-        for writer in self.videos.values():
-            writer.release()
-        if self.args.save_json:
-            categories = [{"id": i + 1, "name": n} for i, n in enumerate(self.names)]
-            results_json.write(self.out / "predictions.json", self.json)
-            (self.out / "images.json").write_text(json.dumps({"images": self.images, "categories": categories}))
-        if self.args.save_labels and self.prelabels:
-            dst = self.out / f"labels_{self.args.save_labels}"
-            write_prelabels(self.args.save_labels, str(dst), self.prelabels, self.names)
-            log.info("pre-labels (%s, %d images, the detections kept above): %s", self.args.save_labels,
-                     len(self.prelabels), dst)
-        if self.tracks is not None and self.tracks.trackers:
-            self._write_tracks()
-        if self.args.rank and self.ranked:
-            write_ranking(str(self.out / "to_label.txt"), self.ranked, self.args.rank)
-            log.info("to_label.txt: the %d least certain of %d images (summed entropy of their detection scores)",
-                     min(self.args.rank, len(self.ranked)), len(self.ranked))
-
-    def _write_tracks(self) -> None:
-        """tracks/<video>.txt (MOTChallenge lines) and tracks.json (unique objects and crossings)."""
-        (self.out / "tracks").mkdir(exist_ok=True)
-        for source, rows in self.tracks.mot.items():
-            stem = self.stems[source]
-            (self.out / "tracks" / f"{stem}.txt").write_text("".join(r + "\n" for r in rows))
-        summary = self.tracks.summary(self.names)
-        (self.out / "tracks.json").write_text(json.dumps(summary, indent=1))
-        for source, s in summary.items():
-            unique = ", ".join(f"{c} {n}" for c, n in s["unique"].items()) or "none"
-            crossed = ", ".join(f"{c} in {v['in']} out {v['out']}" for c, v in s.get("crossings", {}).items())
-            log.info("%s: unique objects %s%s", source, unique,
-                     f"; line crossings {crossed or 'none'}" if "crossings" in s else "")
+def save_options(args) -> SaveOptions:
+    """What this run writes, from its flags: the value `Detector.predict(save=...)` takes too."""
+    return SaveOptions(images=not args.no_save, json=args.save_json, txt=args.save_txt, conf=args.save_conf,
+                       crops=args.save_crops, labels=args.save_labels, rank=args.rank, track=args.track,
+                       line=args.line, line_width=args.line_width, hide_labels=args.hide_labels,
+                       hide_conf=args.hide_conf, vid_stride=args.vid_stride)
 
 
 @user_errors_as_one_line
@@ -321,11 +161,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     setup_logging()
     from ..distributed import device_for
-    from ..inference.predictor import stream_inference
     from ..inference.sources import open_sources
 
     predictor, run_name = load_predictor(args, device_for(args.device, 0))
-    classes = class_filter(args.classes, predictor.class_names)
+    classes = class_indices(args.classes, predictor.class_names, "--classes")
     sources = open_sources(args.source, recursive=args.recursive, vid_stride=args.vid_stride)
     if args.track and not any(s.kind == "video" for s in sources):
         for source in sources:
@@ -333,25 +172,22 @@ def main(argv: list[str] | None = None) -> None:
         raise DataError(f"--track follows objects through the frames of a video or stream; {', '.join(args.source)} "
                         "holds images only: give a video file, a webcam index or a stream URL (a folder of frames "
                         "makes a video with: ffmpeg -framerate 25 -i frames/%06d.jpg clip.mp4)")
-    out = new_run_dir(os.path.dirname(os.path.abspath(args.out)), os.path.basename(os.path.abspath(args.out))) \
-        if args.out else new_run_dir(os.path.join(args.runs, "predict"), args.name or run_name)
+    out = output_folder(args.out, args.runs, args.name or run_name)
     log.info("model: %s -> %s", predictor.describe(), out)
     log.info("keeping detections at %s", predictor.describe_scores(args.score))
-    outputs = Outputs(out, args, predictor.class_names, predictor.class_scores(args.score))
     done, skipped, per_class, t0 = 0, [], Counter(), time.perf_counter()
-    try:  # score 0: predictions.json has every detection (each marked `kept` or not); the rest only the kept
-        for source, item, result in stream_inference(predictor, sources, score=0.0, classes=classes,
-                                                     max_det=args.max_det, batch=args.batch):
+    try:
+        for _, item, result in predict_and_write(predictor, sources, out, save_options(args), args.score, classes,
+                                                 args.max_det, args.batch):
             if result is None:
                 skipped.append(item.error)
                 log.warning("skipped (%d so far): %s", len(skipped), item.error)
                 continue
-            per_class.update(d["class"] for d in outputs.add(item, result, source))
+            per_class.update(result.names)
             done += 1
     finally:
         for source in sources:
             source.close()
-        outputs.close()
     _summary(done, skipped, per_class, time.perf_counter() - t0, out)
 
 

@@ -32,6 +32,11 @@ class LoadedModel:
         return self.predictor.class_names
 
     @property
+    def name(self) -> str:
+        """What its predictions are filed under (runs/predict/<name>): the run's name, else the file's."""
+        return self.run.name if self.run else Path(self.path).stem
+
+    @property
     def torch_model(self) -> torch.nn.Module | None:
         """The PyTorch detector of a checkpoint (None for an exported file)."""
         return self.predictor.model if self.kind == "checkpoint" else None
@@ -74,7 +79,7 @@ def warn_if_weak(loaded: LoadedModel) -> None:
 
 
 def _open_export(file: Path, kind: str, run: Run | None, device: torch.device) -> LoadedModel:
-    from .export import load_torchscript, read_metadata
+    from .metadata import load_torchscript, read_metadata
 
     meta = read_metadata(file, kind)
     if kind == "onnx":
@@ -109,7 +114,7 @@ def on_device(loaded: LoadedModel, device: torch.device) -> LoadedModel:
 def _open_checkpoint(file: Path, run: Run | None, device: torch.device, amp: str) -> LoadedModel:
     from ..checkpoint import load_checkpoint, model_from_checkpoint
     from ..config import load_config
-    from .export import check_thresholds
+    from .metadata import check_thresholds
 
     ckpt = load_checkpoint(file)
     model = model_from_checkpoint(ckpt, file)

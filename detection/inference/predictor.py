@@ -331,6 +331,26 @@ class Predictor:
 # --- the one streaming pipeline: the API's predict and infer.py both consume it ------------------
 
 
+def class_indices(classes, names: list[str], what: str = "classes") -> list[int] | None:
+    """The 0-based indices of the classes to keep: None (all), names or indices, one or a list, or
+    infer.py's comma-separated text of them ("RBC,2"). A class the model lacks is one line."""
+    if classes is None or (isinstance(classes, str) and not classes.strip()):
+        return None
+    if isinstance(classes, str):
+        tokens = [int(t) if t.isdigit() else t for t in (t.strip() for t in classes.split(",")) if t]
+    else:
+        tokens = [classes] if isinstance(classes, (int, np.integer)) else list(classes)
+    out = []
+    for c in tokens:
+        if isinstance(c, str) and c in names:
+            out.append(names.index(c))
+        elif isinstance(c, (int, np.integer)) and not isinstance(c, bool) and 0 <= c < len(names):
+            out.append(int(c))
+        else:
+            raise DataError(f"{what}: {c!r} is not a class of this model ({', '.join(names[:20])})")
+    return out
+
+
 def stream_inference(predictor: Predictor, sources, score: float | None = None, classes: list[int] | None = None,
                      max_det: int | None = None, batch: int = 1, keep_images: bool = False):
     """(source, item, result) for every image or frame of `sources` (opened `sources.Source`s,

@@ -6,7 +6,7 @@ import pytest
 
 from detection.cli import evaluate as eval_cli
 from detection.cli import export as export_cli
-from detection.inference.export import read_metadata
+from detection.inference.metadata import read_metadata
 
 pytest.importorskip("onnxruntime")
 

@@ -254,7 +254,7 @@ def test_static_onnx_pads_and_infer_uses_exported_files(tmp_path, ckpt, monkeypa
     _images(tmp_path / "imgs", 2, size=(200, 150))  # portrait: fitted inside the fixed landscape input
     export_cli.main(["--ckpt", str(ckpt.parent.parent), "--format", "onnx", "--static",
                      "--out", str(tmp_path / "m.onnx")])
-    from detection.inference.export import read_metadata
+    from detection.inference.metadata import read_metadata
 
     assert read_metadata(tmp_path / "m.onnx", "onnx")["fixed_size"] == [224, 288]
     infer_cli.main(["--source", "imgs", "--ckpt", "m.onnx", "--name", "o", "--score", "0", "--save-json"])
