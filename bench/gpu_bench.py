@@ -27,8 +27,8 @@ import torch  # noqa: E402
 from detection.config import load_config, with_values  # noqa: E402
 from detection.data.dataset import build_loader, get_dataset  # noqa: E402
 from detection.models.builders import build_model  # noqa: E402
-from detection.precision import autocast, choose_amp  # noqa: E402
 from detection.training.optim import build_optimizer  # noqa: E402
+from detection.utils.precision import autocast, choose_amp  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 

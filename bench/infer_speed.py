@@ -29,7 +29,7 @@ import torch  # noqa: E402
 from detection.inference.export import export, match  # noqa: E402
 from detection.inference.loading import open_model  # noqa: E402
 from detection.inference.predictor import Predictor  # noqa: E402
-from detection.runs import model_file  # noqa: E402
+from detection.utils.runs import model_file  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 BCCD = REPO.parent / "shared" / "datasets" / "bccd_voc" / "BCCD"

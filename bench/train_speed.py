@@ -21,8 +21,8 @@ import torch  # noqa: E402
 from detection.config import load_config  # noqa: E402
 from detection.data.dataset import build_loader, get_dataset  # noqa: E402
 from detection.models.builders import build_model  # noqa: E402
-from detection.precision import autocast, bf16_is_native  # noqa: E402
 from detection.training.optim import build_optimizer  # noqa: E402
+from detection.utils.precision import autocast, bf16_is_native  # noqa: E402
 
 
 def measure(cfg: dict, amp: str, iters: int, device: torch.device) -> float:

@@ -25,10 +25,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from detection.cli import evaluate as eval_cli  # noqa: E402
 from detection.config import CONFIG_DIR, load_config  # noqa: E402
-from detection.runs import TuneFolder  # noqa: E402
 from detection.training.trainer import train  # noqa: E402
 from detection.tuning.space import DEFAULT_SPACE  # noqa: E402
 from detection.tuning.study import TuneOptions, tune  # noqa: E402
+from detection.utils.runs import TuneFolder  # noqa: E402
 
 SETS = {"bccd": "bccd_frcnn.yaml", "synthetic": "demo.yaml"}
 

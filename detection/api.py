@@ -41,8 +41,8 @@ class Detector:
         """A run folder (its best.pt), a .pt checkpoint, or an exported .onnx / .torchscript file.
         `slice=640`: sliced inference (tiles of 640 pixels overlapping by `overlap`, plus the whole
         image), for small objects in large images."""
-        from .distributed import device_for
         from .inference.loading import open_model
+        from .utils.distributed import device_for
 
         loaded = open_model(path, device_for(device, 0), amp)
         loaded.predictor.set_slicing(slice, overlap)
@@ -176,8 +176,8 @@ def _yaml_value(v) -> str:
 
 def train(cfg=None, **overrides) -> tuple[Path, dict]:
     """Train as `tools/train_det.py` does; returns the run folder and the last validation results."""
-    from .runs import resume_checkpoint
     from .training.trainer import train as run_training
+    from .utils.runs import resume_checkpoint
 
     if overrides.get("resume"):  # the run's own config; the other overrides extend or adjust it
         cfg = resume_checkpoint(overrides["resume"])[1].config
@@ -188,8 +188,8 @@ def evaluate(ckpt, cfg=None, slice: int | None = None, overlap: float = 0.2, **o
     """Evaluate a run folder, checkpoint or exported file on its run's validation split (or
     `cfg`'s); the metrics dict `tools/eval_det.py` prints (COCO, per class, VOC). `slice`:
     score sliced inference (see Detector.from_checkpoint)."""
+    from .deploy.scoring import evaluate_model
     from .inference.loading import open_model
-    from .scoring import evaluate_model
 
     loaded = open_model(ckpt, "cpu")
     loaded.predictor.set_slicing(slice, overlap)

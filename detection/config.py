@@ -28,7 +28,7 @@ from typing import Any
 import yaml
 
 from .errors import ConfigError
-from .yaml_io import yaml_load
+from .utils.yaml_io import yaml_load
 
 # an installed wheel carries the configs inside the package; a checkout has them at its top
 _PACKAGED = Path(__file__).resolve().parent / "configs"

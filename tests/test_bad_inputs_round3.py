@@ -96,7 +96,7 @@ def test_class_names_from_a_model_never_write_outside_the_output_folder(tmp_path
 
 
 def test_safe_part_keeps_a_name_one_part_inside_the_folder(tmp_path):
-    from detection.runs import safe_part
+    from detection.utils.runs import safe_part
 
     for name in ("../..", "..", ".", "/etc/passwd", "C:\\Windows", "a/../../b", "\x00", "", "x" * 500):
         part = safe_part(name)
@@ -239,7 +239,7 @@ def test_a_study_db_that_is_not_a_database_is_one_line(synthetic_root, tmp_path,
 
 
 def test_a_study_continued_with_another_config_or_space_is_refused(synthetic_root, tmp_path, fake_trials):
-    from detection.runs import TuneFolder
+    from detection.utils.runs import TuneFolder
 
     assert _tune(_tune_args(synthetic_root, tmp_path, "--trials", "2")) == ""
     best = (TuneFolder(tmp_path / "runs" / "tune" / "tune").best_yaml).read_text()
@@ -321,7 +321,7 @@ def _benchmarked_run(tmp_path, rows):
     import csv
     import time
 
-    from detection.runs import Run
+    from detection.utils.runs import Run
 
     run = Run(tmp_path / "run")
     run.weights.mkdir(parents=True)
@@ -369,8 +369,8 @@ def test_a_benchmark_without_the_checkpoints_row_chooses_nothing(tmp_path):
     ("[1, 2]", "not a score file (TypeError)"),
 ])
 def test_a_score_file_that_is_not_a_score_is_not_read_as_one(tmp_path, caplog, content, said):
-    from detection.deploy_check import read_score
-    from detection.runs import score_file
+    from detection.deploy.check import read_score
+    from detection.utils.runs import score_file
 
     model = tmp_path / "best.onnx"
     model.write_bytes(b"model")
@@ -384,7 +384,7 @@ def test_an_orphaned_score_file_is_never_the_models_ap(tmp_path, caplog):
     import os
 
     from detection.cli.benchmark import scored_ap
-    from detection.runs import Run, score_file
+    from detection.utils.runs import Run, score_file
 
     run = Run(tmp_path / "run")
     run.weights.mkdir(parents=True)

@@ -46,8 +46,8 @@ def test_a_training_epoch_on_cuda_learns_and_saves_its_scaler(tmp_path, syntheti
 
 
 def test_detections_and_ap_on_cuda_match_the_cpu(tiny_run):
+    from detection.deploy.scoring import evaluate_model
     from detection.inference.loading import open_model
-    from detection.scoring import evaluate_model
 
     cpu, gpu = open_model(tiny_run, "cpu"), open_model(tiny_run, "cuda")
     images = [np.random.default_rng(k).integers(0, 255, (120, 160, 3), np.uint8) for k in range(3)]

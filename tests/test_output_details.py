@@ -24,12 +24,12 @@ def test_empty_size_buckets_print_na_not_minus_one():
 
 
 def test_progress_lines_come_by_time_as_well_as_by_count(monkeypatch, caplog):
-    import detection.progress as progress
+    import detection.utils.progress as progress
 
     now = [0.0]
     monkeypatch.setattr(progress.time, "perf_counter", lambda: now[0])
     bar = progress.Progress(range(100), "epoch 1/2", every=20, stream=open(os.devnull, "w"), every_s=30)
-    with caplog.at_level(logging.INFO, logger="detection.progress"):
+    with caplog.at_level(logging.INFO, logger="detection.utils.progress"):
         for i, _ in enumerate(bar):
             now[0] += 7.0  # slow steps: 20 of them take 140 s
             bar.update(loss_last="1.0", loss_mean="1.2")
@@ -87,7 +87,7 @@ def test_a_users_config_can_build_on_a_shipped_one(tmp_path):
 
 
 def test_hints_name_the_command_the_user_has(monkeypatch, tmp_path):
-    import detection.commands as commands
+    import detection.utils.commands as commands
 
     monkeypatch.setattr(sys, "argv", ["/venv/bin/det-infer"])
     assert commands.command("train") == "det-train"

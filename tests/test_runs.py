@@ -8,7 +8,7 @@ import torch
 
 from detection.checkpoint import save_checkpoint
 from detection.errors import CheckpointError
-from detection.runs import Run, model_file, new_run_dir, newest_run
+from detection.utils.runs import Run, model_file, new_run_dir, newest_run
 
 
 def test_run_dirs_never_overwrite(tmp_path):

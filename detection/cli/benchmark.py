@@ -82,10 +82,10 @@ def main(argv: list[str] | None = None) -> None:
     from ..config import load_config
     from ..data.dataset import read_split
     from ..data.images import read_record_image
+    from ..deploy.scoring import evaluate_model
     from ..errors import ConfigError
     from ..inference.loading import open_model
-    from ..runs import file_size, model_file
-    from ..scoring import evaluate_model
+    from ..utils.runs import file_size, model_file
 
     _, _, run = model_file(args.ckpt)
     if run is None:
@@ -111,8 +111,8 @@ def main(argv: list[str] | None = None) -> None:
 def scored_ap(path: Path, run) -> float | None:
     """The AP tools/export.py scored for `path` (or, for the checkpoint, beside an export that is
     still there), if one can be trusted (`deploy_check.read_score`)."""
-    from ..deploy_check import read_score
-    from ..runs import score_file
+    from ..deploy.check import read_score
+    from ..utils.runs import score_file
 
     if path.suffix != ".pt":
         return read_score(score_file(path), "AP", path)

@@ -23,7 +23,7 @@ from ..data.formats import ON_DISK, guard_format, split_exists
 from ..data.summary import short_summary
 from ..errors import ConfigError, writing
 from ..evaluation.browser import data_check_page
-from ..runs import new_run_dir
+from ..utils.runs import new_run_dir
 from .common import setup_logging, user_errors_as_one_line
 
 log = logging.getLogger("detection.data_check")

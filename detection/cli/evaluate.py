@@ -23,9 +23,9 @@ import logging
 import time
 from pathlib import Path
 
-from .. import results_json
 from ..config import load_config
 from ..errors import ConfigError
+from ..utils import results_json
 from .common import add_config_args, positive_int, setup_logging, user_errors_as_one_line
 
 log = logging.getLogger("detection.eval")
@@ -120,7 +120,7 @@ def store_thresholds(args, res: dict, ev) -> None:
     """--store-thresholds: the checkpoint evaluated gets this split's thresholds (only when asked)."""
     from ..checkpoint import load_checkpoint, save_checkpoint
     from ..evaluation.operating_point import stored
-    from ..runs import model_file
+    from ..utils.runs import model_file
 
     file, kind, _ = model_file(args.ckpt, args.runs)
     if kind != "checkpoint" or args.pred:
@@ -195,7 +195,7 @@ def _model_or_pred(path: str) -> tuple[str | None, str | None]:
 
 def _out_dir(args, run, name: str | None = None) -> Path:
     """A new folder every time: --out (suffixed when taken), <run>/eval[-N], or runs/eval/<name>[-N]."""
-    from ..runs import new_run_dir
+    from ..utils.runs import new_run_dir
 
     if args.out:
         out = Path(args.out).absolute()
@@ -213,8 +213,8 @@ def _overrides(args) -> list[str]:
 
 def _evaluate_model(args, path: str | None):
     """(results, evaluator, loaded model, config) of the model `path` names (or the newest run's)."""
+    from ..deploy.scoring import evaluate_model
     from ..inference.loading import open_model
-    from ..scoring import evaluate_model
 
     loaded = open_model(path, "cpu", runs=args.runs)
     if loaded.config is None and not args.cfg:

@@ -3,7 +3,7 @@ python tools/export.py --format onnx|openvino --int8 [--calib 32] [--max-drop 0.
 
 Writes `weights/best.onnx` or `weights/best.torchscript` beside the checkpoint, with the class
 names, input size and preprocessing inside, after checking its detections against PyTorch's;
-`--int8` also `weights/best.int8.onnx` or `.int8.xml` (detection/deploy_check.py). Every file is then scored on the
+`--int8` also `weights/best.int8.onnx` or `.int8.xml` (detection/deploy/check.py). Every file is then scored on the
 run's validation split beside the checkpoint (its AP goes into the file and `<file>.eval.json`);
 `--max-drop D` keeps no file that loses more than D AP. `tools/infer.py --ckpt
 weights/best.onnx` and `Detector.from_checkpoint(...)` then run it.
@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from ..commands import command
+from ..utils.commands import command
 from .common import ap_drop_arg, positive_int, setup_logging, user_errors_as_one_line
 
 log = logging.getLogger("detection.inference.export")
@@ -24,7 +24,7 @@ KEPT_DROP = 0.01  # an AP loss over this, kept without --max-drop, is warned abo
 @user_errors_as_one_line
 def main(argv: list[str] | None = None) -> None:
     from ..inference.export import FORMATS, ExportError, export
-    from ..runs import file_size, model_file
+    from ..utils.runs import file_size, model_file
 
     p = argparse.ArgumentParser(description="Export a trained detector to ONNX, OpenVINO or TorchScript.")
     p.add_argument("--ckpt", help="a run folder or a .pt checkpoint (default: the newest run's best.pt)")
@@ -69,7 +69,7 @@ def scored(files, ckpt, max_drop) -> list[dict]:
     """The files scored beside their checkpoint. Without the run's validation data here (an
     export on another machine) they are kept unscored, with a warning, unless --max-drop asks
     for the check."""
-    from ..deploy_check import validate
+    from ..deploy.check import validate
     from ..errors import DataError
     from ..inference.export import ExportError
 
@@ -86,10 +86,10 @@ def scored(files, ckpt, max_drop) -> list[dict]:
 def int8_file(ckpt, fp32, calib: int, fmt: str):
     """best.int8.onnx (or .xml) beside the float file, calibrated on training images of the checkpoint's run."""
     from ..config import load_config
-    from ..deploy_check import calibration_images, quantize_int8, quantize_openvino_int8
+    from ..deploy.check import calibration_images, quantize_int8, quantize_openvino_int8
     from ..inference.export import ExportError
     from ..inference.loading import open_model
-    from ..runs import score_file
+    from ..utils.runs import score_file
 
     loaded = open_model(fp32, "cpu")
     ref = open_model(ckpt, "cpu")

@@ -92,7 +92,7 @@ def parse_line(text: str) -> tuple[float, float, float, float]:
 def load_predictor(args, device):
     """(predictor, name for runs/predict/) of --ckpt, else the newest run, else COCO-pretrained."""
     from ..inference.loading import open_model
-    from ..runs import newest_run
+    from ..utils.runs import newest_run
 
     path = args.ckpt
     if path is None:
@@ -115,7 +115,7 @@ def load_predictor(args, device):
 
 def _benchmarked(path):
     """--backend auto: the fastest file of the run within the AP drop, by its benchmark."""
-    from ..runs import model_file
+    from ..utils.runs import model_file
     from .benchmark import fastest_file
 
     run = model_file(path)[2]
@@ -133,9 +133,9 @@ def _coco_pretrained(args, device):
     """torchvision's COCO detector, for a first look before any training; its weights must be here."""
     from torchvision.models.detection import FasterRCNN_MobileNet_V3_Large_FPN_Weights as W
 
-    from ..commands import command
     from ..inference.predictor import Predictor
     from ..models.weights import WeightsUnavailableError
+    from ..utils.commands import command
 
     try:
         predictor = Predictor.coco_pretrained(device)
@@ -160,8 +160,8 @@ def save_options(args) -> SaveOptions:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     setup_logging()
-    from ..distributed import device_for
     from ..inference.sources import open_sources
+    from ..utils.distributed import device_for
 
     predictor, run_name = load_predictor(args, device_for(args.device, 0))
     classes = class_indices(args.classes, predictor.class_names, "--classes")

@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> None:
     from ..inference.loading import open_model
     from ..review.folds import out_of_fold, predict_records
     from ..review.issues import cleanlab_rank, find_issues
-    from ..runs import new_run_dir
+    from ..utils.runs import new_run_dir
 
     cleanlab_rank()  # the extra is checked before any work
     splits = [s.strip() for s in args.split.split(",") if s.strip()]

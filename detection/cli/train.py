@@ -11,7 +11,7 @@ import os
 
 from ..config import load_config, parse_overrides
 from ..errors import ConfigError
-from ..runs import resume_checkpoint
+from ..utils.runs import resume_checkpoint
 from .common import add_config_args, setup_logging, user_errors_as_one_line
 
 

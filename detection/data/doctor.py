@@ -214,7 +214,7 @@ def page_tables(all_sides: list[SideReport]) -> list[dict]:
 
 
 def write_plots(sides: list[SideReport], names: list[str], out_dir, min_size: int, max_size: int) -> None:
-    from ..plotting import pyplot
+    from ..utils.plotting import pyplot
 
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(max(5, 0.4 * len(names) + 2), 4))
@@ -278,7 +278,7 @@ def write_browse(side: SideReport, out_dir, n: int) -> int:
     """`n` images of a side (spread over it) with their ground truth drawn; returns how many."""
     import cv2
 
-    from ..visualize import class_color, draw_box, line_width_for
+    from ..utils.visualize import class_color, draw_box, line_width_for
 
     folder = os.path.join(out_dir, "browse", side.name)
     os.makedirs(folder, exist_ok=True)

@@ -9,7 +9,7 @@ from collections import Counter
 
 import numpy as np
 
-from ..commands import command
+from ..utils.commands import command
 from .pixels import target_size
 from .records import DatasetInfo, ImageRecord
 

@@ -138,7 +138,7 @@ def ensure_synthetic(root: str, num_train: int, num_val: int, image_size: int, s
     """Generate into `root` unless it already holds this exact set. Concurrent callers (torchrun
     ranks, two runs at once) wait on a lock: one generates, the others then find it ready."""
     from ..errors import DataError
-    from ..filelock import exclusive
+    from ..utils.filelock import exclusive
 
     params = dict(num_train=num_train, num_val=num_val, image_size=image_size, seed=seed)
     stamp = os.path.join(root, _STAMP)

@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from ..errors import ConfigError
-from ..yaml_io import yaml_load
+from ..utils.yaml_io import yaml_load
 
 MAX_PIPELINE_BYTES = 1 << 20  # a serialized pipeline is a few KiB
 

@@ -22,7 +22,7 @@ from collections import Counter
 import yaml
 
 from ..errors import DataError
-from ..yaml_io import yaml_load
+from ..utils.yaml_io import yaml_load
 from .images import DEFAULT_MAX_PIXELS, IMAGE_EXTS
 from .records import DatasetInfo, ImageRecord, RawImage, SkipCounter, build_records, inside, resolve_classes, say_once
 

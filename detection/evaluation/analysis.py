@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..plotting import pyplot
+from ..utils.plotting import pyplot
 from .calibration import reliability_figure
 from .operating_point import curves_figure
 from .tide import breakdown_figure
@@ -84,7 +84,7 @@ def draw_errors(image, record, prediction, names: list[str], iou_thresh: float, 
     """The worst-image view, readable when crowded: correct detections as thin green boxes
     without labels; only errors are labelled: false positives (red, class and score), wrong
     classes (orange, `true->predicted`) and misses (blue, `missed class`)."""
-    from ..visualize import draw_box, line_width_for
+    from ..utils.visualize import draw_box, line_width_for
 
     boxes, scores, labels = prediction
     keep = scores >= score_thresh

@@ -96,7 +96,7 @@ def format_calibration(c: dict) -> str:
 
 def reliability_figure(c: dict):
     """Precision against mean score per bin (the diagonal is calibrated), before and after T."""
-    from ..plotting import pyplot
+    from ..utils.plotting import pyplot
 
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(4.2, 4))

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 
-from .. import distributed as dist
+from ..utils import distributed as dist
 from .calibration import calibration, format_calibration
 from .operating_point import at_thresholds, choose, format_operating_point, stored, thresholds_of
 from .tide import breakdown, format_breakdown

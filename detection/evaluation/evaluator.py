@@ -15,11 +15,11 @@ import os
 
 import numpy as np
 
-from .. import distributed as dist
-from .. import results_json
 from ..data.records import DatasetInfo, ImageRecord
-from ..detections import phantom_rows
 from ..errors import ConfigError, DataError
+from ..utils import distributed as dist
+from ..utils import results_json
+from ..utils.detections import phantom_rows
 from .voc_ap import voc_class_ap
 
 log = logging.getLogger("detection.eval")

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import torch
 
-from .. import distributed as dist
-from ..precision import autocast
-from ..progress import Progress
+from ..utils import distributed as dist
+from ..utils.precision import autocast
+from ..utils.progress import Progress
 
 
 @torch.no_grad()

@@ -137,7 +137,7 @@ def stored(op: dict, source: str, temperature: float | None = None, coco: dict |
 def curves_figure(m: Matches, op: dict, max_classes: int = 12):
     """Precision, recall and F1 against the score threshold, one panel per class, the chosen
     threshold marked."""
-    from ..plotting import pyplot
+    from ..utils.plotting import pyplot
 
     plt = pyplot()
     shown = list(zip(m.class_names, m.per_class))[:max_classes]

@@ -181,7 +181,7 @@ def format_breakdown(b: dict) -> str:
 
 def breakdown_figure(b: dict):
     """Bars of each kind's cost (in order, adding up to 1 - AP50), overall."""
-    from ..plotting import pyplot
+    from ..utils.plotting import pyplot
 
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.2))

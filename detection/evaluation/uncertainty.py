@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..commands import command
+from ..utils.commands import command
 from .matches import Matches, coco_ap
 
 LEVEL = 0.95

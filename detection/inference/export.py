@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from ..errors import DetectionError
-from ..runs import model_file, score_file
+from ..utils.runs import model_file, score_file
 from .metadata import META_KEY, check_thresholds, load_torchscript, metadata, write_onnx_metadata
 
 log = logging.getLogger("detection.inference.export")
@@ -192,7 +192,7 @@ def check_parity(model, path: str, fmt: str, inputs: list[torch.Tensor], where: 
                  need: float = 0.95) -> None:
     """The exported file's detections on `inputs` against the model's, rows that are no detection
     (`detections.phantom_rows`) left out of both: an error when they differ."""
-    from ..detections import phantom_rows
+    from ..utils.detections import phantom_rows
     from .predictor import ONNXBackend, OpenVINOBackend, TorchScriptBackend
 
     if fmt == "onnx":

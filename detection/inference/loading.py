@@ -13,7 +13,7 @@ import torch
 
 from ..config import load_config, with_values, yaml_load
 from ..errors import CheckpointError
-from ..runs import Run, model_file
+from ..utils.runs import Run, model_file
 from .predictor import ONNXBackend, OpenVINOBackend, Predictor, TorchBackend, TorchScriptBackend
 
 log = logging.getLogger("detection.inference")

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import torch
 
-from ..commands import command
 from ..errors import CheckpointError
+from ..utils.commands import command
 
 META_KEY = "detection"  # ONNX metadata_props key / TorchScript extra file name / OpenVINO rt_info key (json)
 

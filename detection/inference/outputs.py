@@ -15,10 +15,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .. import results_json
 from ..data.yolo import yolo_line
-from ..runs import safe_part
-from ..visualize import draw_detections
+from ..utils import results_json
+from ..utils.runs import safe_part
+from ..utils.visualize import draw_detections
 from .labeling import RANK_FLOOR, detections_record, uncertainty, write_prelabels, write_ranking
 from .tracking import VideoTracks
 
@@ -61,7 +61,7 @@ def output_folder(out, runs, name: str) -> Path:
     written into an earlier run's, never next to the inputs."""
     import os
 
-    from ..runs import new_run_dir
+    from ..utils.runs import new_run_dir
 
     if out:
         return new_run_dir(os.path.dirname(os.path.abspath(out)), os.path.basename(os.path.abspath(out)))

@@ -17,9 +17,9 @@ import numpy as np
 import torch
 
 from ..data.pixels import resize_to, target_size
-from ..detections import phantom_rows, say_phantoms, to_detections
 from ..errors import CheckpointError, DataError
 from ..evaluation.calibration import apply_temperature
+from ..utils.detections import phantom_rows, say_phantoms, to_detections
 from .slicing import check_slicing, sliced_outputs
 
 
@@ -52,7 +52,7 @@ class Result:
              conf: bool = True) -> np.ndarray:
         """An RGB uint8 copy of the image with the boxes drawn. The pixels: `image`, else the ones
         kept (arrays, PIL images, `stream=True` frames), else the file at `path` read again."""
-        from ..visualize import draw_detections
+        from ..utils.visualize import draw_detections
 
         if image is None:
             image = self.image
@@ -94,7 +94,7 @@ class TorchBackend:
 
     @torch.no_grad()
     def __call__(self, batch: list[torch.Tensor]) -> list[tuple]:
-        from ..precision import autocast
+        from ..utils.precision import autocast
 
         with autocast(self.device, self.amp):
             out = self.model([t.to(self.device) for t in batch])

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..data.images import DEFAULT_MAX_PIXELS, IMAGE_EXTS, ImageReadError, read_image
 from ..errors import DataError
-from ..runs import safe_part
+from ..utils.runs import safe_part
 
 VIDEO_EXTS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"}
 STREAM_PREFIXES = ("rtsp://", "rtmp://", "http://", "https://", "udp://", "tcp://")

@@ -74,7 +74,7 @@ def sha256_matches(path: Path, prefix: str) -> bool:
 
 
 def seed_hint(weights: WeightsEnum) -> str:
-    from ..commands import command
+    from ..utils.commands import command
 
     name = os.path.basename(weights.url)
     return (
@@ -95,7 +95,7 @@ def resolve_weights_file(weights: WeightsEnum, explicit: str = "", download: boo
     if p.is_file():
         return p
     if download:
-        from ..filelock import exclusive
+        from ..utils.filelock import exclusive
 
         try:
             p.parent.mkdir(parents=True, exist_ok=True)

@@ -17,8 +17,8 @@ from ..config import with_values
 from ..data.images import read_record_image
 from ..data.splits import record_names, unit_hash, write_split
 from ..errors import ConfigError
-from ..progress import Progress
-from ..runs import Run
+from ..utils.progress import Progress
+from ..utils.runs import Run
 
 log = logging.getLogger("detection.review")
 

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 
 import torch
 
-from .. import distributed as dist
 from ..errors import DetectionError
-from ..precision import autocast
-from ..progress import Progress, memory_in_use
+from ..utils import distributed as dist
+from ..utils.precision import autocast
+from ..utils.progress import Progress, memory_in_use
 
 
 class NonFiniteLossError(DetectionError, FloatingPointError):

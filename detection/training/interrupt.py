@@ -54,7 +54,7 @@ class StopRequest:
 
 def interrupted_hint(run) -> str:
     """What a Ctrl-C outside the steps says: where the last completed save is, and how to go on."""
-    from ..commands import command
+    from ..utils.commands import command
 
     if run is None or not run.last.is_file():
         return "interrupted before the first checkpoint: nothing to resume"

@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .. import distributed as dist
 from ..checkpoint import restore_model
 from ..config import with_values
 from ..data.dataset import build_loader, read_split, train_and_val_datasets
@@ -23,8 +22,9 @@ from ..data.summary import box_stats
 from ..evaluation.evaluator import build_validation
 from ..models.anchors import fitted_anchors, sized_input
 from ..models.builders import build_model
-from ..precision import choose_amp
-from ..runs import Run, new_run_dir
+from ..utils import distributed as dist
+from ..utils.precision import choose_amp
+from ..utils.runs import Run, new_run_dir
 from .engine import measure_step_time
 
 log = logging.getLogger("detection.training")

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import writing
-from ..runs import Run
+from ..utils.runs import Run
 
 log = logging.getLogger("detection.training")
 
@@ -65,8 +65,8 @@ class RunLog:
 def log_val_images(writer, evaluator, step: int, count: int = 4, score: float = 0.3) -> None:
     """A few validation images with their predictions drawn, to TensorBoard."""
     from ..data.images import read_record_image
-    from ..detections import to_detections
-    from ..visualize import draw_detections
+    from ..utils.detections import to_detections
+    from ..utils.visualize import draw_detections
 
     for idx in sorted(evaluator.predictions)[:count]:
         dets = to_detections(*evaluator.predictions[idx], evaluator.info.class_names, score)
@@ -109,7 +109,7 @@ class ResultsLog:
 
 def plot_results(csv_path: Path, out: Path) -> None:
     """A grid of small plots, one per loss and metric, over integer epochs."""
-    from ..plotting import pyplot
+    from ..utils.plotting import pyplot
 
     plt = pyplot()
     from matplotlib.ticker import MaxNLocator

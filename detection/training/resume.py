@@ -7,10 +7,10 @@ from __future__ import annotations
 import logging
 
 from ..checkpoint import load_checkpoint
-from ..commands import command
 from ..config import flat_items, with_values
 from ..errors import CheckpointError, ConfigError
-from ..runs import Run, resume_checkpoint
+from ..utils.commands import command
+from ..utils.runs import Run, resume_checkpoint
 from .optim import plan_stages
 
 log = logging.getLogger("detection.training")

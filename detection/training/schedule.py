@@ -12,8 +12,8 @@ from __future__ import annotations
 import logging
 import math
 
-from .. import distributed as dist
 from ..errors import ConfigError
+from ..utils import distributed as dist
 from .optim import lr_lambda, milestone_shares, plan_stages
 from .time_budget import RunClock, budget_for, log_plan, share_lr_lambda, timed_warmup
 

@@ -22,17 +22,17 @@ from pathlib import Path
 
 import torch
 
-from .. import distributed as dist
 from ..checkpoint import Checkpointer
-from ..commands import command
 from ..config import save_config
 from ..errors import ConfigError, DetectionError, TrainingInterrupted
 from ..evaluation.decide import decide, format_decisions, thresholds_to_store
 from ..evaluation.evaluator import format_results
 from ..evaluation.loop import evaluate
 from ..models.freeze import apply_policy, count_parameters, freeze_policy
-from ..precision import amp_warning
-from ..rng import rng_state, seed_everything, set_rng_state
+from ..utils import distributed as dist
+from ..utils.commands import command
+from ..utils.precision import amp_warning
+from ..utils.rng import rng_state, seed_everything, set_rng_state
 from . import plan
 from .engine import StepOptions, TrainParts, measure_step_time, train_one_epoch
 from .interrupt import StopRequest, interrupted_hint

@@ -7,8 +7,8 @@ import logging
 import warnings
 
 from ..errors import writing
-from ..plotting import pyplot
-from ..runs import TuneFolder
+from ..utils.plotting import pyplot
+from ..utils.runs import TuneFolder
 
 log = logging.getLogger("detection.tune")
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from ..config import load_config, thaw, with_values
 from ..errors import ConfigError
-from ..yaml_io import yaml_load
+from ..utils.yaml_io import yaml_load
 
 DEFAULT_SPACE = {  # MobileNetV2 detectors: the ImageNet weights that can be had offline fit all three
     "arch": [

@@ -27,8 +27,8 @@ from ..config import flat_items, load_config, save_config, thaw, with_values
 from ..data.dataset import read_split
 from ..data.splits import record_names, unit_hash, write_split
 from ..errors import ConfigError, DetectionError, TrainingInterrupted, writing
-from ..runs import Run, TuneFolder
 from ..training.trainer import train
+from ..utils.runs import Run, TuneFolder
 from .report import MIN_TRIAL_ITERS, write_report
 from .space import check_space, resolve, suggest
 

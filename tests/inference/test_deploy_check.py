@@ -27,7 +27,7 @@ def test_int8_export_is_scored_written_and_runs_like_any_model(tiny_run, tmp_pat
 
 
 def test_a_file_that_loses_more_than_max_drop_is_not_kept(tiny_run, monkeypatch):
-    import detection.deploy_check as deploy_check
+    import detection.deploy.check as deploy_check
 
     perfect = {"coco": {"AP": 1.0, "AP50": 1.0}}  # a checkpoint no export can match
     monkeypatch.setattr(deploy_check, "checkpoint_score", lambda *a, **k: perfect)

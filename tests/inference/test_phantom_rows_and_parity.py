@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from detection.detections import phantom_rows
 from detection.evaluation.evaluator import DetectionEvaluator
 from detection.inference.predictor import Predictor
+from detection.utils.detections import phantom_rows
 
 
 class _OpenVINOLike:
@@ -83,7 +83,7 @@ def test_a_backend_that_disagrees_on_real_images_is_refused(tiny_run, monkeypatc
 
 
 def test_the_checkpoint_is_scored_once_while_its_validation_is_unchanged(tiny_run, monkeypatch):
-    import detection.deploy_check as dc
+    import detection.deploy.check as dc
     from detection.config import load_config
     from detection.inference.loading import open_model
     ckpt = tiny_run / "weights" / "best.pt"

@@ -15,10 +15,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import torch  # noqa: E402
 
-from detection import distributed as dist  # noqa: E402
 from detection.config import load_config  # noqa: E402
 from detection.training import trainer  # noqa: E402
 from detection.training.engine import StepOptions, TrainParts, train_one_epoch  # noqa: E402
+from detection.utils import distributed as dist  # noqa: E402
 
 # Instrument the trainer, not the test: what each rank had before and after the loss sync,
 # and a digest of the weights each rank validates (DDP must keep them identical).

@@ -284,7 +284,7 @@ def test_the_hint_names_warmup_fraction_and_not_auto_size_when_it_is_on():
 
 
 def test_the_progress_eta_follows_the_budget():
-    from detection.progress import Progress
+    from detection.utils.progress import Progress
 
     bar = Progress(range(1000), "epoch 1/1", stream=open("/dev/null", "w"), time_left=lambda: 42.0)
     bar.done, bar.t0 = 10, bar.t0 - 100  # 10 s an item: the epoch would end in 2:45:00

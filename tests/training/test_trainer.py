@@ -168,14 +168,14 @@ def test_validation_images_with_boxes_go_to_tensorboard(synthetic_root):
 
 
 def test_fp16_on_cpu_is_a_clear_error():
-    from detection.precision import autocast
+    from detection.utils.precision import autocast
 
     with pytest.raises(ValueError, match="fp16 needs CUDA"):
         autocast(torch.device("cpu"), "fp16")
 
 
 def test_bf16_without_native_support_is_flagged(monkeypatch):
-    from detection import precision
+    from detection.utils import precision
 
     cpu = torch.device("cpu")
     monkeypatch.setattr(precision, "bf16_is_native", lambda device: False)
@@ -186,7 +186,7 @@ def test_bf16_without_native_support_is_flagged(monkeypatch):
 
 
 def test_amp_auto_picks_by_device_and_measurement(monkeypatch):
-    from detection import precision
+    from detection.utils import precision
 
     cpu, timed = torch.device("cpu"), []
 
@@ -312,7 +312,7 @@ def test_the_progress_line_says_which_loss_is_the_last_and_which_the_mean(caplog
 
     model = FakeDetector()
     opt, sched = _opt(model)
-    with caplog.at_level(logging.INFO, logger="detection.progress"):
+    with caplog.at_level(logging.INFO, logger="detection.utils.progress"):
         train_one_epoch(TrainParts(model, opt, sched), fake_loader(3), CPU, StepOptions(), desc="epoch 1/1")
     line = [r.getMessage() for r in caplog.records if r.getMessage().startswith("epoch 1/1 3/3")][0]
     last = float(line.split("loss_last ")[1].split()[0])

@@ -73,10 +73,10 @@ def test_results_csv_adds_a_column_first_seen_later(tmp_path):
 def test_progress_prints_lines_with_eta_when_not_a_terminal(caplog):
     import io
 
-    from detection.progress import Progress
+    from detection.utils.progress import Progress
 
     bar = Progress(range(10), "epoch 1/2", every=4, stream=io.StringIO())
-    with caplog.at_level(logging.INFO, logger="detection.progress"):
+    with caplog.at_level(logging.INFO, logger="detection.utils.progress"):
         for _ in bar:
             bar.update(loss="0.5")
     lines = [r.message for r in caplog.records]

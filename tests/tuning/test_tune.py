@@ -13,9 +13,9 @@ from detection.cli import tune as tune_cli
 from detection.config import load_config
 from detection.data.splits import read_split_file
 from detection.errors import ConfigError
-from detection.runs import TuneFolder
 from detection.tuning.report import report_text, trial_rows
 from detection.tuning.study import carve_tuning_split, run_trials
+from detection.utils.runs import TuneFolder
 
 
 def _args(synthetic_root, tmp_path, *extra):

@@ -30,11 +30,11 @@ def device_for(name: str, local_rank: int) -> torch.device:
     if name == "auto":
         return torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
-        from .errors import DeviceError
+        from ..errors import DeviceError
 
         raise DeviceError(f"device={name} but CUDA is not available here; use device=cpu or device=auto")
     if name.startswith("cuda:") and int(name[5:]) >= torch.cuda.device_count():
-        from .errors import DeviceError
+        from ..errors import DeviceError
 
         raise DeviceError(f"device={name} but this machine has {torch.cuda.device_count()} CUDA device(s)")
     if name == "cuda":

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .errors import DataError, writing
+from ..errors import DataError, writing
 
 
 def entry(image_id: int, box, score: float, category_id: int, file_name: str | None = None,

@@ -25,7 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import CheckpointError, OutputError
+from ..errors import CheckpointError, OutputError
 
 EXPORT_SUFFIXES = {".onnx": "onnx", ".torchscript": "torchscript", ".xml": "openvino"}
 

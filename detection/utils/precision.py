@@ -44,7 +44,7 @@ def choose_amp(device: torch.device, time_step) -> tuple[str, str]:
 def autocast(device: torch.device, amp: str):
     """torch.autocast for train.amp (checked in config.validate); fp16 only on CUDA, where
     the config check cannot know the device yet."""
-    from .errors import ConfigError
+    from ..errors import ConfigError
 
     if amp == "fp16" and device.type != "cuda":
         raise ConfigError("train.amp=fp16 needs CUDA; on the CPU use train.amp=bf16 or none")

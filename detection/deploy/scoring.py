@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import torch
 
-from .errors import DataError, UnknownClassesError
-from .inference.loading import LoadedModel
+from ..errors import DataError, UnknownClassesError
+from ..inference.loading import LoadedModel
 
 
 class PredictorModule(torch.nn.Module):
@@ -33,11 +33,11 @@ class PredictorModule(torch.nn.Module):
 def evaluate_model(loaded: LoadedModel, cfg: dict) -> tuple[dict, object]:
     """(results, evaluator) of `loaded` (opened on the CPU) on `cfg`'s validation split, in the
     model's class order, on the device `cfg` names (auto: CUDA when present)."""
-    from .data.dataset import get_dataset
-    from .distributed import device_for
-    from .evaluation.evaluator import build_validation, check_ground_truth
-    from .evaluation.loop import evaluate
-    from .inference.loading import on_device
+    from ..data.dataset import get_dataset
+    from ..evaluation.evaluator import build_validation, check_ground_truth
+    from ..evaluation.loop import evaluate
+    from ..inference.loading import on_device
+    from ..utils.distributed import device_for
 
     device = device_for(cfg["device"], 0)
     loaded = on_device(loaded, device)

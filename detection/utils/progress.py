@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from . import distributed as dist
 
-log = logging.getLogger("detection.progress")
+log = logging.getLogger("detection.utils.progress")
 
 
 class Progress:

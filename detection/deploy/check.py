@@ -21,18 +21,18 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import writing
-from .inference.export import ExportError
-from .inference.metadata import META_KEY, write_onnx_metadata
-from .runs import EXPORT_SUFFIXES, score_file
+from ..errors import writing
+from ..inference.export import ExportError
+from ..inference.metadata import META_KEY, write_onnx_metadata
+from ..utils.runs import EXPORT_SUFFIXES, score_file
 
 log = logging.getLogger("detection.inference.export")
 
 
 def calibration_images(cfg: dict, class_names: list[str], count: int) -> list[np.ndarray]:
     """`count` training images, evenly spread over the split (the same ones on every run)."""
-    from .data.dataset import read_split
-    from .data.images import read_record_image
+    from ..data.dataset import read_split
+    from ..data.images import read_record_image
 
     d = cfg["data"]
     records, _ = read_split(d, d["train_split"], True, class_names, cfg["seed"])
@@ -62,7 +62,7 @@ def quantize_int8(fp32: Path, out: Path, images: list[np.ndarray], predictor) ->
                         per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
     finally:
         logging.disable(logging.NOTSET)
-    from .inference.metadata import read_metadata
+    from ..inference.metadata import read_metadata
 
     meta = read_metadata(fp32, "onnx")
     meta["quantized"] = f"int8 (ONNX Runtime static QDQ, convolutions, per channel; {len(images)} calibration images)"
@@ -77,8 +77,8 @@ def quantize_openvino_int8(fp32: Path, out: Path, images: list[np.ndarray], pred
         import nncf
     except ImportError:
         raise ExportError("--format openvino --int8 needs NNCF: pip install nncf (the openvino extra)") from None
-    from .inference.metadata import read_metadata
-    from .inference.predictor import openvino_module
+    from ..inference.metadata import read_metadata
+    from ..inference.predictor import openvino_module
 
     ov = openvino_module(fp32)
     nncf.set_log_level(logging.ERROR)
@@ -97,7 +97,7 @@ def set_metadata(path: Path, meta: dict) -> None:
     if path.suffix == ".onnx":
         write_onnx_metadata(path, meta)
     elif path.suffix == ".xml":
-        from .inference.predictor import openvino_module
+        from ..inference.predictor import openvino_module
 
         ov = openvino_module(path)
         model = ov.Core().read_model(str(path))
@@ -149,7 +149,7 @@ def validation_fingerprint(ckpt: Path, cfg: dict, class_names: list[str]) -> str
     model settings, and every validation image (file, size, time) with its boxes and labels."""
     import hashlib
 
-    from .data.dataset import read_split
+    from ..data.dataset import read_split
 
     d = cfg["data"]
     records, _ = read_split(d, d["val_split"], False, class_names, cfg["seed"])
@@ -189,9 +189,9 @@ def validate(paths: list[Path], ckpt: Path, max_drop: float | None) -> list[dict
     """Score each file of `paths` and their checkpoint on the run's validation split; write each
     result into its file and beside it; remove a file (ExportError) that loses more than
     `max_drop` AP."""
-    from .config import load_config
-    from .inference.loading import open_model
-    from .inference.metadata import read_metadata
+    from ..config import load_config
+    from ..inference.loading import open_model
+    from ..inference.metadata import read_metadata
     from .scoring import evaluate_model
 
     ref = open_model(ckpt, "cpu")
