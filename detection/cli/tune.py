@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> None:
     from ..tuning.study import TuneOptions, tune
 
     if args.workers > 1:  # the processes share the cores instead of each taking all of them
-        os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // args.workers)))
+        os.environ.setdefault("OMP_NUM_THREADS", str(max(1, cores() // args.workers)))  # the cores it may use
         import torch
 
         torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))

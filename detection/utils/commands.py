@@ -22,7 +22,7 @@ TOOLS = {  # tool: (installed script, file in the checkout's tools/)
     "review": ("det-review", "review_labels.py"),
     "benchmark": ("det-benchmark", "benchmark.py"),
 }
-CHECKOUT_TOOLS = Path(__file__).resolve().parent.parent / "tools"
+CHECKOUT_TOOLS = Path(__file__).resolve().parents[2] / "tools"  # detection/utils/ -> the checkout
 
 
 def command(tool: str) -> str:
