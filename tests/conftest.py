@@ -12,6 +12,9 @@ import numpy as np
 import pytest
 import yaml
 
+from detection.cli import train as train_cli
+from detection.config import load_config
+
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared" / "datasets"
 
@@ -71,7 +74,6 @@ def synthetic_root(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory) -> Path:
     """A one-epoch run of a tiny random-init detector on a small synthetic set (its folder)."""
-    from detection.cli import train as train_cli
     from detection.config import CONFIG_DIR
 
     top = tmp_path_factory.mktemp("tiny_run")
@@ -94,3 +96,51 @@ def _isolated_torch_home(tmp_path, monkeypatch):
     """Tests never read or write the user's hub cache, and never download."""
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
     os.environ.pop("HTTPS_PROXY", None)
+
+
+# --- fixtures of the bad-input tests (tests/bad_inputs.py makes their inputs) ---
+
+
+@pytest.fixture
+def tiny_ckpt(tmp_path, tiny_model_cfg) -> Path:
+    from detection.checkpoint import save_checkpoint
+    from detection.models.builders import build_model
+
+    cfg = load_config(None, {"data": {"format": "coco", "root": "x"}, "model": tiny_model_cfg})
+    model = build_model(cfg["model"], ["a"], verbose=False)
+    path = tmp_path / "tiny" / "weights" / "best.pt"
+    save_checkpoint(path, model=model.state_dict(), config=cfg, class_names=["a"], freeze=model.facts.freeze)
+    return path
+
+
+@pytest.fixture
+def fake_trials(monkeypatch, tmp_path):
+    """Trials that 'train' at once: each returns the AP its draw gives (or what `results` says)."""
+    import detection.tuning.study as study_module
+
+    results = {"res": None}
+
+    def fake_train(cfg, on_validation=None):
+        if results["res"] is not None:
+            return tmp_path, results["res"]
+        ap = 0.1 + 0.1 * cfg["model"]["freeze_at"]
+        return tmp_path, {"coco": {"AP": ap, "AP50": ap}, "intervals": {}}
+
+    monkeypatch.setattr(study_module, "train", fake_train)
+    return results
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(synthetic_root, default_cfg, tmp_path_factory):
+    from detection.training.trainer import train
+
+    root = tmp_path_factory.mktemp("kill")
+    tiny = dict(weights="none", min_size=128, max_size=160, fpn_channels=32, rpn_pre_nms_top_n_train=200,
+                rpn_post_nms_top_n_train=100, rpn_pre_nms_top_n_test=100, rpn_post_nms_top_n_test=50,
+                box_batch_size_per_image=64)  # conftest's tiny_model_cfg, which is per test
+    cfg = load_config(None, {
+        "name": "whole", "output_dir": str(root / "runs"), "model": tiny,
+        "data": {"format": "coco", "root": str(synthetic_root / "coco"), "num_workers": 0},
+        "train": {"epochs": 2, "batch_size": 12, "warmup_iters": 2, "milestones": [2], "lr": 0.01, "ckpt_every": 1}})
+    whole, _ = train(cfg)
+    return root, cfg, Path(whole)
