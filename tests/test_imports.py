@@ -79,7 +79,7 @@ LAYERS = [
     ("data", ("data",)),
     ("models", ("models",)),
     ("config", ("config",)),
-    ("evaluation and checkpoints", ("evaluation", "checkpoint", "model_info")),
+    ("evaluation and checkpoints", ("evaluation", "checkpoint")),
     ("train and infer", ("training", "inference")),
     ("scoring and deployment checks", ("deploy",)),
     ("tuning and review", ("tuning", "review")),

@@ -19,6 +19,7 @@ import sys
 
 from ..config import load_config, with_values
 from ..data.doctor import check, markdown, page_tables, write_browse, write_plots
+from ..data.fingerprint import fingerprint
 from ..data.formats import ON_DISK, guard_format, split_exists
 from ..data.summary import short_summary
 from ..errors import ConfigError, writing
@@ -27,6 +28,20 @@ from ..utils.runs import new_run_dir
 from .common import setup_logging, user_errors_as_one_line
 
 log = logging.getLogger("detection.data_check")
+
+
+def as_training_sees_it(cfg: dict, records, info):
+    """(config, fingerprint or None): the fingerprint a recipe reads, and the input size and anchors
+    that auto_size / anchors=auto resolve to, both said, so the sizes reported are training's own."""
+    if not records:
+        return cfg, None
+    from ..training.plan import fit_to_boxes
+
+    data_print = fingerprint(records, list(info.class_names))
+    changes, lines = fit_to_boxes(cfg["model"], records)
+    for line in [*data_print.lines(), *lines]:
+        log.info(line)
+    return with_values(cfg, changes), data_print
 
 
 @user_errors_as_one_line
@@ -47,13 +62,7 @@ def main(argv: list[str] | None = None) -> None:
     cfg = checked_config(args)
     sides, leaks = check(cfg, every_split=True)
     train, val = sides[:2]
-    if train.records:  # auto_size and anchors=auto as training resolves them: the sizes below are its own
-        from ..training.plan import fit_to_boxes
-
-        changes, lines = fit_to_boxes(cfg["model"], train.records)
-        cfg = with_values(cfg, changes)
-        for line in lines:
-            log.info(line)
+    cfg, data_print = as_training_sees_it(cfg, train.records, train.info)
     m = cfg["model"]
     log.info("box sizes at the model's input: min_size %d, max_size %d", m["min_size"], m["max_size"])
     readable = [s for s in sides if s.records]
@@ -62,6 +71,10 @@ def main(argv: list[str] | None = None) -> None:
     out = new_run_dir(os.path.dirname(os.path.abspath(args.out)), os.path.basename(os.path.abspath(args.out))) \
         if args.out else new_run_dir(os.path.join(cfg["output_dir"], "data_check"), cfg["name"])
     report = markdown(sides, leaks, m["min_size"], m["max_size"])
+    if data_print is not None:  # what a recipe reads (and train_det.py writes to <run>/fingerprint.json)
+        indented = "\n".join(f"    {line}" for line in data_print.lines())
+        report += f"\n## Fingerprint of the training split\n\n{indented}\n"
+        data_print.write(out / "fingerprint.json")
     with writing(out / "report.md"):
         (out / "report.md").write_text(report, encoding="utf-8")
     if readable:

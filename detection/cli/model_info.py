@@ -22,8 +22,8 @@ def main(argv: list[str] | None = None) -> None:
     cfg = config_from_args(args)
     import torch
 
-    from ..model_info import count_flops, format_table, stage_table
     from ..models.builders import build_model
+    from ..models.model_info import count_flops, format_table, stage_table
 
     classes = cfg["data"]["classes"] or ["object"]
     mcfg = cfg["model"]

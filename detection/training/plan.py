@@ -17,6 +17,7 @@ import torch
 from ..checkpoint import restore_model
 from ..config import with_values
 from ..data.dataset import build_loader, read_split, train_and_val_datasets
+from ..data.fingerprint import fingerprint
 from ..data.splits import record_names, write_split
 from ..data.summary import box_stats
 from ..evaluation.evaluator import build_validation
@@ -51,8 +52,10 @@ def prepare(cfg: dict, ckpt: dict | None, run: Run | None, device: torch.device,
     built at them), then the label order, the split file and the precision."""
     fresh, d = ckpt is None, cfg["data"]
     records, info = read_split(d, d["train_split"], True, None, cfg["seed"])
+    data_print = fingerprint(records, list(info.class_names))
     if fresh:  # sizes and anchors pinned before anything is resized to them
         changes, lines = fit_to_boxes(cfg["model"], records)
+        lines = [*data_print.lines(), *lines]
         for line in lines if dist.is_main() else ():
             log.info(line)
         cfg = with_values(cfg, changes)
@@ -65,6 +68,8 @@ def prepare(cfg: dict, ckpt: dict | None, run: Run | None, device: torch.device,
     if fresh:
         run = Run(Path(dist.broadcast_object(str(new_run_dir(cfg["output_dir"], cfg["name"]))
                                              if dist.is_main() else None)))
+        if dist.is_main():
+            data_print.write(run.fingerprint)
     else:
         restore_model(model, ckpt, run.last)
     model.to(device)

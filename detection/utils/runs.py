@@ -2,6 +2,7 @@
 
     runs/<name>/config.yaml            the resolved config
                 split.json             the train/val lists of a hash split
+                fingerprint.json       the training set's numbers (data/fingerprint.py)
                 results.csv, .png      one row per epoch
                 weights/last.pt        every epoch (and Ctrl-C, train.ckpt_every)
                 weights/best.pt        the best validation AP
@@ -74,6 +75,10 @@ class Run:
     @property
     def split(self) -> Path:
         return self.dir / "split.json"
+
+    @property
+    def fingerprint(self) -> Path:
+        return self.dir / "fingerprint.json"
 
     @property
     def results_csv(self) -> Path:

@@ -1,5 +1,6 @@
 """tools/data_check.py: every defect named in report.md, leakage found, non-zero exit when training would fail."""
 
+import json
 import shutil
 
 import cv2
@@ -55,6 +56,9 @@ def test_report_names_every_defect_and_the_leak(tmp_path):
     assert "thinner than 8 px" in report and "| train | 4 | 5 | 0 |" in report  # 4 images, 5 boxes, 0 negatives
     assert (tmp_path / "out/class_histogram.png").stat().st_size > 0 and (tmp_path / "out/box_sizes.png").is_file()
     assert len(list((tmp_path / "out/browse/train").glob("*.jpg"))) == 4
+    assert "## Fingerprint of the training split" in report and "fingerprint: 4 images (0 without boxes), 5 boxes" \
+        in report
+    assert json.loads((tmp_path / "out/fingerprint.json").read_text())["boxes"] == 5
     # a second check never overwrites the first
     assert _run(["--data", str(tmp_path / "voc"), "--format", "voc", "--out", str(tmp_path / "out")]) == 0
     assert (tmp_path / "out-2/report.md").is_file()

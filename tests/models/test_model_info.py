@@ -3,8 +3,8 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from detection.cli import model_info as cli
-from detection.model_info import count_flops, stage_table
 from detection.models.builders import build_model
+from detection.models.model_info import count_flops, stage_table
 
 
 def test_conv_flops_are_the_textbook_formula():

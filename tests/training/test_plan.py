@@ -2,6 +2,7 @@
 run up stays short (each module entered at most twice), and a resume reads its config once."""
 
 import importlib.util
+import json
 from pathlib import Path
 
 import torch
@@ -42,6 +43,11 @@ def test_prepare_enters_each_module_at_most_twice_with_the_config(tmp_path):
     entered, counts = _walker().walk(plan.prepare, cfg, None, None, torch.device("cpu"))
     assert "data/dataset.py" in counts and "models/builders.py" in counts  # the walk sees the calls at all
     assert max(counts.values()) <= 2, counts
+
+
+def test_a_new_run_writes_its_training_sets_fingerprint(tiny_run):
+    fp = json.loads((tiny_run / "fingerprint.json").read_text())
+    assert fp["images"] == 16 and fp["boxes"] > 0 and set(fp["class_shares"]) == {"circle", "square", "triangle", "cross"}
 
 
 def test_a_resume_reads_the_runs_config_once(tiny_run, monkeypatch, capsys):
