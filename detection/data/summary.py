@@ -16,7 +16,10 @@ from .records import DatasetInfo, ImageRecord
 SMALL, MEDIUM = 32 ** 2, 96 ** 2  # COCO's area limits
 SHOWN = 10  # classes named in a summary line
 TINY = 8  # pixels: a box this thin at the model's input is hardly seen by a stride-8+ detector
-SLICE_BELOW = 16  # pixels: when most boxes are smaller than this at the input, sliced inference helps
+# pixels: when most boxes are smaller than this at the input, the model needs a larger input. Not
+# slicing alone: on HIT-UAV (98% of boxes under 32 px) a model trained on whole images scored AP
+# 0.299 whole and 0.214 with --slice 160 (20x slower): sliced, it meets objects 3x the size it learned
+SMALL_AT_INPUT = 16
 
 
 def box_stats(records: list[ImageRecord], min_size: int, max_size: int) -> dict:
@@ -56,9 +59,11 @@ def short_summary(records: list[ImageRecord], info: DatasetInfo, min_size: int, 
     lines = [f"{info.source}: {len(records)} images ({negatives} without boxes), {boxes} boxes: {per_class}",
              f"  at the model's input: {s['small']} small / {s['medium']} medium / {s['large']} large boxes"
              + (f", {s['tiny']} under {TINY} px (hard to detect)" if s["tiny"] else "")]
-    if len(s["w"]) and np.median(np.maximum(s["w"], s["h"])) < SLICE_BELOW:
-        lines.append(f"  most boxes are under {SLICE_BELOW} px at the model's input: infer and evaluate sliced "
-                     f"(--slice {max(min_size, 320)}), or train on crops at a larger model.min_size")
+    if len(s["w"]) and np.median(np.maximum(s["w"], s["h"])) < SMALL_AT_INPUT:
+        lines.append(f"  most boxes are under {SMALL_AT_INPUT} px at the model's input: train at a larger input "
+                     f"(model.min_size={2 * min_size} model.max_size={2 * max_size}, and a train.time that affords "
+                     "it) and predict at that size; slicing a model trained on whole images shows it objects "
+                     "larger than it learned (on HIT-UAV it lowered AP 0.299 -> 0.214)")
     empty = [c for c, n in counts if n == 0]
     if empty:
         lines.append(f"  {len(empty)} classes without a box here: {', '.join(empty[:SHOWN])}"

@@ -63,16 +63,3 @@ def test_slicing_finds_small_objects_a_downsized_image_loses():
         p.set_slicing(8)
     p.set_slicing(None)
     assert p.slicing is None and torch.is_tensor(p.preprocess(image)[0])
-
-
-def test_the_start_up_lines_suggest_slicing_when_most_boxes_are_tiny_at_the_input():
-    from detection.data.records import DatasetInfo, ImageRecord
-    from detection.data.summary import short_summary
-
-    def rec(size):
-        boxes = np.array([[10, 10, 10 + size, 10 + size]] * 5, np.float32)
-        return ImageRecord("x.jpg", 4000, 3000, boxes, np.ones(5, np.int64), np.zeros(5, bool), np.zeros(5, bool), 1)
-
-    info = DatasetInfo(["a"], [1], "test")
-    assert "--slice" in short_summary([rec(40)], info, 480, 640)  # 40 px of 3000 -> 6 px at a 480 input
-    assert "--slice" not in short_summary([rec(400)], info, 480, 640)
