@@ -204,6 +204,7 @@ def test_readme_api_example_runs(tmp_path, ckpt, monkeypatch):
     scope = {"numpy_rgb_array": np.zeros((80, 100, 3), np.uint8), "pil_image": Image.new("RGB", (90, 60))}
     exec(compile(block, "README.md", "exec"), scope)  # noqa: S102 - our own README
     assert scope["det"].class_names == ["cell", "blob"]
+    assert (scope["det"].saved_to / "predictions.json").is_file() and (scope["det"].saved_to / "labels_yolo").is_dir()
 
 
 def test_detector_results_are_in_the_images_pixels(ckpt):
