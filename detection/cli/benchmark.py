@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> None:
 
 def scored_ap(path: Path, run) -> float | None:
     """The AP tools/export.py scored for `path` (or, for the checkpoint, beside an export that is
-    still there), if one can be trusted (`deploy_check.read_score`)."""
+    still there), if one can be trusted (`deploy.check.read_score`)."""
     from ..deploy.check import read_score
     from ..utils.runs import score_file
 
