@@ -37,10 +37,11 @@ class Detector:
 
     @classmethod
     def from_checkpoint(cls, path, device: str = "auto", amp: str = "none", slice: int | None = None,
-                        overlap: float = 0.2) -> Detector:
+                        overlap: float | None = None) -> Detector:
         """A run folder (its best.pt), a .pt checkpoint, or an exported .onnx / .torchscript file.
-        `slice=640`: sliced inference (tiles of 640 pixels overlapping by `overlap`, plus the whole
-        image), for small objects in large images."""
+        `slice=640`: sliced inference (tiles of 640 pixels overlapping by `overlap`, default 0.2, plus
+        the whole image), for small objects in large images. A model trained on tiles
+        (model.tile_size) predicts sliced into them without it; `slice=0`: whole images."""
         from .inference.loading import open_model
         from .utils.distributed import device_for
 
@@ -184,7 +185,7 @@ def train(cfg=None, **overrides) -> tuple[Path, dict]:
     return run_training(get_config(cfg, **overrides))
 
 
-def evaluate(ckpt, cfg=None, slice: int | None = None, overlap: float = 0.2, **overrides) -> dict:
+def evaluate(ckpt, cfg=None, slice: int | None = None, overlap: float | None = None, **overrides) -> dict:
     """Evaluate a run folder, checkpoint or exported file on its run's validation split (or
     `cfg`'s); the metrics dict `tools/eval_det.py` prints (COCO, per class, VOC). `slice`:
     score sliced inference (see Detector.from_checkpoint)."""

@@ -38,6 +38,12 @@ MISSING = "???"  # a value the user must supply
 # resolved against the file that sets them
 PATH_KEYS = (("data", "root"), ("data", "split_file"), ("data", "cache_dir"), ("data", "augment"),
              ("model", "weights_file"))
+# the keys the recipe chooses (training/recipe.py): here because the loader marks the ones a user
+# sets (in a config file of their own or on the command line) as recipe.keep, so theirs win; the
+# shipped configs' values are starting points the recipe may change
+RECIPE_KEYS = ("model.min_size", "model.max_size", "model.tile_size", "model.anchors",
+               "model.rpn_post_nms_top_n_train", "model.rpn_post_nms_top_n_test", "model.box_batch_size_per_image",
+               "model.box_detections_per_img", "data.sampler", "data.repeat_thresh")
 
 __all__ = ["ConfigError", "load_config", "save_config", "parse_overrides", "yaml_load", "validate", "check_values",
            "freeze", "thaw", "with_values"]
@@ -145,10 +151,12 @@ def merge(base: dict, update: dict) -> dict:
     return out
 
 
-def load_yaml_with_bases(path: str | Path, schema: dict | None = None, _seen: tuple = ()) -> dict:
+def load_yaml_with_bases(path: str | Path, schema: dict | None = None, _seen: tuple = (),
+                         users: set | None = None) -> dict:
     """Load a YAML file, resolving `_base_` (a path or list of paths relative to the file, else
     the name of a shipped config, as `--cfg` finds them). Errors in a base name the chain;
-    with `schema`, every file's keys are checked where they are written."""
+    with `schema`, every file's keys are checked where they are written. `users` collects the
+    dotted keys set by the files of the chain that are not shipped configs (the user's own)."""
     path = Path(path).resolve()
     chain = " -> ".join(str(p) for p in _seen + (path,))
     if path in _seen:
@@ -163,6 +171,8 @@ def load_yaml_with_bases(path: str | Path, schema: dict | None = None, _seen: tu
     except ConfigError as e:
         raise ConfigError(f"{e} (through `_base_`: {chain})" if _seen else str(e)) from None
     _resolve_paths(data, path.parent)
+    if users is not None and not path.is_relative_to(CONFIG_DIR.resolve()):
+        users.update(k for k, _ in flat_items({k: v for k, v in data.items() if k != "_base_"}))
     bases = data.pop("_base_", [])
     if isinstance(bases, str):
         bases = [bases]
@@ -172,7 +182,8 @@ def load_yaml_with_bases(path: str | Path, schema: dict | None = None, _seen: tu
     for b in bases:
         local = path.parent / b
         found = local if local.exists() else resolve_config_file(b)
-        merged = merge(merged, load_yaml_with_bases(found if found.exists() else local, schema, _seen + (path,)))
+        merged = merge(merged, load_yaml_with_bases(found if found.exists() else local, schema, _seen + (path,),
+                                                    users))
     return merge(merged, data)
 
 
@@ -283,20 +294,25 @@ def load_config(path: str | Path | None = None, overrides: list[str] | dict | No
                 base: dict | None = None) -> dict:
     """Defaults <- `base` (e.g. a checkpoint's config) <- file (with its `_base_` chain) <- overrides.
 
-    The result is validated against the defaults file.
+    The result is validated against the defaults file. The recipe keys the user's own files and
+    the overrides set are added to `recipe.keep` (the recipe leaves them as set).
     """
     schema = load_yaml_with_bases(DEFAULT_CONFIG)
-    cfg = copy.deepcopy(schema)
+    cfg, users = copy.deepcopy(schema), set()
     if base is not None:  # a checkpoint's config: keys of another version must not lock it out
         cfg = merge(cfg, _known_keys(base, schema, "checkpoint config"))
     if path is not None:
         path = resolve_config_file(path)
-        cfg = merge(cfg, load_yaml_with_bases(path, schema))
+        cfg = merge(cfg, load_yaml_with_bases(path, schema, users=users))
     if overrides:
         ov = parse_overrides(overrides) if isinstance(overrides, list) else copy.deepcopy(overrides)
         _resolve_paths(ov, Path.cwd())
         cfg = _merge_checked(cfg, ov, schema, source="command line")
+        users.update(k for k, _ in flat_items(ov))
     validate(cfg, schema)
+    keep = cfg["recipe"]["keep"]
+    if isinstance(keep, list):
+        cfg["recipe"]["keep"] = list(dict.fromkeys([*keep, *(k for k in RECIPE_KEYS if k in users)]))
     check_values(cfg)
     return freeze(cfg)
 
@@ -333,6 +349,7 @@ RANGES = {
     "model.fpn_channels": (1, None, True, True),
     "model.min_size": (32, None, True, True),
     "model.max_size": (32, None, True, True),
+    "model.tile_size": (0, None, True, True),
     "model.rpn_pre_nms_top_n_train": (1, None, True, True),
     "model.rpn_post_nms_top_n_train": (1, None, True, True),
     "model.rpn_pre_nms_top_n_test": (1, None, True, True),
@@ -417,22 +434,11 @@ def check_values(cfg: dict) -> None:
         raise ConfigError(f"config key `data.augment` must be one of {', '.join(PRESETS)} or an albumentations "
                           f"pipeline file (.yaml, .yml, .json), got {aug!r}{hint}")
     m, t = cfg["model"], cfg["train"]
-    from .models.builders import ARCHS  # the one list of architectures
-
-    if m["arch"] not in ARCHS:
-        close = difflib.get_close_matches(m["arch"], list(ARCHS), n=1)
-        hint = f"; did you mean `{close[0]}`?" if close else f"; choose one of: {', '.join(ARCHS)}"
-        raise ConfigError(f"config key `model.arch` is {m['arch']!r}, which is unknown{hint}")
-    if m["anchors"] == "auto":
-        from .models.anchors import check_fittable
-
-        check_fittable(m["arch"])
-    if m["auto_size"]:
-        from .models.anchors import check_sizable
-
-        check_sizable(m["arch"])
-    if m["max_size"] < m["min_size"]:
-        raise ConfigError(f"config key `model.max_size` ({m['max_size']}) must be >= model.min_size ({m['min_size']})")
+    _check_model(m)
+    unknown = [k for k in cfg["recipe"]["keep"] if k not in RECIPE_KEYS]
+    if unknown:
+        raise ConfigError(f"config key `recipe.keep` names {', '.join(map(str, unknown))}, which the recipe does not "
+                          f"choose; it chooses: {', '.join(RECIPE_KEYS)}")
     if not THRESHOLD_RULE.match(str(cfg["eval"]["threshold"])):
         raise ConfigError(f"config key `eval.threshold` must be f1, precision=P or recall=R (P, R in (0, 1]), got "
                           f"{cfg['eval']['threshold']!r}")
@@ -447,6 +453,33 @@ def check_values(cfg: dict) -> None:
     if not all(isinstance(c, str) and c for c in cfg["data"]["classes"]):
         raise ConfigError(f"config key `data.classes` must list non-empty class names, got {cfg['data']['classes']}")
     _check_stages(t["stages"])
+
+
+def _check_model(m: dict) -> None:
+    """The model section's cross-key rules: a known arch, what auto fitting and tiles need."""
+    from .models.builders import ARCHS  # the one list of architectures
+
+    if m["arch"] not in ARCHS:
+        close = difflib.get_close_matches(m["arch"], list(ARCHS), n=1)
+        hint = f"; did you mean `{close[0]}`?" if close else f"; choose one of: {', '.join(ARCHS)}"
+        raise ConfigError(f"config key `model.arch` is {m['arch']!r}, which is unknown{hint}")
+    if m["anchors"] == "auto":
+        from .models.anchors import check_fittable
+
+        check_fittable(m["arch"])
+    if m["auto_size"]:
+        from .models.anchors import check_sizable
+
+        check_sizable(m["arch"])
+    if 0 < m["tile_size"] < 32:
+        raise ConfigError(f"config key `model.tile_size` must be 0 (whole images) or at least 32 px, got "
+                          f"{m['tile_size']}")
+    if m["tile_size"] and m["min_size"] != m["max_size"]:
+        raise ConfigError(f"config key `model.tile_size` ({m['tile_size']}) feeds square tiles at one size: set "
+                          f"model.min_size = model.max_size (got {m['min_size']} and {m['max_size']}), or "
+                          "model.tile_size=0 for whole images")
+    if m["max_size"] < m["min_size"]:
+        raise ConfigError(f"config key `model.max_size` ({m['max_size']}) must be >= model.min_size ({m['min_size']})")
 
 
 def _check_stages(stages: list) -> None:

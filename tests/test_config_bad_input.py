@@ -66,3 +66,22 @@ def test_a_self_referring_alias_is_refused(tmp_path):
     cfg.write_text("train: &t\n  lr: 0.01\n  more: *t\n")
     with pytest.raises(ConfigError, match="refers to the value that holds it"):
         load_config(str(cfg))
+
+
+@pytest.mark.parametrize("override, words", [
+    ("model.tile_size=16", "at least 32 px"),
+    ("model.tile_size=256", "set model.min_size = model.max_size"),
+    ("recipe.keep=[model.lr]", "which the recipe does not choose"),
+])
+def test_tiles_and_the_recipe_keys_are_checked_when_loaded(override, words, tmp_path, capsys):
+    msg = cli_error(train_cli.main, ["--cfg", os.devnull, "data.format=voc", f"data.root={tmp_path / 'absent'}",
+                                     override], capsys)
+    assert msg.startswith("config error: ") and words in msg
+
+
+def test_slice_on_the_command_line_is_zero_or_a_real_tile(tmp_path, capsys):
+    img = tmp_path / "x.jpg"
+    cv2.imwrite(str(img), np.zeros((16, 16, 3), np.uint8))
+    with pytest.raises(SystemExit):
+        infer_cli.main(["--image", str(img), "--slice", "8"])
+    assert "must be 0 (whole images) or a tile of 32 px or more" in capsys.readouterr().err

@@ -60,6 +60,18 @@ def positive_int(text: str) -> int:
     return value
 
 
+def slice_arg(text: str) -> int:
+    """--slice N: tiles of N pixels (32 or more), or 0 for whole images (a tiled model predicts
+    sliced into its training tiles without the flag)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of pixels, got {text!r}") from None
+    if value != 0 and value < 32:
+        raise argparse.ArgumentTypeError(f"must be 0 (whole images) or a tile of 32 px or more, got {value}")
+    return value
+
+
 def add_config_args(p: argparse.ArgumentParser, cfg_required: bool) -> None:
     p.add_argument("--cfg", required=cfg_required, help="YAML config (see configs/)")
     p.add_argument("overrides", nargs="*", help="config overrides, e.g. train.epochs=5 data.root=/data/voc")

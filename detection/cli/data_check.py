@@ -31,15 +31,15 @@ log = logging.getLogger("detection.data_check")
 
 
 def as_training_sees_it(cfg: dict, records, info):
-    """(config, fingerprint or None): the fingerprint a recipe reads, and the input size and anchors
-    that auto_size / anchors=auto resolve to, both said, so the sizes reported are training's own."""
+    """(config, fingerprint or None): the fingerprint the recipe reads, and what the recipe,
+    auto_size and anchors=auto resolve to, all said, so the sizes reported are training's own."""
     if not records:
         return cfg, None
-    from ..training.plan import fit_to_boxes
+    from ..training.plan import fitted
 
     data_print = fingerprint(records, list(info.class_names))
-    changes, lines = fit_to_boxes(cfg["model"], records)
-    for line in [*data_print.lines(), *lines]:
+    changes, lines = fitted(cfg, records, data_print)
+    for line in lines:
         log.info(line)
     return with_values(cfg, changes), data_print
 
@@ -64,10 +64,11 @@ def main(argv: list[str] | None = None) -> None:
     train, val = sides[:2]
     cfg, data_print = as_training_sees_it(cfg, train.records, train.info)
     m = cfg["model"]
-    log.info("box sizes at the model's input: min_size %d, max_size %d", m["min_size"], m["max_size"])
+    tiles = f", tiles of {m['tile_size']} native px" if m["tile_size"] else ""
+    log.info("box sizes at the model's input: min_size %d, max_size %d%s", m["min_size"], m["max_size"], tiles)
     readable = [s for s in sides if s.records]
     for s in readable:
-        log.info(short_summary(s.records, s.info, m["min_size"], m["max_size"]))
+        log.info(short_summary(s.records, s.info, m["min_size"], m["max_size"], m["tile_size"]))
     out = new_run_dir(os.path.dirname(os.path.abspath(args.out)), os.path.basename(os.path.abspath(args.out))) \
         if args.out else new_run_dir(os.path.join(cfg["output_dir"], "data_check"), cfg["name"])
     report = markdown(sides, leaks, m["min_size"], m["max_size"])

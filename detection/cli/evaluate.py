@@ -20,13 +20,14 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import time
 from pathlib import Path
 
 from ..config import load_config
 from ..errors import ConfigError
 from ..utils import results_json
-from .common import add_config_args, positive_int, setup_logging, user_errors_as_one_line
+from .common import add_config_args, setup_logging, slice_arg, user_errors_as_one_line
 
 log = logging.getLogger("detection.eval")
 
@@ -50,8 +51,10 @@ def parse_args(argv):
     p.add_argument("--score", type=float, default=0.25, help="score threshold of the confusion matrix and worst images")
     p.add_argument("--voc-metric", choices=["voc07", "voc12"], help="override eval.voc_metric")
     p.add_argument("--backend", choices=["pycocotools", "faster_coco_eval"], help="override eval.backend")
-    p.add_argument("--slice", type=positive_int, metavar="N", help="score sliced inference: tiles of N pixels")
-    p.add_argument("--overlap", type=float, default=0.2, help="--slice: overlap of neighbouring tiles (0-1)")
+    p.add_argument("--slice", type=slice_arg, metavar="N",
+                   help="score sliced inference: tiles of N pixels (a model trained on tiles is scored sliced into "
+                        "them without it; 0: whole images)")
+    p.add_argument("--overlap", type=float, help="slicing: overlap of neighbouring tiles (0-1, default 0.2)")
     add_config_args(p, cfg_required=False)
     return p.parse_args(argv)
 
@@ -176,7 +179,9 @@ def compare_main(args) -> None:
     diff = compare(ma, mb, resamples)
     lines = [f"A = {a_path}", f"B = {b_path}", f"on {ev_a.info.source} ({diff['images']} images, "
                                                  f"{diff['resamples']} paired bootstrap redraws)"]
-    lines += [verdict_line(k, diff[k]) for k in ("AP", "AP50", "AP75")]
+    small = compare(ev_a.matches("small"), ev_b.matches("small"), resamples)  # same images, same redraws
+    diff["APs"] = small["AP"] if not math.isnan(small["AP"]["a"]) else None  # None: no small ground truth
+    lines += [verdict_line(k, diff[k]) for k in ("AP", "AP50", "AP75", "APs") if diff[k] is not None]
     lines += ["per class:"] + [f"  {c['class']:<18} " + verdict_line("AP", c) for c in diff["per_class"]]
     text = "\n".join(lines)
     log.info("%s", text)
@@ -221,6 +226,7 @@ def _evaluate_model(args, path: str | None):
         raise ConfigError(f"{loaded.path} is outside a run folder, so which data to score it on is unknown: "
                           "add --cfg (a config whose validation split to use)")
     loaded.predictor.set_slicing(args.slice, args.overlap)
+    log.info("input: %s", loaded.predictor.describe_input())
     # the run's own config, then --cfg's, then overrides: the data and eval keys may change
     cfg = load_config(args.cfg, _overrides(args), base=None if args.cfg else loaded.config)
     res, ev = evaluate_model(loaded, cfg)

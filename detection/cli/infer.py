@@ -26,7 +26,7 @@ from pathlib import Path
 from ..errors import CheckpointError, DataError
 from ..inference.outputs import SaveOptions, output_folder, predict_and_write
 from ..inference.predictor import class_indices
-from .common import positive_int, setup_logging, user_errors_as_one_line
+from .common import positive_int, setup_logging, slice_arg, user_errors_as_one_line
 
 log = logging.getLogger("detection.inference")
 
@@ -46,9 +46,10 @@ def parse_args(argv):
     p.add_argument("--size", type=positive_int,
                    help="input size (shorter side) instead of the model's own (PyTorch models)")
     p.add_argument("--batch", type=positive_int, default=1, help="images per forward pass")
-    p.add_argument("--slice", type=positive_int, metavar="N",
-                   help="sliced inference: tiles of N pixels (plus the whole image), for small objects in large images")
-    p.add_argument("--overlap", type=float, default=0.2, help="--slice: overlap of neighbouring tiles (0-1)")
+    p.add_argument("--slice", type=slice_arg, metavar="N",
+                   help="sliced inference: tiles of N pixels (plus the whole image), for small objects in large "
+                        "images; a model trained on tiles slices into them without it (0: whole images)")
+    p.add_argument("--overlap", type=float, help="slicing: overlap of neighbouring tiles (0-1, default 0.2)")
     p.add_argument("--vid-stride", type=positive_int, default=1, help="video: use every N-th frame")
     p.add_argument("--recursive", action="store_true", help="folders: include subfolders")
     p.add_argument("--out", help="output folder (default: runs/predict/<model run name>; never overwritten)")
@@ -110,6 +111,7 @@ def load_predictor(args, device):
     if args.size:
         predictor.set_size(args.size)
     predictor.set_slicing(args.slice, args.overlap)
+    log.info("input: %s", predictor.describe_input())
     return predictor, name
 
 

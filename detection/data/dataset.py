@@ -19,6 +19,7 @@ from .records import DatasetInfo, ImageRecord, RawImage, build_records
 from .sampler import GroupedBatchSampler, aspect_ratio_groups, repeat_factors
 from .splits import read_split_file, relative_name, select
 from .summary import short_summary
+from .tiles import crop_to_tile, tile_window
 from .transforms import apply_transforms, build_transforms
 from .voc import split_file_path
 
@@ -31,18 +32,23 @@ class DetectionDataset(Dataset):
     The target holds `boxes`, `labels`, `image_id` (index into `records`), `orig_size`
     (h, w of the file) and `scale` (resize factor), so predictions can be mapped back.
     Crowd boxes are removed from training targets: the detectors have no notion of them.
+    With `tile` (model.tile_size) the pixels stay native and each training sample is a tile of
+    `tile` pixels (`tiles.tile_window`, drawn from the sample's seed, so a resume cuts the same
+    ones); the detector's transform scales it to min_size. Validation images stay whole: a tiled
+    model is validated sliced (`evaluation.loop.Sliced`).
     """
 
     MAX_RETRIES = 10  # unreadable training images in a row before the batch gives up
 
     def __init__(self, records: list[ImageRecord], info: DatasetInfo, train: bool,
                  min_size: int, max_size: int, augment: str = "default", max_pixels: int = DEFAULT_MAX_PIXELS,
-                 cache: str = "none", cache_dir: str = ""):
-        self.records, self.info, self.train = records, info, train
+                 cache: str = "none", cache_dir: str = "", tile: int = 0):
+        self.records, self.info, self.train, self.tile = records, info, train, tile
         self.min_size, self.max_size, self.max_pixels = min_size, max_size, max_pixels
         self.transforms = build_transforms(augment, train)
         self.mixing = train and augment == "heavy"  # mosaic and mixup
-        self.pixels = ImagePixels(records, min_size, max_size, max_pixels, cache, cache_dir, reduced=train)
+        sizes = (0, 0) if tile else (min_size, max_size)  # tiles: native pixels, scaled by the detector
+        self.pixels = ImagePixels(records, *sizes, max_pixels, cache, cache_dir, reduced=train)
         self.unreadable: set[int] = set()  # per worker process
 
     def __len__(self) -> int:
@@ -74,7 +80,11 @@ class DetectionDataset(Dataset):
             keep = ~iscrowd
             boxes, labels, iscrowd = boxes[keep], labels[keep], iscrowd[keep]
         sx, sy = image.shape[1] / r.width, image.shape[0] / r.height
-        return idx, (image, boxes * np.array([sx, sy, sx, sy], np.float32), labels, iscrowd)
+        sample = (image, boxes * np.array([sx, sy, sx, sy], np.float32), labels, iscrowd)
+        if self.train and self.tile:
+            rng = random.Random(f"tile{idx}-{seed}")
+            sample = crop_to_tile(*sample, tile_window(image.shape[0], image.shape[1], sample[1], self.tile, rng))
+        return idx, sample
 
     def _augment(self, sample: tuple, seed) -> tuple:
         """The per-image augmentation, after mosaic and before mixup (data.augment=heavy); every
@@ -176,31 +186,38 @@ def _empty_side_hint(dcfg: dict, which: str, lists: dict | None) -> str:
     return " or ".join(hints) or "check the split's images"
 
 
-def train_and_val_datasets(d: dict, min_size: int, max_size: int, train_records: list[ImageRecord],
+def train_and_val_datasets(d: dict, size: tuple[int, int, int], train_records: list[ImageRecord],
                            info: DatasetInfo, seed: int) -> tuple[DetectionDataset, DetectionDataset]:
-    """(training, validation) datasets at the model's input size: the training records already
-    read (the plan sized the input from them), the validation side read here in their label order."""
-    train_ds = dataset_from(d, min_size, max_size, train_records, info, train=True)
+    """(training, validation) datasets at the model's input `size` (min_size, max_size, tile_size):
+    the training records already read (the plan sized the input from them), the validation side
+    read here in their label order."""
+    train_ds = dataset_from(d, size, train_records, info, train=True)
     val_records, val_info = read_split(d, d["val_split"], False, list(info.class_names), seed)
-    return train_ds, dataset_from(d, min_size, max_size, val_records, val_info, train=False)
+    return train_ds, dataset_from(d, size, val_records, val_info, train=False)
+
+
+def input_size(mcfg: dict) -> tuple[int, int, int]:
+    """(min_size, max_size, tile_size) of the model section: what a dataset is sized by."""
+    return mcfg["min_size"], mcfg["max_size"], mcfg["tile_size"]
 
 
 def get_dataset(cfg: dict, train: bool, class_names: list[str] | None = None) -> DetectionDataset:
     d = cfg["data"]
     records, info = read_split(d, d["train_split"] if train else d["val_split"], train, class_names, cfg["seed"])
-    return dataset_from(d, cfg["model"]["min_size"], cfg["model"]["max_size"], records, info, train)
+    return dataset_from(d, input_size(cfg["model"]), records, info, train)
 
 
-def dataset_from(d: dict, min_size: int, max_size: int, records: list[ImageRecord], info: DatasetInfo,
+def dataset_from(d: dict, size: tuple[int, int, int], records: list[ImageRecord], info: DatasetInfo,
                  train: bool) -> DetectionDataset:
-    """The dataset of records already read (`d`: the data section), resized to the model's input
-    size (with the start-up summary)."""
-    log.info(short_summary(records, info, min_size, max_size))
+    """The dataset of records already read (`d`: the data section), at the model's input `size`
+    (min_size, max_size, tile_size), with the start-up summary."""
+    min_size, max_size, tile = size
+    log.info(short_summary(records, info, min_size, max_size, tile))
     if train and not any(len(r.boxes) for r in records):
         raise DataError(f"{info.source}: the training split has no boxes at all (after clean-up); a detector "
                         "cannot learn from it: check the annotations and data.classes")
     return DetectionDataset(records, info, train, min_size, max_size, d["augment"], d["max_pixels"],
-                            d["cache"], d["cache_dir"])
+                            d["cache"], d["cache_dir"], tile)
 
 
 def build_loader(ds: DetectionDataset, batch_size: int, train: bool, workers: int, pin_memory: bool,

@@ -36,7 +36,11 @@ RAM_SHARE = 0.5  # at most this share of the available memory goes to a RAM cach
 
 
 def target_size(width: int, height: int, min_size: int, max_size: int) -> tuple[int, int]:
-    """(w, h) of an image after the detector's resize rule (unchanged when within 0.1%)."""
+    """(w, h) of an image after the detector's resize rule (unchanged when within 0.1%). `min_size`
+    0: the image's own size (a tiled model's data: its tiles are cut from the native pixels and
+    the detector's transform scales each)."""
+    if not min_size:
+        return width, height
     s = resize_scale(height, width, min_size, max_size)
     if abs(s - 1.0) < 1e-3:
         return width, height

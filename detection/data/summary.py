@@ -22,14 +22,19 @@ TINY = 8  # pixels: a box this thin at the model's input is hardly seen by a str
 SMALL_AT_INPUT = 16
 
 
-def box_stats(records: list[ImageRecord], min_size: int, max_size: int) -> dict:
-    """Widths and heights of every box at the model's input, with COCO size classes and tiny ones."""
+def box_stats(records: list[ImageRecord], min_size: int, max_size: int, tile: int = 0) -> dict:
+    """Widths and heights of every box at the model's input, with COCO size classes and tiny ones.
+    `tile` (model.tile_size): the model sees tiles of that many native pixels at min_size, so
+    every image is scaled by min_size / tile."""
     ws, hs = [], []
     for r in records:
         if not len(r.boxes):
             continue
-        new_w, new_h = target_size(r.width, r.height, min_size, max_size)
-        sx, sy = new_w / r.width, new_h / r.height
+        if tile:
+            sx = sy = min_size / tile
+        else:
+            new_w, new_h = target_size(r.width, r.height, min_size, max_size)
+            sx, sy = new_w / r.width, new_h / r.height
         ws.append((r.boxes[:, 2] - r.boxes[:, 0]) * sx)
         hs.append((r.boxes[:, 3] - r.boxes[:, 1]) * sy)
     w = np.concatenate(ws) if ws else np.zeros(0)
@@ -49,21 +54,22 @@ def class_counts(records: list[ImageRecord], names: list[str]) -> Counter:
     return counts
 
 
-def short_summary(records: list[ImageRecord], info: DatasetInfo, min_size: int, max_size: int) -> str:
+def short_summary(records: list[ImageRecord], info: DatasetInfo, min_size: int, max_size: int,
+                  tile: int = 0) -> str:
     """The lines train_det.py prints per split: counts, classes, small boxes, defects."""
     boxes = sum(len(r.boxes) for r in records)
     negatives = sum(1 for r in records if not len(r.boxes))
-    s = box_stats(records, min_size, max_size)
+    s = box_stats(records, min_size, max_size, tile)
     counts = class_counts(records, info.class_names).most_common()
     per_class = ", ".join(f"{c} {n}" for c, n in counts[:SHOWN] if n) + (", ..." if len(counts) > SHOWN else "")
     lines = [f"{info.source}: {len(records)} images ({negatives} without boxes), {boxes} boxes: {per_class}",
              f"  at the model's input: {s['small']} small / {s['medium']} medium / {s['large']} large boxes"
              + (f", {s['tiny']} under {TINY} px (hard to detect)" if s["tiny"] else "")]
     if len(s["w"]) and np.median(np.maximum(s["w"], s["h"])) < SMALL_AT_INPUT:
-        lines.append(f"  most boxes are under {SMALL_AT_INPUT} px at the model's input: train at a larger input "
-                     f"(model.min_size={2 * min_size} model.max_size={2 * max_size}, and a train.time that affords "
-                     "it) and predict at that size; slicing a model trained on whole images shows it objects "
-                     "larger than it learned (on HIT-UAV it lowered AP 0.299 -> 0.214)")
+        lines.append(f"  most boxes are under {SMALL_AT_INPUT} px at the model's input: let the recipe choose the "
+                     "scale and tiles (recipe.fit=true, and leave model.min_size / max_size / tile_size unset), "
+                     "or train on tiles yourself (model.tile_size); slicing a model trained on whole images "
+                     "alone shows it objects larger than it learned (on HIT-UAV it lowered AP 0.299 -> 0.214)")
     empty = [c for c, n in counts if n == 0]
     if empty:
         lines.append(f"  {len(empty)} classes without a box here: {', '.join(empty[:SHOWN])}"

@@ -8,8 +8,11 @@ fine-tuning on slices at the same scale brings it to 12.7-14.5: a model should m
 the size it will see them. A tile is drawn from `random.Random`, seeded per image by the
 sampler, so a resumed run cuts the same tiles (exact resume).
 
-The recipe (not yet wired: `DetectionDataset` does not call this until the recipe chooses a
-tile size from the fingerprint and the budget) decides when to tile and how large.
+`model.tile_size` (chosen by the recipe, `training/recipe.py`) turns it on: the training dataset
+cuts a tile of that many native pixels from each image and the detector's transform scales it to
+min_size = max_size. The same module holds the tiles that cover an image and their merge, used
+by sliced inference and by a tiled model's validation, so training, evaluation and inference
+cut images alike.
 """
 
 from __future__ import annotations
@@ -18,8 +21,72 @@ import random
 
 import numpy as np
 
+from ..errors import DataError
+
 MIN_VISIBLE = 0.3  # the share of a box's area a tile must keep for the box to stay (as box_params)
 OBJECT_P = 0.8  # tiles drawn around an object; the rest anywhere, so background is seen too
+
+
+# --- the tiles that cover an image (sliced inference and a tiled model's validation) ----------
+
+MERGE_IOS = 0.6  # intersection over the smaller box above which the lower-scoring box goes
+MIN_STEP = 8  # pixels between neighbouring tiles: 32-px tiles at overlap 0.99 step 1 px, 370,000 tiles at 640 px
+MAX_TILES = 2048  # per image: a 20,000-px aerial photo in 640-px tiles at overlap 0.2 makes 1,600
+OVERLAP = 0.2  # a tiled model's slices overlap by this (at validation, and at inference unless --overlap)
+
+
+def step_of(size: int, overlap: float) -> int:
+    return max(1, int(size * (1 - overlap)))
+
+
+def tile_count(height: int, width: int, size: int, overlap: float) -> int:
+    return len(_starts(height, size, overlap)) * len(_starts(width, size, overlap))
+
+
+def _starts(n: int, size: int, overlap: float) -> list[int]:
+    if n <= size:
+        return [0]
+    out = list(range(0, n - size + 1, step_of(size, overlap)))
+    return out + [n - size] if out[-1] != n - size else out
+
+
+def tiles(height: int, width: int, size: int, overlap: float) -> list[tuple[int, int, int, int]]:
+    """(x0, y0, x1, y1) of tiles of `size` covering the image, neighbours overlapping by `overlap`;
+    an image that would need more than MAX_TILES is one line, before any tile is run."""
+    n = tile_count(height, width, size, overlap)
+    if n > MAX_TILES:
+        raise DataError(f"--slice {size} --overlap {overlap:g}: a {width}x{height} image would make {n:,} tiles "
+                        f"(at most {MAX_TILES:,}); give larger tiles or a lower --overlap")
+    return [(x, y, min(x + size, width), min(y + size, height)) for y in _starts(height, size, overlap)
+            for x in _starts(width, size, overlap)]
+
+
+def merge(boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray, ios: float = MERGE_IOS) -> np.ndarray:
+    """Indices kept, best first: per class, greedy, a box covered (intersection over the smaller
+    box >= `ios`) by a better one of its class is dropped."""
+    order = np.argsort(-scores, kind="stable")
+    keep = []
+    area = (boxes[:, 2] - boxes[:, 0]).clip(0) * (boxes[:, 3] - boxes[:, 1]).clip(0)
+    for c in np.unique(labels):
+        idx = order[labels[order] == c]
+        alive = np.ones(len(idx), bool)
+        for a in range(len(idx)):
+            if not alive[a]:
+                continue
+            keep.append(idx[a])
+            rest = idx[a + 1:][alive[a + 1:]]
+            if not len(rest):
+                continue
+            lt = np.maximum(boxes[idx[a], :2], boxes[rest, :2])
+            rb = np.minimum(boxes[idx[a], 2:], boxes[rest, 2:])
+            inter = (rb - lt).clip(0).prod(1)
+            covered = inter / np.maximum(np.minimum(area[idx[a]], area[rest]), 1e-9) >= ios
+            alive[a + 1:][np.flatnonzero(alive[a + 1:])[covered]] = False
+    keep = np.array(keep, int)
+    return keep[np.argsort(-scores[keep], kind="stable")] if len(keep) else keep
+
+
+# --- a training tile ---------------------------------------------------------------------------
 
 
 def tile_window(height: int, width: int, boxes: np.ndarray, tile: int, rng: random.Random,

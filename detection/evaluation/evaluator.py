@@ -167,11 +167,14 @@ class DetectionEvaluator:
             out.append({"class": name, "AP": ap, "gt": npos, "dets": len(dets)})
         return out
 
-    def matches(self):
+    def matches(self, area: str = "all"):
         """The last COCO evaluation's per-detection matches (`matches.Matches`), or None; read from
-        it once (the intervals, thresholds, calibration and curves all use them)."""
+        it once (the intervals, thresholds, calibration and curves all use them). `area="small"`:
+        those of AP_small (read each time: only comparisons ask)."""
         from .matches import from_coco_eval
 
+        if area != "all":
+            return from_coco_eval(self.coco_eval, self.info.class_names, area) if self.coco_eval is not None else None
         if self._matches is None and self.coco_eval is not None:
             self._matches = from_coco_eval(self.coco_eval, self.info.class_names)
         return self._matches

@@ -52,21 +52,24 @@ def subset(m: Matches, images) -> Matches:
     return Matches(m.class_names, len(images), m.iou, out)
 
 
-def from_coco_eval(ev, class_names: list[str]) -> Matches | None:
+def from_coco_eval(ev, class_names: list[str], area: str = "all") -> Matches | None:
     """The matches of a pycocotools COCOeval after `evaluate()`; None when the backend keeps no
-    per-image results (then intervals and comparisons are not available)."""
+    per-image results (then intervals and comparisons are not available). `area` "small" (or
+    "medium", "large"): the matches pycocotools' AP_small is made of (ground truth of other
+    sizes ignored, and the detections matching it or unmatched outside the size)."""
     evals = getattr(ev, "evalImgs", None)
     if not evals:
         return None
     p = ev.params
     n_img, n_area, t_count = len(p.imgIds), len(p.areaRng), len(p.iouThrs)
+    a = list(p.areaRngLbl).index(area)
     max_det = p.maxDets[-1]
     per_class = []
     for k in range(len(p.catIds)):
         images, scores, tps, fps = [], [], [], []
         npos = np.zeros(n_img)
         for i in range(n_img):
-            e = evals[k * n_area * n_img + i]  # area index 0: "all"
+            e = evals[k * n_area * n_img + a * n_img + i]
             if e is None:
                 continue
             npos[i] = np.count_nonzero(np.asarray(e["gtIgnore"]) == 0)

@@ -95,7 +95,8 @@ def export(ckpt_path, fmt: str, opset: int = 17, dynamic: bool = True, size: int
         model.transform.min_size, model.transform.max_size = (min_size,), max_size
     fixed = None if dynamic or fmt != "onnx" else (min_size, max_size)
     check_thresholds(ckpt_path, ckpt.get("thresholds"), ckpt["class_names"])  # refused before anything is written
-    meta = metadata(ckpt["class_names"], min_size, max_size, m["arch"], fixed, str(ckpt_path), ckpt.get("thresholds"))
+    meta = metadata(ckpt["class_names"], min_size, max_size, m["arch"], fixed, str(ckpt_path), ckpt.get("thresholds"),
+                    m["tile_size"])
     target = Path(out) if out else ckpt_path.with_suffix(FORMATS[fmt])
     example = _example(min_size, max_size, fixed)  # traces the graph; the parity check uses real images
     with torch.no_grad():

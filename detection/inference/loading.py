@@ -95,7 +95,7 @@ def _open_export(file: Path, kind: str, run: Run | None, device: torch.device) -
                                   "torch.jit.save, such as tools/export.py's") from None
     predictor = Predictor(backend, meta["class_names"], meta["min_size"], meta["max_size"],
                           tuple(meta["fixed_size"]) if meta.get("fixed_size") else None, str(file),
-                          thresholds=meta.get("thresholds"))
+                          thresholds=meta.get("thresholds"), tile_size=int(meta.get("tile_size") or 0))
     return LoadedModel(file, kind, run, predictor, run_config(run) if run else None)
 
 
@@ -122,7 +122,7 @@ def _open_checkpoint(file: Path, run: Run | None, device: torch.device, amp: str
     m = cfg["model"]
     check_thresholds(file, ckpt.get("thresholds"), ckpt["class_names"])
     predictor = Predictor(TorchBackend(model, device, amp), ckpt["class_names"], m["min_size"], m["max_size"],
-                          source=str(file), thresholds=ckpt.get("thresholds"))
+                          source=str(file), thresholds=ckpt.get("thresholds"), tile_size=m["tile_size"])
     return LoadedModel(file, "checkpoint", run, predictor, cfg)
 
 

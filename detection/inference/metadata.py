@@ -21,10 +21,12 @@ META_KEY = "detection"  # ONNX metadata_props key / TorchScript extra file name 
 
 
 def metadata(class_names: list[str], min_size: int, max_size: int, arch: str, fixed_size=None,
-             source: str = "", thresholds: dict | None = None) -> dict:
+             source: str = "", thresholds: dict | None = None, tile_size: int = 0) -> dict:
     return {"class_names": list(class_names), "min_size": int(min_size), "max_size": int(max_size), "arch": arch,
             "fixed_size": list(fixed_size) if fixed_size else None, "source": source,
             "thresholds": thresholds,  # the per-class score thresholds chosen on validation, or None
+            # trained on tiles of this many native pixels (model.tile_size): predict sliced into them; 0: whole
+            "tile_size": int(tile_size),
             "preprocessing": "RGB, float32 in [0, 1], CHW, one image; resized so the shorter side is min_size and "
                              "the longer at most max_size (with fixed_size: fitted inside it and padded right and "
                              "bottom with 0); the mean/std normalisation is inside the graph",
@@ -83,6 +85,10 @@ def _check_meta_values(path: Path, meta: dict) -> None:
             or meta["max_size"] < meta["min_size"]:
         raise CheckpointError(f"{path}: its metadata asks for an input of {sides} px; {command('export')} writes "
                               f"sizes of 1..{MAX_INPUT_SIDE} with min_size <= max_size: export the checkpoint again")
+    tile = meta.get("tile_size", 0)  # files exported before tiles have none: whole images
+    if not isinstance(tile, int) or isinstance(tile, bool) or not (tile == 0 or 32 <= tile <= 100_000):
+        raise CheckpointError(f"{path}: its metadata's tile_size is {tile!r}; {command('export')} writes 0 (whole "
+                              "images) or the training tiles' side of 32 px or more: export the checkpoint again")
     names = meta["class_names"]
     if not names or len(names) > 100_000 or not all(isinstance(n, str) and n for n in names):
         raise CheckpointError(f"{path}: its metadata's class_names must be 1..100000 non-empty names; export the "

@@ -10,6 +10,7 @@ size and padded at the right and bottom (boxes are unaffected).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,10 +18,13 @@ import numpy as np
 import torch
 
 from ..data.pixels import resize_to, target_size
+from ..data.tiles import OVERLAP as TILE_OVERLAP
 from ..errors import CheckpointError, DataError
 from ..evaluation.calibration import apply_temperature
 from ..utils.detections import phantom_rows, say_phantoms, to_detections
 from .slicing import check_slicing, sliced_outputs
+
+log = logging.getLogger("detection.inference")
 
 
 @dataclass
@@ -183,11 +187,14 @@ class Predictor:
     """Preprocess, run a backend in batches, filter, map boxes back: `predict(images) -> [Result]`."""
 
     def __init__(self, backend, class_names: list[str], min_size: int, max_size: int,
-                 fixed_size: tuple[int, int] | None = None, source: str = "", thresholds: dict | None = None):
+                 fixed_size: tuple[int, int] | None = None, source: str = "", thresholds: dict | None = None,
+                 tile_size: int = 0):
         self.backend, self.class_names = backend, list(class_names)
         self.min_size, self.max_size, self.fixed_size, self.source = min_size, max_size, fixed_size, source
         self.thresholds = thresholds  # the stored operating point: {rule, split, per_class: {name: score}}
-        self.slicing: tuple[int, float] | None = None  # (tile size, overlap): sliced inference (slicing.py)
+        self.tile_size = tile_size  # model.tile_size: trained on tiles of this many native px, so predicts sliced
+        # (tile size, overlap): sliced inference (slicing.py); a tiled model's own unless set_slicing says
+        self.slicing: tuple[int, float] | None = (tile_size, TILE_OVERLAP) if tile_size else None
 
     @property
     def temperature(self) -> float | None:
@@ -244,6 +251,9 @@ class Predictor:
         an exported graph has its resize baked in."""
         if not isinstance(self.backend, TorchBackend) or isinstance(self.backend, TorchScriptBackend):
             raise CheckpointError(f"--size cannot change an exported model ({self.source}); export again with --size")
+        if self.tile_size:
+            log.warning("%s was trained on %d-px tiles fed at %d px; --size %d feeds them at another scale",
+                        self.source, self.tile_size, self.min_size, size)
         self.max_size = round(self.max_size * size / self.min_size)
         self.min_size = size
         t = self.backend.model.transform
@@ -288,16 +298,35 @@ class Predictor:
     def _outputs(self, images: list[np.ndarray]) -> list[tuple]:
         """(boxes in each image's pixels, scores, labels 1..K): one forward pass, or sliced."""
         if self.slicing is not None:
-            return [sliced_outputs(self, im, *self.slicing) for im in images]
+            as_trained = self.slicing[0] == self.tile_size  # tiles as in training: no whole-image pass
+            return [sliced_outputs(self, im, *self.slicing, whole=not as_trained) for im in images]
         prepared = [self.preprocess(im) for im in images]
         return [(np.asarray(b, np.float32).reshape(-1, 4) * back, s, lab)
                 for (b, s, lab), (_, back) in zip(self.backend([t for t, _ in prepared]), prepared)]
 
-    def set_slicing(self, size: int | None, overlap: float = 0.2) -> None:
-        """Sliced inference with tiles of `size` pixels overlapping by `overlap` (None: off)."""
-        if size is not None:
-            check_slicing(size, overlap)
-        self.slicing = (int(size), float(overlap)) if size else None
+    def set_slicing(self, size: int | None, overlap: float | None = None) -> None:
+        """Sliced inference with tiles of `size` pixels overlapping by `overlap`. `size` None: the
+        model's own way (sliced into its training tiles when it was trained on tiles, at `overlap`
+        when given); 0: whole images. Overriding a tiled model's slicing is said in the log."""
+        if size is None:
+            if self.tile_size and overlap is not None:
+                check_slicing(self.tile_size, overlap)
+                self.slicing = (self.tile_size, float(overlap))
+            return
+        if size:
+            check_slicing(size, TILE_OVERLAP if overlap is None else overlap)
+        if self.tile_size and size != self.tile_size:
+            log.warning("%s was trained on tiles of %d px and predicts sliced into them; --slice %d overrides that "
+                        "(%s)", self.source, self.tile_size, size, "whole images" if not size else "other tiles")
+        self.slicing = (int(size), TILE_OVERLAP if overlap is None else float(overlap)) if size else None
+
+    def describe_input(self) -> str:
+        """How images are fed, for the log: whole at the input size, or sliced (and why)."""
+        if self.slicing is None:
+            return f"whole images at min_size {self.min_size}, max_size {self.max_size}"
+        size, overlap = self.slicing
+        why = " (as trained: model.tile_size)" if size == self.tile_size else ""
+        return f"sliced into {size}-px tiles overlapping {overlap:g}, each at {self.min_size} px{why}"
 
     def _result(self, boxes, scores, labels, shape, thresholds, classes, max_det, path, extra) -> Result:
         phantom = phantom_rows(scores, labels, boxes)

@@ -1,4 +1,5 @@
-"""The run's config resolved before the loop, once, and pinned in config.yaml: the input size
+"""The run's config resolved before the loop, once, and pinned in config.yaml: the recipe fitted
+to the data (`recipe.py`: scale, tiles, anchors, crowding, sampling), the input size
 (model.auto_size), fitted anchors (model.anchors=auto), the label order, the split
 (data.val_fraction) and the precision (train.amp=auto), so a resume or an evaluation sees
 exactly what was trained. `prepare` does it all and hands the trainer what it trains; the
@@ -26,6 +27,7 @@ from ..models.builders import build_model
 from ..utils import distributed as dist
 from ..utils.precision import choose_amp
 from ..utils.runs import Run, new_run_dir
+from . import recipe
 from .engine import measure_step_time
 
 log = logging.getLogger("detection.training")
@@ -48,19 +50,19 @@ def prepare(cfg: dict, ckpt: dict | None, run: Run | None, device: torch.device,
             world: int = 1) -> Prepared:
     """Data, model and run folder: a new run's (its config resolved and pinned here, once), or
     the resumed `run`'s, whose config is already resolved and whose `ckpt` the model restores.
-    The config is changed twice here and nowhere else: the input size and anchors (the model is
-    built at them), then the label order, the split file and the precision."""
+    The config is changed twice here and nowhere else: the recipe, input size and anchors (the
+    model is built at them), then the label order, the split file and the precision."""
     fresh, d = ckpt is None, cfg["data"]
     records, info = read_split(d, d["train_split"], True, None, cfg["seed"])
     data_print = fingerprint(records, list(info.class_names))
-    if fresh:  # sizes and anchors pinned before anything is resized to them
-        changes, lines = fit_to_boxes(cfg["model"], records)
-        lines = [*data_print.lines(), *lines]
+    if fresh:  # the recipe, sizes and anchors pinned before anything is resized to them
+        changes, lines = fitted(cfg, records, data_print)
         for line in lines if dist.is_main() else ():
             log.info(line)
         cfg = with_values(cfg, changes)
     m, t = cfg["model"], cfg["train"]
-    train_ds, val_ds = train_and_val_datasets(d, m["min_size"], m["max_size"], records, info, cfg["seed"])
+    size = m["min_size"], m["max_size"], m["tile_size"]
+    train_ds, val_ds = train_and_val_datasets(d, size, records, info, cfg["seed"])
     class_names = list(info.class_names)
     val_loader, evaluator = build_validation(val_ds, cfg["eval"], t["batch_size"], d["num_workers"], device, rank,
                                              world)
@@ -85,19 +87,28 @@ def prepare(cfg: dict, ckpt: dict | None, run: Run | None, device: torch.device,
     return Prepared(cfg, class_names, model, loader, val_loader, evaluator, run)
 
 
+def fitted(cfg: dict, records, data_print) -> tuple[dict, list[str]]:
+    """({dotted key: value}, log lines) a new run pins from its training data: the recipe's choices
+    (`recipe.choose`), then auto_size and anchors=auto at the input it chose. The data check shows
+    the same, so the sizes it reports are training's own."""
+    chosen, recipe_lines = recipe.choose(cfg, data_print)
+    changes, lines = fit_to_boxes(recipe.model_after(cfg["model"], chosen), records)
+    return {**chosen, **changes}, [*data_print.lines(), *recipe_lines, *lines]
+
+
 def fit_to_boxes(mcfg: dict, records) -> tuple[dict, list[str]]:
     """({dotted key: value}, log lines): model.auto_size's input size and model.anchors=auto's
     anchors, from the training boxes, to pin (auto_size off, the sizes and anchors written). The
     data check sizes the boxes it reports through this too, so it shows the input training will use."""
     changes, lines = {}, []
-    size, max_size = mcfg["min_size"], mcfg["max_size"]
-    if mcfg["auto_size"]:
+    size, max_size, tile = mcfg["min_size"], mcfg["max_size"], mcfg["tile_size"]
+    if mcfg["auto_size"] and not tile:
         stats = box_stats(records, size, max_size)
         size, max_size, why = sized_input(mcfg["arch"], np.minimum(stats["w"], stats["h"]), size, max_size)
         changes.update({"model.min_size": size, "model.max_size": max_size, "model.auto_size": False})
         lines.append(why)
     if mcfg["anchors"] == "auto" and not mcfg["anchor_sizes"]:
-        stats = box_stats(records, size, max_size)  # at the input size just chosen
+        stats = box_stats(records, size, max_size, tile)  # at the input size just chosen
         sizes, ratios = fitted_anchors(mcfg["arch"], stats["w"], stats["h"])
         changes.update({"model.anchor_sizes": sizes, "model.aspect_ratios": ratios})
         lines.append(f"model.anchors=auto: sizes {sizes}, aspect ratios {ratios} "

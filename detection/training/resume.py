@@ -18,7 +18,9 @@ log = logging.getLogger("detection.training")
 # what `resume=` may change: the run goes on with them; anything else is refused in one line
 RESUME_CHANGEABLE = ("train.epochs", "train.time", "device", "data.num_workers", "train.eval_every",
                      "train.patience", "train.ckpt_every")
-RESUME_IGNORED = ("resume", "data.split_file", "name", "output_dir")  # where the run is, not how it trains
+# where the run is, not how it trains; recipe.keep only matters when a run starts (a resume reads
+# the run's config.yaml, whose every key is the user's file's, so the loader would mark them all)
+RESUME_IGNORED = ("resume", "data.split_file", "name", "output_dir", "recipe.keep")
 
 
 def resume_source(cfg: dict) -> tuple[dict, Run, dict, dict]:

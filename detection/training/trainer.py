@@ -162,7 +162,8 @@ class Trainer:
         """Score the validation split (EMA weights when kept), add the metrics to `row`; True when best."""
         eval_model = self.parts.ema.module if self.parts.ema is not None else self.model
         with oom_hint(self.tcfg["batch_size"], self.cfg["model"]):
-            self.results = evaluate(eval_model, self.val_loader, self.evaluator, self.device, self.tcfg["amp"])
+            self.results = evaluate(eval_model, self.val_loader, self.evaluator, self.device, self.tcfg["amp"],
+                                    self.cfg["model"]["tile_size"])
         e = self.cfg["eval"]  # the per-class scores to ship (and a temperature), saved with these weights
         self.thresholds = thresholds_to_store(self.results, self.evaluator, e["threshold"], e["calibrate"]) \
             or self.thresholds

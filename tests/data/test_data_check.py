@@ -89,7 +89,8 @@ def test_needs_cfg_or_data(tmp_path, capsys):
 def test_every_split_found_is_checked_at_the_configs_input_size(tmp_path):
     """A converted YOLO set with train and test but no val: the missing val stops training (exit 1),
     and the test split, where the truncated image is, is still read and reported; sizes are those
-    yolo_frcnn.yaml trains at (480 / 800), not the defaults."""
+    training would use: the recipe's from yolo_frcnn.yaml's 480 / 800 (24-px boxes at 8x are far over
+    the 32-px smallest anchor: shrunk to auto_size's floor of 256), and a user's own sizes as given."""
     root = tmp_path / "y"
     rng = np.random.default_rng(0)
     for split in ("train", "test"):
@@ -106,7 +107,7 @@ def test_every_split_found_is_checked_at_the_configs_input_size(tmp_path):
     report = (out / "report.md").read_text()
     assert "has no `val` entry" in report  # what stops training
     assert "| test | 3 |" in report and "### test: damaged_images (1)" in report and "1.jpg: truncated JPEG" in report
-    assert "(min_size 480, max_size 800)" in report
+    assert "(min_size 256, max_size 427)" in report
     cfg = tmp_path / "mine.yaml"
     cfg.write_text("_base_: yolo_frcnn.yaml\nmodel: {min_size: 320, max_size: 512}\n")
     _run(["--data", str(root / "data.yaml"), "--cfg", str(cfg), "--out", str(tmp_path / "out2"), "--browse", "0"])

@@ -6,6 +6,7 @@ import random
 
 import numpy as np
 import pytest
+import torch
 
 from detection.data.tiles import MIN_VISIBLE, crop_to_tile, tile_window
 
@@ -63,3 +64,27 @@ def test_tiles_are_drawn_around_objects_most_of_the_time_and_the_seed_fixes_them
     assert [tile_window(480, 640, boxes, 160, random.Random(s)) for s in range(5)] == \
         [tile_window(480, 640, boxes, 160, random.Random(s)) for s in range(5)]
     assert tile_window(100, 90, np.zeros((0, 4), np.float32), 160, random.Random(1)) == (0, 0, 90, 100)
+
+
+def test_a_tiled_dataset_cuts_native_tiles_in_training_from_the_seed_and_keeps_validation_whole(tmp_path):
+    import cv2
+
+    from detection.data.dataset import DetectionDataset
+    from detection.data.records import DatasetInfo, ImageRecord
+
+    rng = np.random.default_rng(0)
+    path = tmp_path / "big.png"
+    cv2.imwrite(str(path), rng.integers(0, 255, (300, 400, 3), dtype=np.uint8))
+    boxes = np.array([[10, 10, 30, 30], [350, 250, 390, 290], [190, 140, 210, 160]], np.float32)
+    rec = ImageRecord(str(path), 400, 300, boxes, np.array([1, 2, 1]), np.zeros(3, bool), np.zeros(3, bool), 0)
+    info = DatasetInfo(["a", "b"], [1, 2], "t")
+    train = DetectionDataset([rec], info, True, 256, 256, augment="none", tile=100)
+    image, target = train[(0, 7)]
+    assert image.shape[1:] == (100, 100)  # a native tile: the detector's transform scales it to 256
+    again, target_again = train[(0, 7)]
+    assert torch.equal(image, again) and torch.equal(target["boxes"], target_again["boxes"])  # exact resume
+    assert any(not torch.equal(image, train[(0, s)][0]) for s in range(8, 12))  # other seeds, other tiles
+    b = target["boxes"]
+    assert ((b[:, :2] >= 0) & (b[:, 2:] <= 100)).all()
+    whole, _ = DetectionDataset([rec], info, False, 256, 256, tile=100)[0]
+    assert whole.shape[1:] == (300, 400)  # validation: the native image, scored sliced

@@ -21,6 +21,8 @@ def test_recomputed_ap_equals_pycocotools(seed):
     for k in ("AP", "AP50", "AP75"):
         assert ap[k][0] == pytest.approx(res["coco"][k], abs=1e-12)
     assert ap["per_class"][0] == pytest.approx([c["AP"] for c in res["coco_per_class"]], abs=1e-12)
+    # AP_small from the small-area matches (what a paired comparison of AP_small redraws)
+    assert coco_ap(ev.matches("small"))["AP"][0] == pytest.approx(res["coco"]["APs"], abs=1e-12)
 
 
 def test_the_interval_holds_the_full_set_value_in_about_95_percent_of_draws():

@@ -19,6 +19,8 @@ from tests.bad_inputs import (
     ({"class_names": ["a"], "min_size": 320, "max_size": 320, "fixed_size": [320, 90000]}, "90000"),
     ({"class_names": ["a"], "min_size": 640, "max_size": 320}, "min_size <= max_size"),
     ({"class_names": [1, None], "min_size": 320, "max_size": 320}, "class_names"),
+    ({"class_names": ["a"], "min_size": 320, "max_size": 320, "tile_size": 4}, "tile_size"),
+    ({"class_names": ["a"], "min_size": 320, "max_size": 320, "tile_size": "256"}, "tile_size"),
 ])
 def test_exported_metadata_values_are_range_checked_when_the_file_is_opened(tmp_path, meta, field):
     from detection.inference.loading import open_model

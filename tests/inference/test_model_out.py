@@ -505,6 +505,7 @@ def test_compare_scores_two_models_on_the_first_ones_split_and_says_so(trained, 
     result = json.loads((tmp_path / "cmp" / "compare.json").read_text())
     assert result["images"] == 6 and "instances_val.json" in result["split"]
     assert result["AP"]["verdict"] == "no difference" and abs(result["AP"]["diff"]) < 0.02  # the same weights
+    assert result["APs"] is None or result["APs"]["verdict"] == "no difference"  # AP_small, paired the same way
     assert [c["class"] for c in result["per_class"]] == ["circle", "square", "triangle", "cross"]
     assert "no difference this split can show" in (tmp_path / "cmp" / "compare.md").read_text()
     eval_cli.main(["--compare", str(trained), str(trained / "weights" / "best.pt"), "--out", str(tmp_path / "tr"),

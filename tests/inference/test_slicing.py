@@ -61,5 +61,22 @@ def test_slicing_finds_small_objects_a_downsized_image_loses():
         assert np.abs(boxes - np.array([x, y, x + 16, y + 16])).sum(1).min() <= 2  # in the image's pixels
     with pytest.raises(ConfigError):
         p.set_slicing(8)
-    p.set_slicing(None)
+    p.set_slicing(None)  # the model's own way: this one was trained on whole images, so slicing stays as set
+    assert p.slicing == (256, 0.2)
+    p.set_slicing(0)
     assert p.slicing is None and torch.is_tensor(p.preprocess(image)[0])
+
+
+def test_a_model_trained_on_tiles_predicts_sliced_without_a_flag(caplog):
+    image = np.zeros((1024, 1024, 3), np.uint8)
+    for i in range(4):
+        image[100:116, 100 + 200 * i:116 + 200 * i] = 255
+    p = Predictor(SmallBlind(), ["square"], min_size=256, max_size=256, tile_size=256)
+    assert p.slicing == (256, 0.2) and "as trained" in p.describe_input()
+    assert len(p.predict([image], score=0.5)[0].boxes) == 4
+    p.set_slicing(None, 0.5)  # --overlap alone keeps the trained tiles
+    assert p.slicing == (256, 0.5)
+    with caplog.at_level("WARNING"):
+        p.set_slicing(0)  # --slice 0: whole images, and the log says it overrides the training tiles
+    assert p.slicing is None and "trained on tiles of 256 px" in caplog.text
+    assert len(p.predict([image], score=0.5)[0].boxes) == 0

@@ -1,0 +1,104 @@
+"""The recipe's rules on crafted fingerprints (training/recipe.py), and a user's key winning."""
+
+from detection.config import load_config, with_values
+from detection.data.fingerprint import PERCENTILES, Fingerprint
+from detection.training import recipe
+
+
+def _fp(short_p5: float, image=(640, 512), side=None, per_image=(5, 10, 12), shares=None) -> Fingerprint:
+    """A fingerprint whose box percentiles all sit at `short_p5` (box side: `side`)."""
+    flat = lambda v: {q: float(v) for q in PERCENTILES}  # noqa: E731
+    return Fingerprint(images=100, negatives=0, boxes=1000, image_long=flat(max(image)), image_short=flat(min(image)),
+                       box_side=flat(side or short_p5), box_short=flat(short_p5),
+                       box_long_ratio=flat((side or short_p5) / max(image)),
+                       boxes_per_image={"median": per_image[0], "p95": per_image[1], "max": per_image[2]},
+                       class_shares=shares or {"a": 0.6, "b": 0.4})
+
+
+def _cfg(min_size=480, max_size=800, overrides=None, **keys):
+    """A config whose input size is a starting point (not the user's), as a shipped config's is."""
+    cfg = load_config(None, {"data": {"format": "voc", "root": "x"}, **(overrides or {})})
+    return with_values(cfg, {"model.min_size": min_size, "model.max_size": max_size, **keys})
+
+
+def test_small_boxes_grow_the_scale_into_tiles_of_the_configured_area():
+    """HIT-UAV's numbers: 640 x 512 images, 5% of the boxes under 9 px; at 480 / 800 the image is
+    fed at 0.94x. Growing to 2x (the cap) costs 4.6x the pixels: tiles of the configured area."""
+    changes, lines = recipe.choose(_cfg(), _fp(9.0, side=12.0))  # box scale p5 12 px: 24 at 2x, near 32
+    assert changes == {"model.min_size": 512, "model.max_size": 512, "model.tile_size": 256}
+    text = "\n".join(lines)
+    assert "under 9.0 px" in text and "at 2.00x native" in text and "tiles of 256 native px fed at 512" in text
+
+
+def test_a_growth_the_budget_affords_trains_whole_images():
+    # 26-px boxes on 640 x 480 at 480 / 800 (1.0x): 1.23x reaches 32 px for 1.5x the pixels
+    changes, _ = recipe.choose(_cfg(), _fp(26.0, image=(640, 480)))
+    assert changes == {"model.min_size": 608}  # max_size 800 holds 640 at 1.23x; tile_size stays 0
+
+
+def test_large_boxes_shrink_the_input_as_auto_size_did():
+    """BCCD's numbers (5% under 40 px on 640 x 480): 384 / 640, what model.auto_size chose."""
+    changes, lines = recipe.choose(_cfg(**{"model.auto_size": True}), _fp(40.0, image=(640, 480)))
+    assert changes == {"model.min_size": 384, "model.max_size": 640, "model.auto_size": False}
+    assert "32 px at min_size 384" in lines[0]
+
+
+def test_a_tile_that_would_hold_the_whole_image_trains_it_whole():
+    # 100-px images fed at 32 (0.32x); 26-px boxes want 1.23x: the smallest tile (128 px at the input)
+    # would be 104 native px, more than the image
+    changes, lines = recipe.choose(_cfg(32, 32), _fp(26.0, image=(100, 100)))
+    assert changes == {"model.min_size": 128, "model.max_size": 128}
+    assert "would hold the whole image" in lines[0]
+
+
+def test_anchors_are_fitted_only_when_the_boxes_leave_the_default_anchors():
+    assert "model.anchors" not in recipe.choose(_cfg(), _fp(40.0, image=(640, 480)))[0]
+    # 600-px boxes on 1000 x 1000 images kept at 1x by the user: over the largest anchor (362 px) by
+    # more than sqrt 2 (the recipe would have shrunk the input instead)
+    kept = load_config(None, {"data": {"format": "voc", "root": "x"}, "model": {"min_size": 1000, "max_size": 1000}})
+    big = recipe.choose(kept, _fp(600.0, image=(1000, 1000), side=600.0))[0]
+    assert big == {"model.anchors": "auto"}
+    # 9-px boxes grown 2x are 18 px: under the smallest anchor by more than sqrt 2
+    assert recipe.choose(_cfg(), _fp(9.0))[0]["model.anchors"] == "auto"
+
+
+def test_crowded_images_get_more_rois_proposals_and_detections_never_fewer():
+    lean = _cfg(**{"model.box_batch_size_per_image": 128, "model.rpn_post_nms_top_n_train": 300})  # voc_frcnn's
+    changes, lines = recipe.choose(lean, _fp(40.0, image=(640, 480), per_image=(30, 60, 90)))
+    assert changes["model.box_batch_size_per_image"] == 256  # 60 objects need 240 RoIs at a quarter positive
+    assert changes["model.rpn_post_nms_top_n_train"] == 480 and changes["model.rpn_post_nms_top_n_test"] == 480
+    assert changes["model.box_detections_per_img"] == 180
+    assert any("boxes an image: p95 60" in line for line in lines)
+    sparse = recipe.choose(lean, _fp(40.0, image=(640, 480), per_image=(1, 2, 3)))[0]
+    assert not any(k.startswith(("model.box_", "model.rpn_")) for k in sparse)  # the configured values stay
+
+
+def test_a_rare_class_turns_on_repeat_factor_sampling():
+    changes, lines = recipe.choose(_cfg(), _fp(40.0, image=(640, 480), shares={"a": 0.99, "b": 0.005, "c": 0.0}))
+    assert changes["data.sampler"] == "repeat_factor" and changes["data.repeat_thresh"] == recipe.REPEAT_THRESH
+    assert any("1 rare class(es) (b: 0.5%" in line for line in lines)  # c has no box: nothing to repeat
+    assert "data.sampler" not in recipe.choose(_cfg(), _fp(40.0, image=(640, 480), shares={"a": 1.0, "c": 0.0}))[0]
+
+
+def test_a_key_the_user_sets_wins_and_the_log_says_so():
+    cfg = load_config(None, {"data": {"format": "voc", "root": "x"}, "model": {"min_size": 480}})
+    assert cfg["recipe"]["keep"] == ["model.min_size"]
+    changes, lines = recipe.choose(cfg, _fp(9.0))
+    assert not {"model.min_size", "model.max_size", "model.tile_size"} & set(changes)  # sizes go together
+    assert any(line.startswith("recipe: keeps model.min_size=480") and "as you set it" in line for line in lines)
+    on_command_line = load_config(None, ["data.format=voc", "data.root=x", "data.sampler=default"])
+    assert "data.sampler" not in recipe.choose(on_command_line, _fp(40.0, shares={"a": 0.999, "b": 0.001}))[0]
+
+
+def test_shipped_configs_are_starting_points_and_a_users_own_file_is_the_users(tmp_path):
+    assert load_config("configs/voc_frcnn.yaml", ["data.root=x"])["recipe"]["keep"] == []
+    mine = tmp_path / "mine.yaml"
+    mine.write_text("_base_: voc_frcnn.yaml\nmodel: {max_size: 1024, box_batch_size_per_image: 64}\n")
+    assert load_config(mine, ["data.root=x"])["recipe"]["keep"] == ["model.max_size",
+                                                                     "model.box_batch_size_per_image"]
+
+
+def test_the_recipe_off_or_another_family_changes_nothing_it_should_not():
+    assert recipe.choose(_cfg(overrides={"recipe": {"fit": False}}), _fp(9.0)) == ({}, [])
+    ssd = _cfg(300, 300, **{"model.arch": "ssdlite_mobilenet_v2"})
+    assert not any(k.startswith("model.min_size") for k in recipe.choose(ssd, _fp(9.0))[0])  # SSD's input is fixed
