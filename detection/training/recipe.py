@@ -76,9 +76,11 @@ def choose(cfg: dict, fp: Fingerprint) -> tuple[dict, list[str]]:
 
     def decide(choices: list[Choice]) -> None:
         for c in choices:
+            if _get(cfg, c.key) == c.value:
+                continue
             if c.key in keep or (c.key in SIZE_KEYS and keep & set(SIZE_KEYS)):
                 kept.setdefault(c.why, []).append(f"{c.key}={_get(cfg, c.key)!r} (it would choose {c.value!r})")
-            elif _get(cfg, c.key) != c.value:
+            else:
                 changes[c.key] = c.value
                 chosen.setdefault(c.why, []).append(f"{c.key}={c.value!r}")
 
@@ -87,7 +89,8 @@ def choose(cfg: dict, fp: Fingerprint) -> tuple[dict, list[str]]:
     decide(rare_class_rule(cfg["data"], fp))
     lines = [f"recipe: {', '.join(keys)}: {why}" for why, keys in chosen.items()]
     lines += [f"recipe: keeps {', '.join(keys)} as you set it: {why}" for why, keys in kept.items()]
-    if "model.min_size" in changes and cfg["model"]["auto_size"]:
+    m = cfg["model"]
+    if m["auto_size"] and sizable(m["arch"]) and not keep & set(SIZE_KEYS):
         changes["model.auto_size"] = False  # the recipe sized the input; auto_size would only shrink it again
     return changes, lines
 
