@@ -102,3 +102,21 @@ def test_the_recipe_off_or_another_family_changes_nothing_it_should_not():
     assert recipe.choose(_cfg(overrides={"recipe": {"fit": False}}), _fp(9.0)) == ({}, [])
     ssd = _cfg(300, 300, **{"model.arch": "ssdlite_mobilenet_v2"})
     assert not any(k.startswith("model.min_size") for k in recipe.choose(ssd, _fp(9.0))[0])  # SSD's input is fixed
+
+
+def test_on_bccd_the_recipe_pins_what_the_fixed_recipe_did(shared_datasets):
+    """BCCD's cells are large enough: the fitted recipe's config.yaml is the fixed one's (auto_size's
+    384 / 512, the shipped proposals and RoIs), so the easy set cannot lose by it."""
+    from detection.config import flat_items
+    from detection.data.dataset import read_split
+    from detection.data.fingerprint import fingerprint
+    from detection.training.plan import fitted
+
+    pinned = {}
+    for arm, overrides in (("fixed", ["recipe.fit=false"]), ("fitted", [])):
+        cfg = load_config("configs/bccd_frcnn.yaml", overrides)
+        records, info = read_split(cfg["data"], "train", True, None, 0)
+        changes, _ = fitted(cfg, records, fingerprint(records, list(info.class_names)))
+        pinned[arm] = dict(flat_items(with_values(cfg, changes)))
+    assert (pinned["fitted"]["model.min_size"], pinned["fitted"]["model.max_size"]) == (384, 512)
+    assert {k for k, v in pinned["fitted"].items() if pinned["fixed"][k] != v} == {"recipe.fit"}
