@@ -201,10 +201,13 @@ def input_size(mcfg: dict) -> tuple[int, int, int]:
     return mcfg["min_size"], mcfg["max_size"], mcfg["tile_size"]
 
 
-def get_dataset(cfg: dict, train: bool, class_names: list[str] | None = None) -> DetectionDataset:
+def get_dataset(cfg: dict, train: bool, class_names: list[str] | None = None,
+                size: tuple[int, int, int] | None = None) -> DetectionDataset:
+    """One split of `cfg`'s data at `size` (min_size, max_size, tile_size; default: the config's
+    model section; (0, 0, 0): the images' own pixels)."""
     d = cfg["data"]
     records, info = read_split(d, d["train_split"] if train else d["val_split"], train, class_names, cfg["seed"])
-    return dataset_from(d, input_size(cfg["model"]), records, info, train)
+    return dataset_from(d, size or input_size(cfg["model"]), records, info, train)
 
 
 def dataset_from(d: dict, size: tuple[int, int, int], records: list[ImageRecord], info: DatasetInfo,

@@ -58,3 +58,15 @@ def test_a_tiled_model_predicts_sliced_from_the_checkpoint_and_onnx(tiled_run, s
     with caplog.at_level("WARNING"):
         ckpt.predictor.set_slicing(0)  # --slice 0 overrides, and says so
     assert ckpt.predictor.slicing is None and "trained on tiles of 64 px" in caplog.text
+
+
+def test_a_tiled_model_scores_the_same_whatever_configs_data_section_names_the_split(tiled_run):
+    """eval_det.py --compare scores model B on model A's config: the images must still reach B as
+    B takes them (native, to be sliced), not shrunk to A's input first (DeepPCB: AP 0.490 -> 0.228)."""
+    from detection.deploy.scoring import evaluate_model
+
+    loaded = open_model(tiled_run)
+    own, _ = evaluate_model(loaded, loaded.config)
+    other = with_values(loaded.config, {"model.min_size": 64, "model.max_size": 64, "model.tile_size": 0})
+    theirs, _ = evaluate_model(open_model(tiled_run), other)
+    assert theirs["coco"]["AP"] == own["coco"]["AP"] and own["num_images"] == 8
