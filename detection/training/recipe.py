@@ -41,6 +41,7 @@ MIN_TILE = 128  # px at the input: a smaller tile is mostly border for a stride-
 # ANCHOR_SLACK times its side), or 5% over the largest.
 ANCHOR_SLACK = 1.41
 LARGEST_ANCHOR = 362  # px: torchvision's largest default (256 * sqrt 2) for these archs
+MIN_FIT_BOXES = 100  # anchors fitted from fewer boxes follow a handful of them, not the data
 # Crowding: Faster R-CNN samples RoIs a quarter positive (torchvision's default); when the 95th
 # percentile of boxes an image exceeds the positive slots, objects go unsampled. On the crowded
 # underwater set of issue 31 (about 50 boxes an image, 128 RoIs: 32 positive slots) the loss
@@ -163,7 +164,7 @@ def input_scale(m: dict, fp: Fingerprint) -> float:
 
 def anchor_rule(m: dict, fp: Fingerprint) -> list[Choice]:
     """model.anchors=auto when the boxes at the chosen scale fall outside the default anchors."""
-    if m["arch"] not in FITTED_ARCHS or m["anchors"] == "auto" or m["anchor_sizes"]:
+    if m["arch"] not in FITTED_ARCHS or m["anchors"] == "auto" or m["anchor_sizes"] or fp.boxes < MIN_FIT_BOXES:
         return []
     s = input_scale(m, fp)
     lo, hi = fp.box_side[5] * s, fp.box_side[95] * s

@@ -60,6 +60,8 @@ def test_anchors_are_fitted_only_when_the_boxes_leave_the_default_anchors():
     assert big == {"model.anchors": "auto"}
     # 9-px boxes grown 2x are 18 px: under the smallest anchor by more than sqrt 2
     assert recipe.choose(_cfg(), _fp(9.0))[0]["model.anchors"] == "auto"
+    few = Fingerprint(**{**_fp(9.0).to_dict(), "boxes": 5})  # too few boxes to fit anchors to
+    assert "model.anchors" not in recipe.choose(_cfg(), few)[0]
 
 
 def test_crowded_images_get_more_rois_proposals_and_detections_never_fewer():
