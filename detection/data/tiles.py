@@ -86,6 +86,23 @@ def merge(boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray, ios: float 
     return keep[np.argsort(-scores[keep], kind="stable")] if len(keep) else keep
 
 
+def detect_merged(windows: list[tuple[int, int, int, int]], detect, batch: int = 4):
+    """(boxes, scores, labels) of `detect` over `windows` (x0, y0, x1, y1) of one image, each
+    window's boxes moved into the image's pixels and all of them merged: the one sliced pass that
+    sliced inference (numpy images) and a tiled model's validation (tensors) share. `detect`
+    takes up to `batch` windows and returns, for each, (boxes in the window's pixels, scores,
+    labels) as arrays."""
+    parts = []
+    for start in range(0, len(windows), batch):
+        chunk = windows[start:start + batch]
+        for (x0, y0, _, _), (b, s, lab) in zip(chunk, detect(chunk)):
+            parts.append((np.asarray(b, np.float32).reshape(-1, 4) + np.array([x0, y0, x0, y0], np.float32),
+                          np.asarray(s, np.float32).reshape(-1), np.asarray(lab, np.int64).reshape(-1)))
+    boxes, scores, labels = (np.concatenate(p) for p in zip(*parts))
+    keep = merge(boxes, scores, labels)
+    return boxes[keep], scores[keep], labels[keep]
+
+
 # --- a training tile ---------------------------------------------------------------------------
 
 

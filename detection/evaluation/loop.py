@@ -5,10 +5,9 @@ Validation during training, `eval_det.py` and `detection.evaluate` all score thr
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
-from ..data.tiles import OVERLAP, merge, tiles
+from ..data.tiles import OVERLAP, detect_merged, tiles
 from ..utils import distributed as dist
 from ..utils.precision import autocast
 from ..utils.progress import Progress
@@ -51,14 +50,11 @@ class Sliced(torch.nn.Module):
 
     def _one(self, image: torch.Tensor) -> dict:
         h, w = image.shape[-2:]
-        windows = tiles(h, w, self.tile, self.overlap)
-        parts = []
-        for start in range(0, len(windows), self.batch):
-            chunk = windows[start:start + self.batch]
+
+        def detect(chunk):
             outs = self.model([image[:, y0:y1, x0:x1] for x0, y0, x1, y1 in chunk])
-            for (x0, y0, _, _), o in zip(chunk, outs):
-                parts.append((o["boxes"].float().cpu() + torch.tensor([x0, y0, x0, y0], dtype=torch.float32),
-                              o["scores"].float().cpu(), o["labels"].cpu()))
-        boxes, scores, labels = (torch.cat(p) for p in zip(*parts))
-        keep = torch.from_numpy(merge(boxes.numpy(), scores.numpy(), labels.numpy()).astype(np.int64))
-        return {"boxes": boxes[keep], "scores": scores[keep], "labels": labels[keep]}
+            return [(o["boxes"].float().cpu().numpy(), o["scores"].float().cpu().numpy(), o["labels"].cpu().numpy())
+                    for o in outs]
+
+        boxes, scores, labels = detect_merged(tiles(h, w, self.tile, self.overlap), detect, self.batch)
+        return {"boxes": torch.from_numpy(boxes), "scores": torch.from_numpy(scores), "labels": torch.from_numpy(labels)}

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..data.tiles import MAX_TILES, MERGE_IOS, MIN_STEP, merge, step_of, tile_count, tiles
+from ..data.tiles import MAX_TILES, MERGE_IOS, MIN_STEP, detect_merged, merge, step_of, tile_count, tiles
 from ..errors import ConfigError
 
 __all__ = ["MAX_TILES", "MERGE_IOS", "MIN_STEP", "check_slicing", "merge", "sliced_outputs", "step_of",
@@ -41,17 +41,13 @@ def sliced_outputs(predictor, image: np.ndarray, size: int, overlap: float, batc
     image, merged. A model trained on tiles runs without the whole image: shrunk to the input, it
     would show the model objects far smaller than it learned (the mismatch tiles remove)."""
     h, w = image.shape[:2]
-    crops = [(x0, y0, image[y0:y1, x0:x1]) for x0, y0, x1, y1 in tiles(h, w, size, overlap)]
-    if len(crops) > 1 and whole:
-        crops.append((0, 0, image))  # objects larger than a tile
-    boxes, scores, labels = [], [], []
-    for start in range(0, len(crops), batch):
-        chunk = crops[start:start + batch]
-        prepared = [predictor.preprocess(c) for _, _, c in chunk]
-        for (x0, y0, _), (b, s, lab), (_, back) in zip(chunk, predictor.backend([t for t, _ in prepared]), prepared):
-            boxes.append(np.asarray(b, np.float32).reshape(-1, 4) * back + np.array([x0, y0, x0, y0], np.float32))
-            scores.append(np.asarray(s, np.float32).reshape(-1))
-            labels.append(np.asarray(lab, np.int64).reshape(-1))
-    boxes, scores, labels = np.concatenate(boxes), np.concatenate(scores), np.concatenate(labels)
-    keep = merge(boxes, scores, labels)
-    return boxes[keep], scores[keep], labels[keep]
+    windows = tiles(h, w, size, overlap)
+    if len(windows) > 1 and whole:
+        windows.append((0, 0, w, h))  # objects larger than a tile
+
+    def detect(chunk):
+        prepared = [predictor.preprocess(image[y0:y1, x0:x1]) for x0, y0, x1, y1 in chunk]
+        return [(np.asarray(b, np.float32).reshape(-1, 4) * back, s, lab)
+                for (b, s, lab), (_, back) in zip(predictor.backend([t for t, _ in prepared]), prepared)]
+
+    return detect_merged(windows, detect, batch)
