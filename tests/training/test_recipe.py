@@ -31,9 +31,18 @@ def test_small_boxes_grow_the_scale_into_tiles_of_the_configured_area():
 
 
 def test_a_growth_the_budget_affords_trains_whole_images():
-    # 26-px boxes on 640 x 480 at 480 / 800 (1.0x): 1.23x reaches 32 px for 1.5x the pixels
-    changes, _ = recipe.choose(_cfg(), _fp(26.0, image=(640, 480)))
-    assert changes == {"model.min_size": 608}  # max_size 800 holds 640 at 1.23x; tile_size stays 0
+    # 320 x 240 images fed at 360 (1.5x): 10-px boxes are 15 px there, under what the smallest anchor
+    # matches; 2x native (the cap) costs 1.8x the pixels, so whole images at 480 / 640
+    changes, _ = recipe.choose(_cfg(360, 800), _fp(10.0, image=(320, 240), side=16.0))
+    assert changes == {"model.min_size": 480, "model.max_size": 640}  # tile_size stays 0
+
+
+def test_boxes_the_smallest_anchor_matches_keep_the_configured_scale():
+    """DeepPCB's numbers (5% under 26 px on 640 x 640, 19.5 px at 480): growing only cost steps
+    there, so the scale stays; the anchors, which cost nothing, are fitted to the 20-px boxes."""
+    changes, lines = recipe.choose(_cfg(), _fp(26.0, image=(640, 640)))
+    assert changes == {"model.anchors": "auto"}
+    assert len(lines) == 1 and "20 to 20 px" in lines[0]
 
 
 def test_large_boxes_shrink_the_input_as_auto_size_did():
