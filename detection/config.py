@@ -10,7 +10,7 @@ Resolved once, then read: `load_config` returns the config frozen (`FrozenDict` 
 returns a changed copy. The training plan (`training/plan.py`) is the only place that does,
 before the loop starts; what it pins is saved as the run's config.yaml.
 
-Paths: `data.root` and `model.weights_file` written in a YAML file are relative to that
+Paths: `data.root`, `model.weights_file` and `model.init` written in a YAML file are relative to that
 file's folder; given on the command line, to the current folder. The loaded config
 holds them absolute, so a run's saved config works from anywhere.
 """
@@ -37,7 +37,7 @@ DEFAULT_CONFIG = CONFIG_DIR / "_base_" / "default.yaml"
 MISSING = "???"  # a value the user must supply
 # resolved against the file that sets them
 PATH_KEYS = (("data", "root"), ("data", "split_file"), ("data", "cache_dir"), ("data", "augment"),
-             ("model", "weights_file"))
+             ("model", "weights_file"), ("model", "init"))
 # the keys the recipe chooses (training/recipe.py): here because the loader marks the ones a user
 # sets (in a config file of their own or on the command line) as recipe.keep, so theirs win; the
 # shipped configs' values are starting points the recipe may change

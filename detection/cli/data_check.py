@@ -36,9 +36,11 @@ def as_training_sees_it(cfg: dict, records, info):
     if not records:
         return cfg, None
     from ..training.plan import fitted
+    from ..training.start import Start
 
     data_print = fingerprint(records, list(info.class_names))
-    changes, lines = fitted(cfg, records, data_print)
+    start = Start.read(cfg["model"]["init"]) if cfg["model"]["init"] else None  # its scale, as training keeps it
+    changes, lines = fitted(cfg, records, data_print, start)
     for line in lines:
         log.info(line)
     return with_values(cfg, changes), data_print

@@ -57,4 +57,5 @@ class Sliced(torch.nn.Module):
                     for o in outs]
 
         boxes, scores, labels = detect_merged(tiles(h, w, self.tile, self.overlap), detect, self.batch)
-        return {"boxes": torch.from_numpy(boxes), "scores": torch.from_numpy(scores), "labels": torch.from_numpy(labels)}
+        return {"boxes": torch.from_numpy(boxes), "scores": torch.from_numpy(scores),
+                "labels": torch.from_numpy(labels)}

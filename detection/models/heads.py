@@ -19,6 +19,9 @@ from torchvision.models.detection.retinanet import RetinaNetClassificationHead
 from torchvision.models.detection.ssd import SSDClassificationHead
 from torchvision.models.detection.ssdlite import SSDLiteClassificationHead
 
+from ..errors import CheckpointError
+from .weights import load_weights_into
+
 log = logging.getLogger("detection.models")
 
 # names users write -> COCO's names (VOC's 20 classes are all in COCO under these)
@@ -133,3 +136,58 @@ def _carry_over(model, family, old, coco_categories, class_names) -> list[str]:
             _copy_rows(o.weight, n.weight, mapping, old_c, new_c)
             _copy_rows(o.bias, n.bias, mapping, old_c, new_c)
     return carried
+
+
+# --- starting from a trained model of this toolkit (model.init) -------------------------------
+
+def class_rows(model: nn.Module, family: str) -> dict[str, int]:
+    """{state-dict key: rows per class} of the parameters laid out by class (background first):
+    the only weights that mean something else when the class list changes."""
+    if family == "frcnn":
+        p = "roi_heads.box_predictor"
+        return {f"{p}.cls_score.weight": 1, f"{p}.cls_score.bias": 1, f"{p}.bbox_pred.weight": 4,
+                f"{p}.bbox_pred.bias": 4}
+    names = {id(m): n for n, m in model.named_modules()}
+    return {f"{names[id(c)]}.{p}": 1 for c in _class_convs(family, model.head.classification_head)
+            for p in ("weight", "bias")}
+
+
+def same_name(name: str) -> str:
+    return " ".join(name.strip().lower().replace("_", " ").split())
+
+
+@torch.no_grad()
+def carry_trained(model: nn.Module, state: dict, old_names: list[str], source: str) -> tuple[list[str], list[str]]:
+    """Load the weights `state` of a trained detector of classes `old_names` into `model`, the
+    same architecture for `model.facts.class_names`: every weight that is not per class as it is,
+    and the per-class rows of each class whose name matches an old one (and background's). The
+    other classes' rows keep their fresh initialisation. Returns (classes carried, new classes).
+    `state` is read as saved: BatchNorm's step counters may be absent or extra (frozen or not)."""
+    new_names = model.facts.class_names
+    rows = class_rows(model, model.facts.family)
+    old_of = {same_name(n): i for i, n in enumerate(old_names, start=1)}
+    mapping = {0: 0, **{new: old_of[same_name(n)] for new, n in enumerate(new_names, start=1)
+                        if same_name(n) in old_of}}
+    own = model.state_dict()
+    missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked")]
+    unexpected = [k for k in state if k not in own and not k.endswith("num_batches_tracked")]
+    if missing or unexpected:
+        raise CheckpointError(f"{source}: its weights do not fit this model (missing {missing[:3]}, unexpected "
+                              f"{unexpected[:3]}); it was trained with another architecture or model settings")
+    merged = {}
+    for key, value in own.items():
+        if key in rows:
+            old = state[key]
+            k_old, k_new = len(old_names) + 1, len(new_names) + 1
+            per_place = old.shape[0] // k_old, value.shape[0] // k_new  # anchors (x rows per class) a place
+            if old.shape[1:] != value.shape[1:] or old.shape[0] % k_old or per_place[0] != per_place[1]:
+                raise CheckpointError(f"{source}: its {key} has shape {tuple(old.shape)}, which does not fit "
+                                      f"{len(old_names)} classes and this model's {tuple(value.shape)}")
+            value = value.clone()
+            _copy_rows(old, value, mapping, k_old, k_new, rows[key])
+            merged[key] = value
+        else:
+            merged[key] = state.get(key, value)
+    load_weights_into(model, merged, source)
+    carried = [new_names[i - 1] for i in mapping if i]
+    return carried, [n for n in new_names if n not in carried]

@@ -29,6 +29,7 @@ from ..utils.precision import choose_amp
 from ..utils.runs import Run, new_run_dir
 from . import recipe
 from .engine import measure_step_time
+from .start import Start
 
 log = logging.getLogger("detection.training")
 
@@ -53,10 +54,11 @@ def prepare(cfg: dict, ckpt: dict | None, run: Run | None, device: torch.device,
     The config is changed twice here and nowhere else: the recipe, input size and anchors (the
     model is built at them), then the label order, the split file and the precision."""
     fresh, d = ckpt is None, cfg["data"]
+    start = Start.read(cfg["model"]["init"]) if fresh and cfg["model"]["init"] else None
     records, info = read_split(d, d["train_split"], True, None, cfg["seed"])
     data_print = fingerprint(records, list(info.class_names))
     if fresh:  # the recipe, sizes and anchors pinned before anything is resized to them
-        changes, lines = fitted(cfg, records, data_print)
+        changes, lines = fitted(cfg, records, data_print, start)
         for line in lines if dist.is_main() else ():
             log.info(line)
         cfg = with_values(cfg, changes)
@@ -66,7 +68,10 @@ def prepare(cfg: dict, ckpt: dict | None, run: Run | None, device: torch.device,
     class_names = list(info.class_names)
     val_loader, evaluator = build_validation(val_ds, cfg["eval"], t["batch_size"], d["num_workers"], device, rank,
                                              world)
-    model = build_model(m, class_names, load_pretrained=fresh, verbose=dist.is_main())
+    model = build_model(m, class_names, load_pretrained=fresh and not start, verbose=dist.is_main())
+    for line in start.load_into(model) if start else ():
+        if dist.is_main():
+            log.info(line)
     if fresh:
         run = Run(Path(dist.broadcast_object(str(new_run_dir(cfg["output_dir"], cfg["name"]))
                                              if dist.is_main() else None)))
@@ -87,13 +92,17 @@ def prepare(cfg: dict, ckpt: dict | None, run: Run | None, device: torch.device,
     return Prepared(cfg, class_names, model, loader, val_loader, evaluator, run)
 
 
-def fitted(cfg: dict, records, data_print) -> tuple[dict, list[str]]:
-    """({dotted key: value}, log lines) a new run pins from its training data: the recipe's choices
-    (`recipe.choose`), then auto_size and anchors=auto at the input it chose. The data check shows
-    the same, so the sizes it reports are training's own."""
+def fitted(cfg: dict, records, data_print, start: Start | None = None) -> tuple[dict, list[str]]:
+    """({dotted key: value}, log lines) a new run pins from its training data: the structure and
+    scale of the model it starts from (`start`, model.init), the recipe's choices (`recipe.choose`),
+    then auto_size and anchors=auto at the input chosen. The data check shows the same, so the
+    sizes it reports are training's own."""
+    inherited, start_lines = start.inherited(cfg) if start else ({}, [])
+    if inherited:
+        cfg = with_values(cfg, inherited)
     chosen, recipe_lines = recipe.choose(cfg, data_print)
     changes, lines = fit_to_boxes(recipe.model_after(cfg["model"], chosen), records)
-    return {**chosen, **changes}, [*data_print.lines(), *recipe_lines, *lines]
+    return {**inherited, **chosen, **changes}, [*data_print.lines(), *start_lines, *recipe_lines, *lines]
 
 
 def fit_to_boxes(mcfg: dict, records) -> tuple[dict, list[str]]:
