@@ -480,6 +480,9 @@ def _check_model(m: dict) -> None:
                           "model.tile_size=0 for whole images")
     if m["max_size"] < m["min_size"]:
         raise ConfigError(f"config key `model.max_size` ({m['max_size']}) must be >= model.min_size ({m['min_size']})")
+    if m["keep_old_classes"] and not m["init"]:
+        raise ConfigError("config key `model.keep_old_classes` keeps the classes of the model a run starts from: set "
+                          "model.init=runs/<name> too")
 
 
 def _check_stages(stages: list) -> None:

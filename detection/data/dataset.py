@@ -42,8 +42,12 @@ class DetectionDataset(Dataset):
 
     def __init__(self, records: list[ImageRecord], info: DatasetInfo, train: bool,
                  min_size: int, max_size: int, augment: str = "default", max_pixels: int = DEFAULT_MAX_PIXELS,
-                 cache: str = "none", cache_dir: str = "", tile: int = 0):
+                 cache: str = "none", cache_dir: str = "", tile: int = 0, ignore_crowd: bool = False):
         self.records, self.info, self.train, self.tile = records, info, train, tile
+        # training: crowd boxes (COCO crowds, a model.init model's unsure detections) become label -1,
+        # which Faster R-CNN's RoI sampler neither takes as an object nor as background; without
+        # it they are dropped (the other families have no such label)
+        self.ignore_crowd = ignore_crowd
         self.min_size, self.max_size, self.max_pixels = min_size, max_size, max_pixels
         self.transforms = build_transforms(augment, train)
         self.mixing = train and augment == "heavy"  # mosaic and mixup
@@ -62,7 +66,7 @@ class DetectionDataset(Dataset):
         r = self.records[idx]
         target = {
             "boxes": torch.as_tensor(boxes, dtype=torch.float32).reshape(-1, 4),
-            "labels": torch.as_tensor(labels, dtype=torch.int64),
+            "labels": torch.as_tensor(np.where(iscrowd, -1, labels) if self.train else labels, dtype=torch.int64),
             "image_id": idx,
             "orig_size": (r.height, r.width),
             "scale": (image.shape[0] / r.height, image.shape[1] / r.width),
@@ -72,11 +76,11 @@ class DetectionDataset(Dataset):
 
     def _sample(self, idx: int, seed) -> tuple[int, tuple]:
         """(index, (pixels at the training size, boxes on them, labels, crowd flags)), before
-        augmentation; training drops crowd boxes (the detectors have no notion of them)."""
+        augmentation; training drops crowd boxes unless `ignore_crowd` (most detectors have no notion of them)."""
         idx, image = self._read(idx, seed)
         r = self.records[idx]
         boxes, labels, iscrowd = r.boxes, r.labels, r.iscrowd
-        if self.train:
+        if self.train and not self.ignore_crowd:
             keep = ~iscrowd
             boxes, labels, iscrowd = boxes[keep], labels[keep], iscrowd[keep]
         sx, sy = image.shape[1] / r.width, image.shape[0] / r.height
@@ -187,11 +191,12 @@ def _empty_side_hint(dcfg: dict, which: str, lists: dict | None) -> str:
 
 
 def train_and_val_datasets(d: dict, size: tuple[int, int, int], train_records: list[ImageRecord],
-                           info: DatasetInfo, seed: int) -> tuple[DetectionDataset, DetectionDataset]:
+                           info: DatasetInfo, seed: int, ignore_crowd: bool = False
+                           ) -> tuple[DetectionDataset, DetectionDataset]:
     """(training, validation) datasets at the model's input `size` (min_size, max_size, tile_size):
     the training records already read (the plan sized the input from them), the validation side
-    read here in their label order."""
-    train_ds = dataset_from(d, size, train_records, info, train=True)
+    read here in their label order. `ignore_crowd`: see DetectionDataset."""
+    train_ds = dataset_from(d, size, train_records, info, train=True, ignore_crowd=ignore_crowd)
     val_records, val_info = read_split(d, d["val_split"], False, list(info.class_names), seed)
     return train_ds, dataset_from(d, size, val_records, val_info, train=False)
 
@@ -211,7 +216,7 @@ def get_dataset(cfg: dict, train: bool, class_names: list[str] | None = None,
 
 
 def dataset_from(d: dict, size: tuple[int, int, int], records: list[ImageRecord], info: DatasetInfo,
-                 train: bool) -> DetectionDataset:
+                 train: bool, ignore_crowd: bool = False) -> DetectionDataset:
     """The dataset of records already read (`d`: the data section), at the model's input `size`
     (min_size, max_size, tile_size), with the start-up summary."""
     min_size, max_size, tile = size
@@ -220,7 +225,7 @@ def dataset_from(d: dict, size: tuple[int, int, int], records: list[ImageRecord]
         raise DataError(f"{info.source}: the training split has no boxes at all (after clean-up); a detector "
                         "cannot learn from it: check the annotations and data.classes")
     return DetectionDataset(records, info, train, min_size, max_size, d["augment"], d["max_pixels"],
-                            d["cache"], d["cache_dir"], tile)
+                            d["cache"], d["cache_dir"], tile, ignore_crowd)
 
 
 def build_loader(ds: DetectionDataset, batch_size: int, train: bool, workers: int, pin_memory: bool,

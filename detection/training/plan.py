@@ -29,6 +29,7 @@ from ..utils.precision import choose_amp
 from ..utils.runs import Run, new_run_dir
 from . import recipe
 from .engine import measure_step_time
+from .pseudo import with_old_classes, write_listing
 from .start import Start
 
 log = logging.getLogger("detection.training")
@@ -56,6 +57,11 @@ def prepare(cfg: dict, ckpt: dict | None, run: Run | None, device: torch.device,
     fresh, d = ckpt is None, cfg["data"]
     start = Start.read(cfg["model"]["init"]) if fresh and cfg["model"]["init"] else None
     records, info = read_split(d, d["train_split"], True, None, cfg["seed"])
+    pseudo = None
+    if start and cfg["model"]["keep_old_classes"]:
+        records, info, pseudo, line = with_old_classes(start, records, info, device)
+        if dist.is_main():
+            log.info(line)
     data_print = fingerprint(records, list(info.class_names))
     if fresh:  # the recipe, sizes and anchors pinned before anything is resized to them
         changes, lines = fitted(cfg, records, data_print, start)
@@ -64,7 +70,8 @@ def prepare(cfg: dict, ckpt: dict | None, run: Run | None, device: torch.device,
         cfg = with_values(cfg, changes)
     m, t = cfg["model"], cfg["train"]
     size = m["min_size"], m["max_size"], m["tile_size"]
-    train_ds, val_ds = train_and_val_datasets(d, size, records, info, cfg["seed"])
+    train_ds, val_ds = train_and_val_datasets(d, size, records, info, cfg["seed"],
+                                              ignore_crowd=m["arch"].startswith("fasterrcnn_"))
     class_names = list(info.class_names)
     val_loader, evaluator = build_validation(val_ds, cfg["eval"], t["batch_size"], d["num_workers"], device, rank,
                                              world)
@@ -77,6 +84,8 @@ def prepare(cfg: dict, ckpt: dict | None, run: Run | None, device: torch.device,
                                              if dist.is_main() else None)))
         if dist.is_main():
             data_print.write(run.fingerprint)
+            if pseudo is not None:
+                write_listing(run.dir / "pseudo_labels.json", pseudo, info.root)
     else:
         restore_model(model, ckpt, run.last)
     model.to(device)

@@ -16,6 +16,7 @@ trains, only rank 0 writes.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 from dataclasses import replace
 from pathlib import Path
@@ -37,9 +38,11 @@ from . import plan
 from .engine import StepOptions, TrainParts, measure_step_time, train_one_epoch
 from .interrupt import StopRequest, interrupted_hint
 from .optim import build_optimizer, fit_milestones
+from .pseudo import forgetting, forgetting_lines
 from .results_log import RunLog
 from .resume import finished_message, log_resume, nothing_left, resume_source
 from .schedule import Schedule
+from .start import Start
 from .state import TrainState, keep_best, make_ema
 from .time_budget import RunClock
 
@@ -279,11 +282,25 @@ def report(run, results: dict, evaluator, ecfg: dict, best: float) -> None:
         log.info("best COCO AP %.3f -> %s", best, run.best)
 
 
+def report_forgetting(init: str, run, device) -> None:
+    """model.keep_old_classes: the old classes' AP before and after, on the old model's own
+    validation split, said and written to `<run>/forgetting.json` (the new classes' AP is the
+    run's own validation, above)."""
+    f = forgetting(Start.read(init), run.best, device)
+    for line in forgetting_lines(f):
+        log.info(line)
+    (run.dir / "forgetting.json").write_text(json.dumps(f, indent=1))
+
+
 def train(cfg: dict, on_validation=None) -> tuple[Path, dict]:
     """Train as configured; returns the run folder and the last validation results.
     `on_validation(epoch, results)` is called after each validation (tools/tune.py reports to
     its study there, and stops a trial by raising)."""
-    return Trainer(cfg, on_validation).train()
+    trainer = Trainer(cfg, on_validation)
+    run_dir, results = trainer.train()
+    if results and dist.is_main() and cfg["model"]["keep_old_classes"] and trainer.run.best.is_file():
+        report_forgetting(cfg["model"]["init"], trainer.run, trainer.device)
+    return run_dir, results
 
 
 class TrainingOOMError(DetectionError, RuntimeError):
