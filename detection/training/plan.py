@@ -29,7 +29,7 @@ from ..utils.precision import choose_amp
 from ..utils.runs import Run, new_run_dir
 from . import recipe
 from .engine import measure_step_time
-from .pseudo import with_old_classes, write_listing
+from .pseudo import read_listing, with_old_classes, write_listing
 from .start import Start
 
 log = logging.getLogger("detection.training")
@@ -62,6 +62,8 @@ def prepare(cfg: dict, ckpt: dict | None, run: Run | None, device: torch.device,
         records, info, pseudo, line = with_old_classes(start, records, info, device)
         if dist.is_main():
             log.info(line)
+    elif cfg["model"]["keep_old_classes"]:  # resumed: the classes are pinned, the pseudo-labels written
+        records = read_listing(run.pseudo_labels, records, list(info.class_names), info.root)
     data_print = fingerprint(records, list(info.class_names))
     if fresh:  # the recipe, sizes and anchors pinned before anything is resized to them
         changes, lines = fitted(cfg, records, data_print, start)
@@ -85,7 +87,7 @@ def prepare(cfg: dict, ckpt: dict | None, run: Run | None, device: torch.device,
         if dist.is_main():
             data_print.write(run.fingerprint)
             if pseudo is not None:
-                write_listing(run.dir / "pseudo_labels.json", pseudo, info.root)
+                write_listing(run.pseudo_labels, pseudo, info.root)
     else:
         restore_model(model, ckpt, run.last)
     model.to(device)

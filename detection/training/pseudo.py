@@ -24,6 +24,7 @@ from ..checkpoint import load_checkpoint, model_from_checkpoint
 from ..config import load_config
 from ..data.dataset import DetectionDataset, collate, get_dataset
 from ..data.splits import relative_name
+from ..errors import DataError
 from ..evaluation.evaluator import build_validation
 from ..evaluation.loop import Sliced, evaluate
 from ..evaluation.operating_point import DEFAULT_SCORE
@@ -75,31 +76,52 @@ def old_detections(start, records, info, device) -> list[tuple[np.ndarray, np.nd
 def add_pseudo_labels(records, class_names: list[str], old_names: list[str], detections, cut: dict[str, float]):
     """(records with the old classes' pseudo-boxes and unsure regions added, listing for the json,
     counts): see the module's docstring."""
-    listing, counts, out = {}, {"pseudo": 0, "unsure": 0, "overlapping a label": 0}, []
+    listing, counts = {}, {"pseudo": 0, "unsure": 0, "overlapping a label": 0}
     for r, (boxes, scores, labels) in zip(records, detections):
         rows = []
         for box, score, label in zip(boxes, scores, labels):
             name = old_names[int(label) - 1]
-            t = cut[name]
-            if score < UNSURE * t:
+            if score < UNSURE * cut[name]:
                 continue
             if len(r.boxes) and box_iou(box[None], r.boxes).max() >= OVERLAP:
                 counts["overlapping a label"] += 1
                 continue
-            kind = "pseudo" if score >= t else "unsure"
+            kind = "pseudo" if score >= cut[name] else "unsure"
             counts[kind] += 1
-            rows.append((box, class_names.index(name) + 1, kind == "unsure", float(score), name, kind))
+            box = np.clip(box, 0, [r.width, r.height, r.width, r.height])
+            rows.append({"class": name, "box": [round(float(v), 1) for v in box], "score": round(float(score), 4),
+                         "kind": kind})
         if rows:
-            listing[r.path] = [{"class": n, "box": [round(float(v), 1) for v in b], "score": round(s, 4), "kind": k}
-                               for b, _, _, s, n, k in rows]
-            b = np.array([x[0] for x in rows], np.float32).clip(0, [r.width, r.height, r.width, r.height])
-            r = replace(r, boxes=np.concatenate([r.boxes, b]),
-                        labels=np.concatenate([r.labels, [x[1] for x in rows]]).astype(np.int64),
-                        iscrowd=np.concatenate([r.iscrowd, [x[2] for x in rows]]).astype(bool),
-                        difficult=np.concatenate([r.difficult, np.zeros(len(rows), bool)]),
-                        areas=None)
+            listing[r.path] = rows
+    return apply_listing(records, listing, class_names), listing, counts
+
+
+def apply_listing(records, listing: dict, class_names: list[str]) -> list:
+    """The records with the listed pseudo-boxes (and unsure regions, as crowd boxes) added: from
+    the old model's detections in a new run, from `<run>/pseudo_labels.json` in a resumed one, so
+    both train on the same boxes."""
+    out = []
+    for r in records:
+        rows = listing.get(r.path)
+        if rows:
+            n = len(rows)
+            r = replace(r, boxes=np.concatenate([r.boxes, np.array([e["box"] for e in rows], np.float32)]),
+                        labels=np.concatenate([r.labels, [class_names.index(e["class"]) + 1 for e in rows]]
+                                              ).astype(np.int64),
+                        iscrowd=np.concatenate([r.iscrowd, [e["kind"] == "unsure" for e in rows]]).astype(bool),
+                        difficult=np.concatenate([r.difficult, np.zeros(n, bool)]), areas=None)
         out.append(r)
-    return out, listing, counts
+    return out
+
+
+def read_listing(path: Path, records, class_names: list[str], root: str) -> list:
+    """A resumed model.keep_old_classes run's records: its pseudo-labels read back from `path`."""
+    if not path.is_file():
+        raise DataError(f"{path} is missing: a model.keep_old_classes run resumes with the pseudo-labels it was "
+                        "started with (start a new run to label again)")
+    by_name = json.loads(path.read_text())
+    listing = {r.path: by_name[relative_name(r.path, root)] for r in records if relative_name(r.path, root) in by_name}
+    return apply_listing(records, listing, class_names)
 
 
 def write_listing(path: Path, listing: dict, root: str) -> None:

@@ -77,6 +77,10 @@ class Run:
         return self.dir / "split.json"
 
     @property
+    def pseudo_labels(self) -> Path:
+        return self.dir / "pseudo_labels.json"
+
+    @property
     def fingerprint(self) -> Path:
         return self.dir / "fingerprint.json"
 

@@ -119,3 +119,12 @@ def test_a_new_class_is_added_and_the_old_ones_are_pseudo_labelled_reported_and_
     assert f["classes"] == ["circle", "square", "triangle", "cross"]
     assert set(f["before"]["per_class"]) == set(f["after"]["per_class"]) == set(f["classes"])
     assert "old classes on the old model's validation split" in err
+    assert "[train]: 4 images (0 without boxes), 12 boxes: circle 4, square 4, star 4" in err
+    # a resume trains on the same pseudo-labels, read back from the run (the old model is not asked again)
+    monkeypatch.setattr(pseudo, "old_detections", None)
+    train_cli.main([f"resume={run}", "train.epochs=2"])
+    again = capsys.readouterr().err
+    assert "[train]: 4 images (0 without boxes), 12 boxes: circle 4, square 4, star 4" in again
+    (run / "pseudo_labels.json").unlink()
+    with pytest.raises(SystemExit, match="pseudo_labels.json is missing"):  # one line, no traceback
+        train_cli.main([f"resume={run}", "train.epochs=3"])
