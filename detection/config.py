@@ -387,7 +387,8 @@ STAGE_KEYS = ("epochs", "freeze_at", "mode", "lr", "backbone_lr_mult", "warmup_i
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?|mps)$")
 
 
-def _get(cfg: dict, dotted: str):
+def get_dotted(cfg: dict, dotted: str):
+    """cfg['a']['b'] for 'a.b' (any depth)."""
     node = cfg
     for part in dotted.split("."):
         node = node[part]
@@ -409,7 +410,7 @@ def _in_range(key: str, v, rng: tuple) -> None:
 def check_values(cfg: dict) -> None:
     """Every choice key and numeric range of a full config; raise ConfigError naming the first bad one."""
     for key, allowed in CHOICES.items():
-        v = _get(cfg, key)
+        v = get_dotted(cfg, key)
         if v == MISSING:
             continue
         if v not in allowed:
@@ -417,7 +418,7 @@ def check_values(cfg: dict) -> None:
             hint = f"; did you mean `{close[0]}`?" if close else ""
             raise ConfigError(f"config key `{key}` must be one of {', '.join(allowed)}, got {v!r}{hint}")
     for key, rng in RANGES.items():
-        _in_range(key, _get(cfg, key), rng)
+        _in_range(key, get_dotted(cfg, key), rng)
     from .data.formats import CHOICES as FORMATS  # the one table of data formats
 
     fmt = cfg["data"]["format"]

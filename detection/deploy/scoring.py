@@ -46,14 +46,14 @@ def evaluate_model(loaded: LoadedModel, cfg: dict) -> tuple[dict, object]:
     # the images as the model takes them, whatever config names the data: its own input size, or
     # the images' own pixels when it slices (tiles are cut from the image as infer.py reads it;
     # cut from an image already shrunk to another model's input, they would be at the wrong scale)
-    size = (0, 0, 0) if p.slicing is not None else (p.min_size, p.max_size, 0)
+    sliced = p.slicing is not None  # tiles go through the predictor, whatever the backend
+    size = (0, 0, 0) if sliced else (p.min_size, p.max_size, 0)
     try:
         val_ds = get_dataset(cfg, train=False, class_names=loaded.class_names, size=size)
         loader, ev = build_validation(val_ds, cfg["eval"], cfg["train"]["batch_size"], cfg["data"]["num_workers"],
                                       device)
     except UnknownClassesError as e:
         raise DataError(class_mismatch(loaded, e)) from None
-    sliced = p.slicing is not None  # tiles go through the predictor, whatever the backend
     model = loaded.torch_model if loaded.torch_model is not None and not sliced else PredictorModule(loaded.predictor)
     res = evaluate(model, loader, ev, device)
     check_ground_truth(res, ev.info.source, loaded.class_names)
