@@ -14,10 +14,11 @@ from ..utils.progress import Progress
 
 
 @torch.no_grad()
-def predict_into(model, loader, evaluator, device, amp: str = "none") -> None:
-    """Run `model` over `loader`, handing every batch to `evaluator.process`."""
+def predict_into(model, loader, evaluator, device, amp: str = "none", what: str = "eval") -> None:
+    """Run `model` over `loader`, handing every batch to `evaluator.process`; `what` names the
+    pass in the progress lines."""
     model.eval()
-    bar = Progress(loader, "eval")
+    bar = Progress(loader, what)
     for images, targets in bar:
         with autocast(device, amp):
             outputs = model([i.to(device, non_blocking=True) for i in images])

@@ -25,11 +25,10 @@ from ..config import load_config
 from ..data.dataset import DetectionDataset, collate, get_dataset
 from ..data.splits import relative_name
 from ..errors import DataError
-from ..evaluation.evaluator import build_validation
-from ..evaluation.loop import Sliced, evaluate
+from ..evaluation.evaluator import DetectionEvaluator, build_validation
+from ..evaluation.loop import Sliced, evaluate, predict_into
 from ..evaluation.operating_point import DEFAULT_SCORE
 from ..evaluation.voc_ap import box_iou
-from ..utils.progress import Progress
 
 UNSURE = 0.5  # detections from UNSURE x the class's threshold up to it are not trained as background
 OVERLAP = 0.5  # IoU with a labelled box at which a pseudo-box is left out (the label is there already)
@@ -49,28 +48,19 @@ def thresholds(ckpt: dict) -> dict[str, float]:
     return {n: DEFAULT_SCORE if per_class.get(n) is None else float(per_class[n]) for n in ckpt["class_names"]}
 
 
-@torch.no_grad()
 def old_detections(start, records, info, device) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """(boxes in native pixels, scores, labels 1..K_old) of the old model on each record's image,
-    at its own input size (sliced into its tiles when it was trained on them)."""
-    ckpt = start.ckpt
+    at its own input size (sliced into its tiles when it was trained on them). The validation
+    pass runs it, and an evaluator's `process` maps the boxes back and drops rows that are no
+    detection; nothing is scored."""
     m = start.model_cfg
-    model = model_from_checkpoint(ckpt, start.file).to(device).eval()
+    model = model_from_checkpoint(start.ckpt, start.file).to(device)
     tile = m["tile_size"]
-    runner = Sliced(model, tile) if tile else model
-    size = (0, 0) if tile else (m["min_size"], m["max_size"])
-    ds = DetectionDataset(records, info, False, *size, augment="none")
+    ds = DetectionDataset(records, info, False, *((0, 0) if tile else (m["min_size"], m["max_size"])), augment="none")
     loader = torch.utils.data.DataLoader(ds, batch_size=2, collate_fn=collate)
-    out, bar = [], Progress(loader, "pseudo-labels")
-    for images, targets in bar:
-        for o, t in zip(runner([i.to(device) for i in images]), targets):
-            sy, sx = t["scale"]
-            scale = np.array([sx, sy, sx, sy], np.float32)
-            out.append((o["boxes"].float().cpu().numpy() / scale, o["scores"].float().cpu().numpy(),
-                        o["labels"].cpu().numpy()))
-        bar.update()
-    bar.close()
-    return out
+    collected = DetectionEvaluator(records, info)
+    predict_into(Sliced(model, tile) if tile else model, loader, collected, device, what="pseudo-labels")
+    return [collected.predictions[i] for i in range(len(records))]
 
 
 def add_pseudo_labels(records, class_names: list[str], old_names: list[str], detections, cut: dict[str, float]):
@@ -158,9 +148,9 @@ def forgetting(start, best: Path, device) -> dict:
     out = {"split": ds.info.source, "classes": old_names}
     for when, ckpt, wrap in (("before", start.ckpt, lambda m: m),
                              ("after", new_ckpt, lambda m: OldLabels(m, list(new_ckpt["class_names"]), old_names))):
-        model = model_from_checkpoint(ckpt).to(device).eval()
+        model = model_from_checkpoint(ckpt).to(device)
         tile = load_config(base=ckpt["config"])["model"]["tile_size"]
-        res = evaluate(wrap(Sliced(model, tile) if tile else model), loader, ev, device)
+        res = evaluate(wrap(model), loader, ev, device, tile=tile)
         out[when] = {"AP": res["coco"]["AP"], "AP50": res["coco"]["AP50"],
                      "per_class": {c["class"]: c["AP"] for c in res["coco_per_class"]}}
     return out

@@ -128,3 +128,32 @@ def test_a_new_class_is_added_and_the_old_ones_are_pseudo_labelled_reported_and_
     (run / "pseudo_labels.json").unlink()
     with pytest.raises(SystemExit, match="pseudo_labels.json is missing"):  # one line, no traceback
         train_cli.main([f"resume={run}", "train.epochs=3"])
+
+
+def test_the_old_models_detections_are_in_native_pixels_of_each_image(tiny_run):
+    """old_detections runs the old model at its own input size and maps its boxes back to the
+    images' pixels: the same boxes as the model's own output divided by the dataset's scale."""
+    from detection.checkpoint import model_from_checkpoint
+    from detection.data.dataset import read_split
+    from detection.training.start import Start
+
+    start = Start.read(str(tiny_run))
+    cfg = load_config(base=start.ckpt["config"])
+    records, info = read_split(cfg["data"], cfg["data"]["val_split"], False, list(start.ckpt["class_names"]))
+    got = pseudo.old_detections(start, records, info, torch.device("cpu"))
+    assert len(got) == len(records)
+    for r, (boxes, scores, labels) in zip(records, got):
+        assert boxes.shape == (len(scores), 4) and (boxes >= 0).all()
+        assert (boxes[:, [0, 2]] <= r.width).all() and (boxes[:, [1, 3]] <= r.height).all()
+        assert ((labels >= 1) & (labels <= len(start.ckpt["class_names"]))).all() and (scores > 0).all()
+    m = start.model_cfg
+    image, target = DetectionDataset(records, info, False, m["min_size"], m["max_size"], augment="none")[0]
+    model = model_from_checkpoint(start.ckpt).eval()
+    with torch.no_grad():
+        out = model([image])[0]
+    sy, sx = target["scale"]
+    expected = (out["boxes"].numpy() / np.array([sx, sy, sx, sy], np.float32))
+    expected[:, [0, 2]] = expected[:, [0, 2]].clip(0, records[0].width)
+    expected[:, [1, 3]] = expected[:, [1, 3]].clip(0, records[0].height)
+    keep = out["scores"].numpy() > 0
+    assert np.allclose(got[0][0], expected[keep], atol=1e-3) and np.array_equal(got[0][2], out["labels"].numpy()[keep])
