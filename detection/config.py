@@ -387,8 +387,7 @@ STAGE_KEYS = ("epochs", "freeze_at", "mode", "lr", "backbone_lr_mult", "warmup_i
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?|mps)$")
 
 
-def get_dotted(cfg: dict, dotted: str):
-    """cfg['a']['b'] for 'a.b' (any depth)."""
+def _get(cfg: dict, dotted: str):
     node = cfg
     for part in dotted.split("."):
         node = node[part]
@@ -410,7 +409,7 @@ def _in_range(key: str, v, rng: tuple) -> None:
 def check_values(cfg: dict) -> None:
     """Every choice key and numeric range of a full config; raise ConfigError naming the first bad one."""
     for key, allowed in CHOICES.items():
-        v = get_dotted(cfg, key)
+        v = _get(cfg, key)
         if v == MISSING:
             continue
         if v not in allowed:
@@ -418,7 +417,7 @@ def check_values(cfg: dict) -> None:
             hint = f"; did you mean `{close[0]}`?" if close else ""
             raise ConfigError(f"config key `{key}` must be one of {', '.join(allowed)}, got {v!r}{hint}")
     for key, rng in RANGES.items():
-        _in_range(key, get_dotted(cfg, key), rng)
+        _in_range(key, _get(cfg, key), rng)
     from .data.formats import CHOICES as FORMATS  # the one table of data formats
 
     fmt = cfg["data"]["format"]

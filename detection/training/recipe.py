@@ -110,7 +110,7 @@ assert set(SIZE_KEYS) <= set(RECIPE_KEYS)
 
 
 def _get(cfg: dict, dotted: str):
-    """cfg["section"]["key"] for "section.key", read here (config.get_dotted would count as the
+    """cfg["section"]["key"] for "section.key", read here (config's own getter would count as the
     config walk entering config.py again, which tests/training/test_plan.py holds to twice)."""
     section, key = dotted.split(".")
     return cfg[section][key]
