@@ -24,6 +24,8 @@ import sys
 import time
 from pathlib import Path
 
+from arms import ONE_CORE, start_run, wait
+
 REPO = Path(__file__).resolve().parent.parent
 BCCD = REPO.parent / "shared" / "datasets" / "bccd_voc" / "BCCD"
 CONFIG = REPO / "configs" / "bccd_frcnn.yaml"
@@ -33,21 +35,11 @@ def ids(split: str) -> list[str]:
     return (BCCD / "ImageSets/Main" / f"{split}.txt").read_text().split()
 
 
-def train(name: str, labelled: list[str], minutes: float, out: Path, init: Path | None) -> tuple:
+def train(name: str, labelled: list[str], minutes: float, out: Path, init: Path | None):
     split = out / f"{name}.split.json"
     split.write_text(json.dumps({"train": [f"{i}.jpg" for i in labelled], "val": [f"{i}.jpg" for i in ids("val")]}))
-    cmd = [sys.executable, str(REPO / "tools/train_det.py"), "--cfg", str(CONFIG), "data.train_split=trainval",
-           f"data.split_file={split}", f"train.time={minutes}", "data.num_workers=1", f"name={name}",
-           f"output_dir={out}", *([f"model.init={init}"] if init else [])]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    log = open(out / f"{name}.log", "w")  # noqa: SIM115 - the process holds it until it ends
-    return subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=env), out / name
-
-
-def wait(procs: dict) -> None:
-    for name, (proc, run) in procs.items():
-        if proc.wait() != 0:
-            raise SystemExit(f"{name}: training failed (see {run}.log)")
+    return start_run(CONFIG, name, out, ["data.train_split=trainval", f"data.split_file={split}",
+                                         f"train.time={minutes}", *([f"model.init={init}"] if init else [])])
 
 
 def ap_line(run: Path) -> str:
@@ -63,7 +55,7 @@ def ranked(run: Path, pool: list[str], n: int, out: Path) -> list[str]:
     cmd = [sys.executable, str(REPO / "tools/infer.py"), "--ckpt", str(run), "--source",
            *[str(BCCD / "JPEGImages" / f"{i}.jpg") for i in pool], "--rank", str(n), "--no-save", "--out", str(folder)]
     done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True,
-                          env={**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})
+                          env={**os.environ, **ONE_CORE})
     if done.returncode != 0:
         raise SystemExit(f"infer.py --rank failed:\n{done.stderr[-2000:]}")
     return [Path(p).stem for p in (folder / "to_label.txt").read_text().split("\n") if p]

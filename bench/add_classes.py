@@ -30,6 +30,8 @@ import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from arms import start_run, wait
+
 REPO = Path(__file__).resolve().parent.parent
 BCCD = REPO.parent / "shared" / "datasets" / "bccd_voc" / "BCCD"
 CONFIG = REPO / "configs" / "bccd_frcnn.yaml"
@@ -62,20 +64,9 @@ def write_voc(out: Path, train_ids: list[str], train_classes: list[str], val_cla
     return out
 
 
-def start(name: str, root: Path, minutes: float, out: Path, extra: list[str]) -> tuple[subprocess.Popen, Path]:
-    cmd = [sys.executable, str(REPO / "tools/train_det.py"), "--cfg", str(CONFIG), f"data.root={root}",
-           "data.allow_outside_root=true", f"train.time={minutes}", "data.num_workers=1", f"name={name}",
-           f"output_dir={out}", "eval.bootstrap=0",
-           *extra]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    log = open(out / f"{name}.log", "w")  # noqa: SIM115 - the process holds it until it ends
-    return subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=env), out / name
-
-
-def wait(procs: dict) -> None:
-    for name, (proc, run) in procs.items():
-        if proc.wait() != 0:
-            raise SystemExit(f"{name}: training failed (see {run}.log)")
+def start(name: str, root: Path, minutes: float, out: Path, extra: list[str]):
+    return start_run(CONFIG, name, out, [f"data.root={root}", "data.allow_outside_root=true",
+                                         f"train.time={minutes}", "eval.bootstrap=0", *extra])
 
 
 def per_class(run: Path) -> dict[str, float]:

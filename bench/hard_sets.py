@@ -28,6 +28,8 @@ import sys
 import time
 from pathlib import Path
 
+from arms import start_run, wait
+
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared" / "datasets"
 VOC = "configs/voc_frcnn.yaml"
@@ -48,7 +50,6 @@ def train_both(name: str, minutes: float, out: Path, reuse: bool) -> dict[str, P
     """Both arms of set `name` trained at once; {arm: run folder}. `reuse`: runs already there
     (finished) are kept, so the table can be made again."""
     cfg, overrides = SETS[name]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     procs, runs = {}, {}
     for arm, extra in ARMS.items():
         run_name = f"{name}-{arm}-{minutes:g}"
@@ -57,15 +58,9 @@ def train_both(name: str, minutes: float, out: Path, reuse: bool) -> dict[str, P
             continue
         if runs[arm].exists():
             raise SystemExit(f"{runs[arm]} exists: give another --out, or --reuse")
-        cmd = [sys.executable, str(REPO / "tools/train_det.py"), "--cfg", str(REPO / cfg), *overrides, *extra,
-               f"train.time={minutes}", "data.num_workers=1", f"name={run_name}", f"output_dir={out}",
-               "eval.bootstrap=0"]
-        log = open(out / f"{run_name}.log", "w")  # noqa: SIM115 - closed when the process ends
-        procs[arm] = (subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=env), log)
-    for arm, (proc, log) in procs.items():
-        if proc.wait() != 0:
-            raise SystemExit(f"{name} {arm}: training failed (see {log.name})")
-        log.close()
+        procs[f"{name} {arm}"] = start_run(REPO / cfg, run_name, out, [*overrides, *extra, f"train.time={minutes}",
+                                                                        "eval.bootstrap=0"])
+    wait(procs)
     return runs
 
 

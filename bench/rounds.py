@@ -18,29 +18,19 @@ from __future__ import annotations
 import argparse
 import csv
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
+
+from arms import start_run, wait
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIG = REPO / "configs" / "bccd_frcnn.yaml"
 SHARED = REPO.parent / "shared" / "datasets" / "bccd_voc" / "BCCD"
 
 
-def start(name: str, minutes: float, out: Path, extra: list[str], validations: int) -> tuple[subprocess.Popen, Path]:
-    cmd = [sys.executable, str(REPO / "tools/train_det.py"), "--cfg", str(CONFIG), f"train.time={minutes}",
-           f"train.time_validations={validations}", "data.num_workers=1", f"name={name}", f"output_dir={out}",
-           "eval.bootstrap=0", *extra]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    log = open(out / f"{name}.log", "w")  # noqa: SIM115 - closed by the caller's wait
-    return subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=env), out / name
-
-
-def wait(procs: dict) -> None:
-    for name, (proc, run) in procs.items():
-        if proc.wait() != 0:
-            raise SystemExit(f"{name}: training failed (see {run.parent / (run.name + '.log')})")
+def start(name: str, minutes: float, out: Path, extra: list[str], validations: int):
+    return start_run(CONFIG, name, out, [f"train.time={minutes}", f"train.time_validations={validations}",
+                                         "eval.bootstrap=0", *extra])
 
 
 def curve(run: Path) -> list[tuple[float, float]]:
