@@ -53,6 +53,8 @@ def parse_args(argv):
     p.add_argument("--workers", type=positive(int), default=1, help="processes on this machine")
     p.add_argument("--join", action="store_true", help="only run trials of a study another process leads")
     p.add_argument("--no-final", action="store_true", help="stop after the trials (best.yaml, no final training)")
+    p.add_argument("--final-from", choices=("trial", "pretrained"), default="trial",
+                   help="the final training starts from the best trial's weights (default) or the pretrained ones")
     p.add_argument("--seed", type=int, default=0)
     return p, p.parse_args(argv)
 
@@ -79,7 +81,8 @@ def main(argv: list[str] | None = None) -> None:
     space, source = load_space(args.space)
     opts = TuneOptions(minutes=args.time, trials=args.trials, trial_minutes=args.trial_minutes, share=args.share,
                        holdout=args.holdout, checks=args.checks, pruner=args.pruner, storage=args.storage,
-                       workers=args.workers, join=args.join, final=not args.no_final, seed=args.seed)
+                       workers=args.workers, join=args.join, final=not args.no_final,
+                       final_from=args.final_from, seed=args.seed)
     join_argv = _without_workers(list(argv if argv is not None else sys.argv[1:]))
     folder = tune(cfg, opts, space, source, args.name, join_argv)
     logging.getLogger("detection.tune").info("tune: %s", folder.dir)

@@ -99,21 +99,22 @@ def plot_importance(imp: dict[str, float], folder: TuneFolder) -> None:
     plt.close(fig)
 
 
-def write_report(optuna, study, folder: TuneFolder, best, final: dict | None) -> None:
-    """trials.csv, the plots and report.md; the summary to the log."""
+def write_report(optuna, study, folder: TuneFolder, best, final: dict | None, start: str = "") -> None:
+    """trials.csv, the plots and report.md; the summary to the log. `start`: the run folder
+    the final training started from ("" for the pretrained weights)."""
     rows = trial_rows(study)
     write_trials_csv(rows, folder)
     plot_history(rows, folder)
     imp = importances(optuna, study)
     if imp:
         plot_importance(imp, folder)
-    text = report_text(rows, best, imp, final, folder)
+    text = report_text(rows, best, imp, final, folder, start)
     with writing(folder.report_md):
         folder.report_md.write_text(text)
     log.info("%s", text)
 
 
-def report_text(rows: list[dict], best, imp: dict, final: dict | None, folder: TuneFolder) -> str:
+def report_text(rows: list[dict], best, imp: dict, final: dict | None, folder: TuneFolder, start: str = "") -> str:
     states = {s: sum(r["state"] == s for r in rows) for s in ("complete", "pruned", "fail")}
     base = next((r for r in rows if r["baseline"] and r["state"] == "complete"), None)
     b = next(r for r in rows if r["trial"] == best.number)
@@ -132,8 +133,9 @@ def report_text(rows: list[dict], best, imp: dict, final: dict | None, folder: T
         lines.append(f"- your configuration (trial {base['trial']}): AP {_ci(base)}; the intervals are each trial's "
                      "95% bootstrap over the tuning images" + _overlap(b, base))
     elif base is not None:
-        lines.append("- your configuration was the best found: train it as it is with your whole time "
-                     "(final/ had only what the trials left)")
+        lines.append("- your configuration was the best found" + (
+            "; final/ went on from its trial's weights" if start else
+            ": train it as it is with your whole time (final/ had only what the trials left)"))
     if not imp:
         lines.append(f"- what mattered: no setting stood out in {states['complete']} complete trials "
                      "(too few to tell; importance.png needs more)")
@@ -144,7 +146,8 @@ def report_text(rows: list[dict], best, imp: dict, final: dict | None, folder: T
     if final is not None:
         ci = final.get("intervals", {}).get("AP")
         ap = f"{final['coco']['AP']:.3f}" + (f" [{ci['low']:.3f}, {ci['high']:.3f}]" if ci else "")
-        lines.append(f"- final: the best configuration trained on all training images -> {folder.final.dir}; "
+        lines.append(f"- final: the best configuration trained on all training images"
+                     f"{f' from the weights of {start}' if start else ''} -> {folder.final.dir}; "
                      f"on your validation split AP {ap}, AP50 {final['coco']['AP50']:.3f}")
     return "\n".join(lines) + "\n"
 

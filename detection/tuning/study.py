@@ -52,6 +52,7 @@ class TuneOptions:
     workers: int = 1  # processes on this machine
     join: bool = False  # only run trials of a study another process leads (no baseline, no final)
     final: bool = True
+    final_from: str = "trial"  # trial: the final training starts from the best trial's weights | pretrained
     seed: int = 0
 
 
@@ -378,22 +379,43 @@ def tune(cfg: dict, opts: TuneOptions, space: dict, space_source: str, name: str
     if opts.join:
         return folder
     changes, best = best_changes(optuna, study)
-    final = final_config(cfg, changes, folder, state)
-    save_config(with_values(final, {"name": f"{name}_best", "output_dir": cfg["output_dir"]}), folder.best_yaml)
+    start = final_start(folder, best, opts.final_from)
+    final = final_config(cfg, changes, folder, state, start)
+    save_config(with_values(final, {"name": f"{name}_best", "output_dir": cfg["output_dir"], "model.init": ""}),
+                folder.best_yaml)  # the configuration itself: it trains from the pretrained weights as it is
     write_report(optuna, study, folder, best, None)
     state.save(phase="final")
     if opts.final:
         results = train_final(final, folder, state)
-        write_report(optuna, study, folder, best, results)
+        write_report(optuna, study, folder, best, results, start)
     state.save(phase="done")
     return folder
 
 
-def final_config(cfg: dict, changes: dict, folder: TuneFolder, state: State) -> dict:
-    """The best configuration on the user's own splits, with the budget's remaining minutes."""
+def final_start(folder: TuneFolder, best, final_from: str) -> str:
+    """The run folder the final training starts from (`model.init`): the best trial's, which
+    learned the data for a trial's minutes with the very configuration the final trains, so the
+    final's minutes go on from there instead of from ImageNet again; "" (the configured pretrained
+    weights) with --final-from pretrained, or when the trial's weights are not on this machine
+    (a trial another machine ran, or weights removed)."""
+    if final_from != "trial":
+        return ""
+    trial = folder.trial(best.number)
+    if not trial.has_checkpoint():
+        log.info("tune: the best trial's weights (%s) are not here: the final training starts from the configured "
+                 "pretrained weights", trial.dir)
+        return ""
+    log.info("tune: the final training starts from trial %d's weights (%s)", best.number, trial.checkpoint())
+    return str(trial.dir)
+
+
+def final_config(cfg: dict, changes: dict, folder: TuneFolder, state: State, init: str = "") -> dict:
+    """The best configuration on the user's own splits, with the budget's remaining minutes,
+    starting from `init` (a trial's run folder) when one is given."""
     left = max(0.0, (state.seconds - state.spent()) / 60.0)
-    return with_values(resolve(cfg, changes), {"name": folder.final.name, "output_dir": str(folder.dir),
-                                                "train.time": round(max(left, 0.1), 2), "resume": ""})
+    final = with_values(resolve(cfg, changes), {"name": folder.final.name, "output_dir": str(folder.dir),
+                                                 "train.time": round(max(left, 0.1), 2), "resume": ""})
+    return with_values(final, {"model.init": init}) if init else final
 
 
 def train_final(final: dict, folder: TuneFolder, state: State) -> dict | None:

@@ -186,3 +186,42 @@ def test_the_report_says_how_sure_the_winner_is_and_what_to_do(tmp_path):
     assert "not clearly better" not in text and "what mattered most: a 0.80" in text
     assert "train it as it is" in report_text([base, close], SimpleNamespace(number=0), {}, None, folder)
     assert not stands_out({f"p{i}": 0.1 for i in range(10)}) and stands_out({"a": 0.6, "b": 0.2, "c": 0.2})
+
+
+@pytest.mark.parametrize("final_from", ["trial", "pretrained"])
+def test_the_final_training_starts_from_the_best_trials_weights(monkeypatch, synthetic_root, tmp_path, final_from):
+    """The final training's model.init is the best trial's run folder (its weights are the ones
+    keep_best_weights kept); --final-from pretrained, or a best trial whose weights are gone,
+    starts it from the configured weights. best.yaml stays the configuration alone."""
+    from pathlib import Path
+
+    from detection.utils.runs import Run
+
+    trained = []
+
+    def fake_train(cfg, on_validation=None):
+        trained.append(cfg)
+        run = Run(Path(cfg["output_dir"]) / cfg["name"])
+        run.weights.mkdir(parents=True, exist_ok=True)
+        run.last.write_bytes(b"weights")
+        ap = {"trial_000": 0.5, "trial_001": 0.3}.get(cfg["name"], 0.4)  # the baseline wins
+        return run.dir, {"coco": {"AP": ap, "AP50": ap}, "intervals": {}}
+
+    monkeypatch.setattr(study_module, "train", fake_train)
+    cfg = load_config("configs/demo.yaml", {"data": {"format": "coco", "root": str(synthetic_root / "coco")},
+                                            "output_dir": str(tmp_path / "runs")})
+    folder = study_module.tune(cfg, study_module.TuneOptions(minutes=10, trials=2, trial_minutes=0.1, holdout=0.4,
+                                                             final_from=final_from),
+                               {"train.lr": [0.01, 0.02]}, "a space", "f")
+    names = [c["name"] for c in trained]
+    assert names == ["trial_000", "trial_001", "final"]
+    expected = str(folder.trial(0).dir) if final_from == "trial" else ""
+    assert trained[-1]["model"]["init"] == expected
+    assert load_config(str(folder.best_yaml))["model"]["init"] == ""
+    assert ("final/ went on from its trial's weights" in folder.report_md.read_text()) == (final_from == "trial")
+    if final_from == "trial":  # the best trial's weights gone: the final starts from the pretrained ones
+        import shutil
+
+        shutil.rmtree(folder.trial(0).weights)
+        best = optuna.load_study(study_name="f", storage=f"sqlite:///{folder.study_db}").best_trial
+        assert study_module.final_start(folder, best, "trial") == ""
