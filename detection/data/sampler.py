@@ -50,9 +50,11 @@ def augmentation_seed(seed: int, epoch: int, index: int) -> int:
 class GroupedBatchSampler(Sampler):
     """Batches of `(index, augmentation seed)` whose images share a group.
 
-    Leftovers of each group are batched together at the end of the epoch. With one rank,
-    every index is yielded exactly once per epoch; with several, the last few batches
-    are dropped so that each rank gets the same count.
+    Leftovers of each group are batched together at the end of the epoch; a last batch of one
+    image joins the one before it (SSDlite's extra layers end in 1x1 maps, and BatchNorm in
+    training mode cannot normalise one value a channel: BCCD's 205 images in batches of 4 stopped
+    an SSDlite training in its first epoch). With one rank, every index is yielded exactly once
+    per epoch; with several, the last few batches are dropped so that each rank gets the same count.
     """
 
     def __init__(self, group_ids: list[int], batch_size: int, seed: int = 0, shuffle: bool = True,
@@ -95,6 +97,9 @@ class GroupedBatchSampler(Sampler):
                 b.clear()
         rest = [i for b in buckets.values() for i in b]  # mixed groups, only at the end
         batches += [rest[i:i + self.batch_size] for i in range(0, len(rest), self.batch_size)]
+        if self.batch_size > 1 and len(batches) > 1 and len(batches[-1]) == 1:
+            alone = batches.pop()  # one image alone: a BatchNorm in training mode on a 1x1 map fails
+            batches[-1].extend(alone)
         usable = len(batches) - len(batches) % self.world_size
         return batches[self.rank:usable:self.world_size]
 

@@ -146,3 +146,13 @@ def test_the_training_loader_repeats_rare_class_images_when_asked(synthetic_root
         rfs = build_loader(ds, 4, True, 0, False, repeat_thresh=0.9).batch_sampler
     assert "data.sampler=repeat_factor (data.repeat_thresh=0.9)" in caplog.text
     assert rfs.batches_per_epoch() > plain.batches_per_epoch()
+
+
+def test_a_last_batch_of_one_image_joins_the_one_before():
+    """205 BCCD images in batches of 4 left one image alone, and SSDlite's BatchNorm on its 1x1
+    maps cannot train on it; every image is still seen once an epoch."""
+    groups = aspect_ratio_groups([(640, 480)] * 9)
+    batches = [[i for i, _ in b] for b in GroupedBatchSampler(groups, 4, seed=0)]
+    assert [len(b) for b in batches] == [4, 5] and sorted(i for b in batches for i in b) == list(range(9))
+    one = [[i for i, _ in b] for b in GroupedBatchSampler(aspect_ratio_groups([(640, 480)]), 4, seed=0)]
+    assert one == [[0]]  # a data set of one image still trains
