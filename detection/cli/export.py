@@ -1,9 +1,11 @@
 """python tools/export.py [--ckpt best.pt | run folder] --format onnx|torchscript [--opset 17] [--static] [--size N]
-python tools/export.py --format onnx|openvino --int8 [--calib 32] [--max-drop 0.01]
+python tools/export.py --format onnx|openvino --int8 [--calib 32] [--max-drop 0.01] [--no-accuracy-control]
 
 Writes `weights/best.onnx` or `weights/best.torchscript` beside the checkpoint, with the class
 names, input size and preprocessing inside, after checking its detections against PyTorch's;
-`--int8` also `weights/best.int8.onnx` or `.int8.xml` (detection/deploy/check.py). Every file is then scored on the
+`--int8` also `weights/best.int8.onnx` or `.int8.xml` (detection/deploy/int8.py: the head kept in float;
+OpenVINO's with accuracy control, layers put back into float until its validation AP is within
+--max-drop, default 0.01, of the float file's). Every file is then scored on the
 run's validation split beside the checkpoint (its AP goes into the file and `<file>.eval.json`);
 `--max-drop D` keeps no file that loses more than D AP. `tools/infer.py --ckpt
 weights/best.onnx` and `Detector.from_checkpoint(...)` then run it.
@@ -23,6 +25,7 @@ KEPT_DROP = 0.01  # an AP loss over this, kept without --max-drop, is warned abo
 
 @user_errors_as_one_line
 def main(argv: list[str] | None = None) -> None:
+    from ..deploy.int8 import make_int8
     from ..inference.export import FORMATS, ExportError, export
     from ..utils.runs import file_size, model_file
 
@@ -45,6 +48,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--max-drop", type=ap_drop_arg, help="keep no file whose validation AP is more than this below the "
                                                   "checkpoint's (e.g. 0.01)")
     p.add_argument("--no-validate", action="store_true", help="do not score the files on the validation split")
+    p.add_argument("--no-accuracy-control", action="store_true",
+                   help="OpenVINO --int8: quantize in one pass, without putting layers back into float until the "
+                        "validation AP is within --max-drop (default 0.01)")
     args = p.parse_args(argv)
     setup_logging()
     if args.int8 and args.format == "torchscript":
@@ -53,7 +59,8 @@ def main(argv: list[str] | None = None) -> None:
         raise ExportError("--max-drop needs the files scored: drop --no-validate")
     ckpt = model_file(args.ckpt, args.runs)[0]  # export refuses a file that is already exported
     path = export(ckpt, args.format, opset=args.opset, dynamic=args.dynamic, size=args.size, out=args.out)
-    files = [path] + ([int8_file(ckpt, path, args.calib, args.format)] if args.int8 else [])
+    files = [path] + ([make_int8(ckpt, path, args.calib, args.max_drop,
+                                 not args.no_validate and not args.no_accuracy_control)] if args.int8 else [])
     for f, r in zip(files, [] if args.no_validate else scored(files, ckpt, args.max_drop)):
         log.info("%s on %s: AP %.3f, AP50 %.3f (checkpoint %.3f, %.3f)", f.name, r["split"], r["AP"], r["AP50"],
                  r["checkpoint_AP"], r["checkpoint_AP50"])
@@ -81,26 +88,6 @@ def scored(files, ckpt, max_drop) -> list[dict]:
         log.warning("the exported files were not scored on the validation split (%s); they are kept, checked only "
                     "against PyTorch on a test image", str(e).split(";")[0])
         return []
-
-
-def int8_file(ckpt, fp32, calib: int, fmt: str):
-    """best.int8.onnx (or .xml) beside the float file, calibrated on training images of the checkpoint's run."""
-    from ..config import load_config
-    from ..deploy.check import calibration_images, quantize_int8, quantize_openvino_int8
-    from ..inference.export import ExportError
-    from ..inference.loading import open_model
-    from ..utils.runs import score_file
-
-    loaded = open_model(fp32, "cpu")
-    ref = open_model(ckpt, "cpu")
-    if ref.config is None:
-        raise ExportError(f"{ckpt} is outside a run folder: --int8 calibrates on its run's training images")
-    images = calibration_images(load_config(None, base=ref.config), loaded.class_names, calib)
-    out = fp32.with_name(fp32.stem + ".int8" + fp32.suffix)
-    log.info("quantizing to INT8 on %d training images -> %s", len(images), out)
-    quantize = quantize_openvino_int8 if fmt == "openvino" else quantize_int8
-    score_file(out).unlink(missing_ok=True)  # the score of the file this one replaces
-    return quantize(fp32, out, images, loaded.predictor)
 
 
 if __name__ == "__main__":

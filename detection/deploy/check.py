@@ -1,15 +1,10 @@
-"""INT8 ONNX files, and exported files scored before they are kept.
+"""Exported files scored before they are kept (the INT8 files are made in `int8.py`).
 
 An exported file that is fast but silently worse is the common deployment failure (an INT8
 export losing 11 mAP). So `tools/export.py` scores every file it writes on the run's
 validation split, beside the checkpoint, writes both APs into the file's metadata and into
 `<file>.eval.json`, and with `--max-drop D` removes a file whose AP falls more than D below
 the checkpoint's.
-
-INT8 ONNX: ONNX Runtime's static quantization in QDQ form, weights per channel; only the
-convolutions are quantized (the box decoding, RoIAlign and NMS stay in float, where
-quantization would move boxes). INT8 OpenVINO: OpenVINO's own post-training quantization
-(NNCF). Both are calibrated on `calib` training images spread over the split.
 """
 
 from __future__ import annotations
@@ -27,69 +22,6 @@ from ..inference.metadata import META_KEY, write_onnx_metadata
 from ..utils.runs import EXPORT_SUFFIXES, score_file
 
 log = logging.getLogger("detection.inference.export")
-
-
-def calibration_images(cfg: dict, class_names: list[str], count: int) -> list[np.ndarray]:
-    """`count` training images, evenly spread over the split (the same ones on every run)."""
-    from ..data.dataset import read_split
-    from ..data.images import read_record_image
-
-    d = cfg["data"]
-    records, _ = read_split(d, d["train_split"], True, class_names, cfg["seed"])
-    picks = np.unique(np.linspace(0, len(records) - 1, min(count, len(records))).astype(int))
-    return [read_record_image(records[i]) for i in picks]
-
-
-def quantize_int8(fp32: Path, out: Path, images: list[np.ndarray], predictor) -> Path:
-    """`out`: the INT8 (QDQ) version of the ONNX file `fp32`, calibrated on `images` as the
-    file's own preprocessing feeds them; its metadata says how it was made."""
-    try:
-        import onnx  # noqa: F401 - needed by the metadata written below
-        from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
-    except ImportError:
-        raise ExportError("--int8 needs onnxruntime and onnx: pip install 'detection[export]'") from None
-
-    class Reader(CalibrationDataReader):
-        def __init__(self):
-            self.items = iter([{"image": predictor.preprocess(im)[0].numpy()} for im in images])
-
-        def get_next(self):
-            return next(self.items, None)
-
-    logging.disable(logging.WARNING)  # its notes on bias copies and pre-processing, a line a layer
-    try:
-        quantize_static(str(fp32), str(out), Reader(), quant_format=QuantFormat.QDQ, op_types_to_quantize=["Conv"],
-                        per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
-    finally:
-        logging.disable(logging.NOTSET)
-    from ..inference.metadata import read_metadata
-
-    meta = read_metadata(fp32, "onnx")
-    meta["quantized"] = f"int8 (ONNX Runtime static QDQ, convolutions, per channel; {len(images)} calibration images)"
-    write_onnx_metadata(out, meta)
-    return out
-
-
-def quantize_openvino_int8(fp32: Path, out: Path, images: list[np.ndarray], predictor) -> Path:
-    """`out`: the INT8 OpenVINO IR of `fp32` by OpenVINO's own post-training quantization (NNCF),
-    calibrated on `images` as the file's preprocessing feeds them."""
-    try:
-        import nncf
-    except ImportError:
-        raise ExportError("--format openvino --int8 needs NNCF: pip install nncf (the openvino extra)") from None
-    from ..inference.metadata import read_metadata
-    from ..inference.predictor import openvino_module
-
-    ov = openvino_module(fp32)
-    nncf.set_log_level(logging.ERROR)
-    model = ov.Core().read_model(str(fp32))
-    data = [predictor.preprocess(im)[0].numpy() for im in images]
-    quantized = nncf.quantize(model, nncf.Dataset(data), subset_size=len(data))
-    meta = read_metadata(fp32, "openvino")
-    meta["quantized"] = f"int8 (OpenVINO NNCF post-training quantization; {len(images)} calibration images)"
-    quantized.set_rt_info(json.dumps(meta), [META_KEY])
-    ov.save_model(quantized, str(out), compress_to_fp16=False)
-    return out
 
 
 def set_metadata(path: Path, meta: dict) -> None:

@@ -135,6 +135,7 @@ class ONNXBackend:
             ["CPUExecutionProvider"]
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.intra_op_num_threads = torch.get_num_threads()  # the threads PyTorch uses: one setting, compared alike
         try:
             self.session = ort.InferenceSession(path, opts, providers=providers)
         except Exception as e:  # noqa: BLE001 - ORT raises its own exception types
@@ -167,10 +168,18 @@ class OpenVINOBackend:
     def __init__(self, path: str):
         ov = openvino_module(path)
         try:
-            self.model = ov.Core().compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+            self.model = ov.Core().compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": "f32",
+                                                                   "INFERENCE_NUM_THREADS": torch.get_num_threads()})
         except Exception as e:  # noqa: BLE001 - OpenVINO raises its own types
             raise CheckpointError(f"{path}: OpenVINO cannot load it ({str(e).splitlines()[0][:200]})") from None
         self.device = torch.device("cpu")
+
+    @classmethod
+    def of_compiled(cls, compiled) -> OpenVINOBackend:
+        """A backend around a model OpenVINO has compiled already (NNCF's candidates)."""
+        backend = cls.__new__(cls)
+        backend.model, backend.device = compiled, torch.device("cpu")
+        return backend
 
     def __call__(self, batch):
         results = []
