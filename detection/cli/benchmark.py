@@ -1,4 +1,5 @@
 """python tools/benchmark.py --ckpt runs/<name> [--images 20] [--batches 1,2,4]
+python tools/benchmark.py --ckpt runs/<name> --search [--sizes 480,384] [--candidates 300,150] [--max-drop 0.01]
 
 Every format the run has (its checkpoint in PyTorch, and each exported .onnx, .int8.onnx and
 .torchscript beside it) on the same validation images, one after another on this machine:
@@ -6,6 +7,12 @@ file size, load time, images/s at batch 1 and at the best batch, latency p50 / p
 1, and AP on the validation split (the one tools/export.py scored, when it did). Writes
 `<run>/benchmark.md` and `benchmark.csv`, and prints the table with the CPU (or GPU) it ran on.
 `infer.py --backend auto` then picks the fastest file whose AP is within 0.01 of the checkpoint's.
+
+`--search` first tries each exported format at smaller input sizes and fewer test-time
+candidates (proposals), scored on the validation split and timed on these images, and keeps
+the fastest setting of each format within --max-drop as a file of its own, with the setting in
+its metadata (`deploy/search.py`: `search.md`, `search.csv`, `search.png`); the table then has
+a row for it, and `--backend auto` can pick it.
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .common import positive_int, setup_logging, user_errors_as_one_line
+from .common import ap_drop_arg, positive_int, setup_logging, user_errors_as_one_line
 
 log = logging.getLogger("detection.benchmark")
 
@@ -32,14 +39,38 @@ def parse_args(argv):
     p.add_argument("--images", type=positive_int, default=20, help="validation images to time")
     p.add_argument("--batches", default="1,2,4", help="batch sizes to time")
     p.add_argument("--no-ap", action="store_true", help="time only (AP takes a pass over the validation split)")
-    return p.parse_args(argv)
+    p.add_argument("--search", action="store_true", help="first try smaller input sizes and fewer test-time "
+                                                         "candidates per exported format; keep the fastest within "
+                                                         "--max-drop")
+    p.add_argument("--sizes", type=_ints, help="--search: input sizes to try (default: 1, 0.8, 0.65 of the model's)")
+    p.add_argument("--candidates", type=_ints, help="--search: test-time candidates (proposals) to try (default: "
+                                                    "1, 1/2, 1/4 of the model's)")
+    p.add_argument("--max-drop", type=ap_drop_arg, default=0.01, help="--search: the AP a kept setting may lose "
+                                                                      "against the checkpoint (default 0.01)")
+    p.add_argument("--calib", type=positive_int, default=32, help="--search: training images an INT8 format "
+                                                                  "calibrates on")
+    args = p.parse_args(argv)
+    if args.search and args.no_ap:
+        p.error("--search chooses by AP: drop --no-ap")
+    return args
+
+
+def _ints(text: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a comma-separated list of whole numbers, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"whole numbers of 1 or more, got {text!r}")
+    return values
 
 
 def machine() -> str:
     if torch.cuda.is_available():
         return f"GPU {torch.cuda.get_device_name(0)}"
     cap = torch.backends.cpu.get_cpu_capability()
-    return f"CPU {platform.processor() or platform.machine()} ({cap}, {torch.get_num_threads()} threads)"
+    return (f"CPU {platform.processor() or platform.machine()} ({cap}, {os.cpu_count()} cores, "
+            f"{torch.get_num_threads()} threads)")
 
 
 def files_of(run) -> list[Path]:
@@ -95,17 +126,56 @@ def main(argv: list[str] | None = None) -> None:
     cfg = load_config(None, base=ref.config)
     records, _ = read_split(cfg["data"], cfg["data"]["val_split"], False, ref.class_names)
     images = [read_record_image(r) for r in records[:args.images]]
+    if args.search:
+        run_search(run, args, images)
     rows = []
     for path in files_of(run):
         kind = {".pt": "pytorch", ".xml": "openvino"}.get(path.suffix, path.suffix.lstrip("."))
         kind += " int8" if ".int8." in path.name else ""
-        row = {"format": kind, "file": path.name, "size_mb": file_size(path) / 1e6,
+        row = {"format": kind, "file": path.name, "setting": setting(path), "size_mb": file_size(path) / 1e6,
                **time_file(path, images, batches)}
         if not args.no_ap:
             row["AP"] = scored_ap(path, run) or evaluate_model(open_model(path, "cpu"), cfg)[0]["coco"]["AP"]
         rows.append(row)
         log.info("%s: %.1f images/s at batch 1", path.name, row["ips_1"])
     write_table(run, rows, machine(), len(images))
+
+
+def run_search(run, args, images) -> None:
+    """--search over the run's exported files (deploy/search.py)."""
+    from ..deploy.search import grid, search, write_search
+    from ..errors import ConfigError
+    from ..inference.export import test_candidates
+    from ..inference.loading import open_model
+
+    exported = [p for p in files_of(run) if p.suffix != ".pt" and _own_export(p)]
+    if not exported:
+        raise ConfigError(f"--search: {run.dir} has no exported file to search from; export first "
+                          "(tools/export.py --format openvino [--int8])")
+    ref = open_model(run.checkpoint(), "cpu").predictor
+    pairs = grid(ref.min_size, test_candidates(ref.model), args.sizes, args.candidates)
+    points, base_ap, skipped = search(run, exported, pairs, images, args.max_drop, args.calib, time_file)
+    write_search(run, points, base_ap, args.max_drop, f"{machine()}; {len(images)} validation images timed",
+                 skipped)
+
+
+def _own_export(path: Path) -> bool:
+    """An export at the model's own setting (`best.xml`, `best.int8.onnx`), not a searched one."""
+    return path.name.split(".")[1] in ("xml", "onnx", "torchscript", "int8")
+
+
+def setting(path: Path) -> str:
+    """The input size and candidates an exported file runs at ('' for the checkpoint)."""
+    if path.suffix == ".pt":
+        return ""
+    from ..deploy.search import kind_of, setting_of
+    from ..errors import CheckpointError
+    from ..inference.metadata import read_metadata
+
+    try:
+        return setting_of(read_metadata(path, kind_of(path)[0]))
+    except CheckpointError:
+        return ""
 
 
 def scored_ap(path: Path, run) -> float | None:
@@ -128,11 +198,12 @@ def scored_ap(path: Path, run) -> float | None:
 def write_table(run, rows: list[dict], where: str, n: int) -> None:
     base = rows[0]
     lines = [f"{where}; {n} validation images; speeds relative to PyTorch eager fp32", "",
-             "| format | file | MB | load s | images/s (b=1) | images/s (best b) | p50 ms | p95 ms | AP |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "| format | file | setting | MB | load s | images/s (b=1) | images/s (best b) | p50 ms | p95 ms | AP |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         ap = f"{r['AP']:.3f}" if "AP" in r else "-"
-        lines.append(f"| {r['format']} | {r['file']} | {r['size_mb']:.1f} | {r['load_s']:.2f} | {r['ips_1']:.2f} "
+        lines.append(f"| {r['format']} | {r['file']} | {r['setting']} | {r['size_mb']:.1f} | {r['load_s']:.2f} | "
+                     f"{r['ips_1']:.2f} "
                      f"({r['ips_1'] / base['ips_1']:.2f}x) | {r['ips_best']:.2f} (b={r['best_batch']}) | "
                      f"{r['p50_ms']:.0f} | {r['p95_ms']:.0f} | {ap} |")
     text = "\n".join(lines) + "\n"

@@ -73,9 +73,28 @@ def _write_torchscript(model, path: str, meta: dict) -> None:
         torch.jit.save(scripted, path, _extra_files={META_KEY: json.dumps(meta)})
 
 
+def test_candidates(model) -> int:
+    """The candidates a detector keeps at test time before its last NMS: the RPN's proposals of
+    a two-stage model, the top-scoring anchors (or points) per level of a one-stage one."""
+    return model.rpn._post_nms_top_n["testing"] if hasattr(model, "rpn") else model.topk_candidates
+
+
+def set_test_candidates(model, n: int) -> None:
+    """Keep `n` candidates at test time (`test_candidates`); the RPN's per-level pre-NMS count
+    scales with it. Fewer is faster (RoIAlign and the box head run on each proposal) and may
+    cost AP: `tools/benchmark.py --search` measures both."""
+    if hasattr(model, "rpn"):
+        pre, post = model.rpn._pre_nms_top_n["testing"], model.rpn._post_nms_top_n["testing"]
+        model.rpn._pre_nms_top_n["testing"] = max(n, round(pre * n / post))
+        model.rpn._post_nms_top_n["testing"] = n
+    else:
+        model.topk_candidates = n
+
+
 def export(ckpt_path, fmt: str, opset: int = 17, dynamic: bool = True, size: int | None = None,
-           out: str | None = None, check: bool = True) -> Path:
-    """Write `<checkpoint stem>.onnx|.torchscript` beside the checkpoint (or `out`); returns its path."""
+           out: str | None = None, check: bool = True, candidates: int | None = None) -> Path:
+    """Write `<checkpoint stem>.onnx|.torchscript` beside the checkpoint (or `out`); returns its path.
+    `size` and `candidates` (`set_test_candidates`) override the model's own at test time."""
     from ..checkpoint import load_checkpoint, model_from_checkpoint
     from ..config import load_config
 
@@ -93,10 +112,12 @@ def export(ckpt_path, fmt: str, opset: int = 17, dynamic: bool = True, size: int
     if size:
         min_size, max_size = size, round(max_size * size / min_size)
         model.transform.min_size, model.transform.max_size = (min_size,), max_size
+    if candidates:
+        set_test_candidates(model, candidates)
     fixed = None if dynamic or fmt != "onnx" else (min_size, max_size)
     check_thresholds(ckpt_path, ckpt.get("thresholds"), ckpt["class_names"])  # refused before anything is written
     meta = metadata(ckpt["class_names"], min_size, max_size, m["arch"], fixed, str(ckpt_path), ckpt.get("thresholds"),
-                    m["tile_size"])
+                    m["tile_size"], test_candidates(model))
     target = Path(out) if out else ckpt_path.with_suffix(FORMATS[fmt])
     example = _example(min_size, max_size, fixed)  # traces the graph; the parity check uses real images
     with torch.no_grad():

@@ -21,12 +21,14 @@ META_KEY = "detection"  # ONNX metadata_props key / TorchScript extra file name 
 
 
 def metadata(class_names: list[str], min_size: int, max_size: int, arch: str, fixed_size=None,
-             source: str = "", thresholds: dict | None = None, tile_size: int = 0) -> dict:
+             source: str = "", thresholds: dict | None = None, tile_size: int = 0,
+             candidates: int | None = None) -> dict:
     return {"class_names": list(class_names), "min_size": int(min_size), "max_size": int(max_size), "arch": arch,
             "fixed_size": list(fixed_size) if fixed_size else None, "source": source,
             "thresholds": thresholds,  # the per-class score thresholds chosen on validation, or None
             # trained on tiles of this many native pixels (model.tile_size): predict sliced into them; 0: whole
             "tile_size": int(tile_size),
+            "candidates": candidates,  # proposals (two-stage) or top anchors (one-stage) kept at test time
             "preprocessing": "RGB, float32 in [0, 1], CHW, one image; resized so the shorter side is min_size and "
                              "the longer at most max_size (with fixed_size: fitted inside it and padded right and "
                              "bottom with 0); the mean/std normalisation is inside the graph",
