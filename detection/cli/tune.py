@@ -53,8 +53,9 @@ def parse_args(argv):
     p.add_argument("--workers", type=positive(int), default=1, help="processes on this machine")
     p.add_argument("--join", action="store_true", help="only run trials of a study another process leads")
     p.add_argument("--no-final", action="store_true", help="stop after the trials (best.yaml, no final training)")
-    p.add_argument("--final-from", choices=("trial", "pretrained"), default="trial",
-                   help="the final training starts from the best trial's weights (default) or the pretrained ones")
+    p.add_argument("--final-from", choices=("trial", "pretrained"), default="pretrained",
+                   help="the final training starts from the pretrained weights (default) or the best trial's "
+                        "(measured on BCCD: from the trial lost 0.019 AP at the same minutes)")
     p.add_argument("--seed", type=int, default=0)
     return p, p.parse_args(argv)
 
