@@ -29,10 +29,10 @@ def set_metadata(path: Path, meta: dict) -> None:
     if path.suffix == ".onnx":
         write_onnx_metadata(path, meta)
     elif path.suffix == ".xml":
-        from ..inference.predictor import openvino_module
+        from ..inference.predictor import openvino_core, openvino_module
 
         ov = openvino_module(path)
-        model = ov.Core().read_model(str(path))
+        model = openvino_core(path).read_model(str(path))
         model.set_rt_info(json.dumps(meta), [META_KEY])
         tmp = path.with_name(f".{path.stem}.meta.xml")
         ov.save_model(model, str(tmp), compress_to_fp16=False)

@@ -31,6 +31,7 @@ import numpy as np
 
 from ..inference.export import ExportError
 from ..inference.metadata import META_KEY, read_metadata, write_onnx_metadata
+from ..utils import signal_stack
 
 log = logging.getLogger("detection.inference.export")
 
@@ -225,11 +226,12 @@ def quantize_openvino_int8(fp32: Path, out: Path, images: list[np.ndarray], pred
         )
     except ImportError:
         raise ExportError("--format openvino --int8 needs NNCF: pip install nncf (the openvino extra)") from None
-    from ..inference.predictor import openvino_module
+    from ..inference.predictor import openvino_core, openvino_module
 
     ov = openvino_module(fp32)
     nncf.set_log_level(logging.ERROR)
-    model = ov.Core().read_model(str(fp32))
+    core = openvino_core(fp32)
+    model = core.read_model(str(fp32))
     calib = nncf.Dataset(calibration_inputs(images, predictor, len(images)))
     common = {"subset_size": len(images), "ignored_scope": nncf.IgnoredScope(patterns=[float_head_pattern(arch)],
                                                                              validate=False),
@@ -237,14 +239,15 @@ def quantize_openvino_int8(fp32: Path, out: Path, images: list[np.ndarray], pred
               "advanced_parameters": AdvancedQuantizationParameters(
                   weights_quantization_params=QuantizationParameters(per_channel=True))}
     meta = read_metadata(fp32, "openvino")
-    if validation is None:
-        quantized = nncf.quantize(model, calib, **common)
-        how = "post-training quantization"
-    else:
-        quantized = _with_accuracy_control(nncf, model, calib, common, predictor, validation, max_drop,
-                                           AdvancedAccuracyRestorerParameters, steps)
-        meta["accuracy_control"] = control_report(ov, model, quantized, predictor, validation, max_drop)
-        how = f"accuracy control within {max_drop:g} AP on {validation.source}"
+    with signal_stack.kept():  # NNCF makes and drops OpenVINO Cores of its own
+        if validation is None:
+            quantized = nncf.quantize(model, calib, **common)
+            how = "post-training quantization"
+        else:
+            quantized = _with_accuracy_control(nncf, model, calib, common, predictor, validation, max_drop,
+                                               AdvancedAccuracyRestorerParameters, steps)
+            meta["accuracy_control"] = control_report(core, model, quantized, predictor, validation, max_drop)
+            how = f"accuracy control within {max_drop:g} AP on {validation.source}"
     kept = float_layers(quantized)
     meta["quantized"] = (f"int8 (OpenVINO NNCF, {how}; weights per channel; {len(images)} calibration images; "
                          f"{len(kept)} weighted layers in float)")
@@ -265,10 +268,9 @@ def _candidate(compiled, predictor):
     return candidate
 
 
-def control_report(ov, model, quantized, predictor, validation: ValidationImages, max_drop: float) -> dict:
+def control_report(core, model, quantized, predictor, validation: ValidationImages, max_drop: float) -> dict:
     """The float and INT8 APs on the accuracy-control images, scored here (not NNCF's numbers),
     and whether the drop was reached; a warning when it was not."""
-    core = ov.Core()
     aps = [validation.ap(_candidate(core.compile_model(m, "CPU", {"INFERENCE_PRECISION_HINT": "f32"}), predictor),
                          range(len(validation.images))) for m in (model, quantized)]
     report = {"float_AP": round(aps[0], 4), "int8_AP": round(aps[1], 4), "max_drop": max_drop,

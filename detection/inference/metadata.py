@@ -133,14 +133,13 @@ def _torchscript_extra(path: Path, name: str, max_bytes: int = 1 << 20) -> str:
 
 
 def _openvino_meta(path: Path) -> str:
-    from .predictor import openvino_module
+    from .predictor import openvino_core
 
-    ov = openvino_module(path)
     if not path.with_suffix(".bin").is_file():
         raise CheckpointError(f"{path}: its weights {path.with_suffix('.bin').name} are not beside it; keep the .xml "
                               "and .bin of an OpenVINO model together")
     try:
-        model = ov.Core().read_model(str(path))
+        model = openvino_core(path).read_model(str(path))
     except Exception as e:  # noqa: BLE001 - OpenVINO raises its own types
         raise CheckpointError(f"{path}: not a readable OpenVINO model ({str(e).splitlines()[0][:200]})") from None
     return model.get_rt_info([META_KEY]).astype(str) if model.has_rt_info([META_KEY]) else ""

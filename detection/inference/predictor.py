@@ -10,6 +10,7 @@ size and padded at the right and bottom (boxes are unaffected).
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -160,15 +161,27 @@ def openvino_module(path):
     return openvino
 
 
+def openvino_core(path):
+    """The one OpenVINO Core of this process, which reads and compiles every model here: a Core
+    per model would make a CPU plugin instance per model, and two of them destroyed in the order
+    they were made leave the main thread on an unmapped signal stack (see utils.signal_stack)."""
+    return _shared_core(openvino_module(path))
+
+
+@functools.cache
+def _shared_core(ov):
+    return ov.Core()
+
+
 class OpenVINOBackend:
     """OpenVINO on the CPU, one image at a time (the converted graph takes a single image)."""
 
     name = "openvino"
 
     def __init__(self, path: str):
-        ov = openvino_module(path)
+        core = openvino_core(path)
         try:
-            self.model = ov.Core().compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": "f32",
+            self.model = core.compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": "f32",
                                                                    "INFERENCE_NUM_THREADS": torch.get_num_threads()})
         except Exception as e:  # noqa: BLE001 - OpenVINO raises its own types
             raise CheckpointError(f"{path}: OpenVINO cannot load it ({str(e).splitlines()[0][:200]})") from None
