@@ -182,7 +182,7 @@ class OpenVINOBackend:
         core = openvino_core(path)
         try:
             self.model = core.compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": "f32",
-                                                                   "INFERENCE_NUM_THREADS": torch.get_num_threads()})
+                                                               "INFERENCE_NUM_THREADS": torch.get_num_threads()})
         except Exception as e:  # noqa: BLE001 - OpenVINO raises its own types
             raise CheckpointError(f"{path}: OpenVINO cannot load it ({str(e).splitlines()[0][:200]})") from None
         self.device = torch.device("cpu")
