@@ -10,15 +10,19 @@ run once on a test image and its detections compared with PyTorch's; a mismatch 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import tempfile
 import warnings
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import torch
+from torch import Tensor
+from torchvision.models.detection.transform import GeneralizedRCNNTransform
 
 from ..errors import DetectionError
 from ..utils.runs import model_file, score_file
@@ -42,6 +46,55 @@ def write_openvino(onnx_path: str, xml_path: str, meta: dict) -> None:
     model = ov.convert_model(onnx_path)
     model.set_rt_info(json.dumps(meta), [META_KEY])
     ov.save_model(model, xml_path, compress_to_fp16=False)
+
+
+@torch.jit.unused
+def _size_traced(image: Tensor, min_size: int, max_size: int) -> list[int]:
+    """`ExactResize`'s output size as graph values (the graph keeps tensors; TorchScript is told ints)."""
+    shape = torch._shape_as_tensor(image)[-2:]
+    short, long = shape.min(), shape.max()
+    by_short = min_size * long <= max_size * short
+    num = torch.where(by_short, torch.tensor(min_size), torch.tensor(max_size))
+    out = torch.div(shape * num, torch.where(by_short, short, long), rounding_mode="floor")
+    return [out[0], out[1]]
+
+
+class ExactResize(GeneralizedRCNNTransform):
+    """The detector's transform as it is exported: the resized size in whole numbers. torchvision
+    computes the resize scale in the graph as `float(min_size) / side`, which torch (and OpenVINO,
+    for any float division) computes as a reciprocal times a product: 427 / 427 is 0.99999994 in
+    float32, so the exported graph resized an image whose long side was already 427 to 426 px and
+    every box moved (the search's 320-px exports of a 384 / 512 model failed their parity check
+    so). The size torchvision means, floor(side * min(min_size / short, max_size / long)), is
+    floor(side * num / den) in integers, exact in every runtime; eager PyTorch, the reference,
+    divides Python floats and gets the same. Evaluation only: an export has no targets."""
+
+    def resize(self, image: Tensor, target: Optional[dict[str, Tensor]] = None) \
+            -> tuple[Tensor, Optional[dict[str, Tensor]]]:  # noqa: UP045 - TorchScript reads Optional
+        if self.fixed_size is not None:
+            size = [self.fixed_size[1], self.fixed_size[0]]
+        elif torch.jit.is_scripting():
+            h, w = image.shape[-2], image.shape[-1]
+            short, long = min(h, w), max(h, w)
+            num, den = (self.min_size[-1], short) if self.min_size[-1] * long <= self.max_size * short \
+                else (self.max_size, long)
+            size = [h * num // den, w * num // den]
+        else:
+            size = _size_traced(image, int(self.min_size[-1]), int(self.max_size))
+        return torch.nn.functional.interpolate(image[None], size=size, mode="bilinear", align_corners=False)[0], target
+
+
+@contextlib.contextmanager
+def exact_resize(model):
+    """`model` with its transform as `ExactResize` while it is traced or scripted; the parity
+    check after compares the file with the model as PyTorch runs it, so it is put back."""
+    t = model.transform
+    model.transform = ExactResize(t.min_size, t.max_size, t.image_mean, t.image_std, t.size_divisible,
+                                  t.fixed_size)
+    try:
+        yield model
+    finally:
+        model.transform = t
 
 
 def _example(min_size: int, max_size: int, fixed_size) -> torch.Tensor:
@@ -126,13 +179,14 @@ def export(ckpt_path, fmt: str, opset: int = 17, dynamic: bool = True, size: int
     os.close(fd)
     try:
         try:
-            if fmt == "onnx":
-                _write_onnx(model, example, tmp, opset, dynamic, outputs, meta)
-            elif fmt == "openvino":  # through ONNX, which OpenVINO converts
-                _write_onnx(model, example, tmp + ".onnx", opset, dynamic, outputs, meta)
-                write_openvino(tmp + ".onnx", tmp, meta)
-            else:
-                _write_torchscript(model, tmp, meta)
+            with exact_resize(model) as traced:
+                if fmt == "onnx":
+                    _write_onnx(traced, example, tmp, opset, dynamic, outputs, meta)
+                elif fmt == "openvino":  # through ONNX, which OpenVINO converts
+                    _write_onnx(traced, example, tmp + ".onnx", opset, dynamic, outputs, meta)
+                    write_openvino(tmp + ".onnx", tmp, meta)
+                else:
+                    _write_torchscript(traced, tmp, meta)
         except (RuntimeError, TypeError, ValueError, NotImplementedError, torch.jit.Error) as e:
             raise ExportError(f"{m['arch']} cannot be exported to {fmt} with torch {torch.__version__} / "
                               f"torchvision {_tv_version()}: {str(e).splitlines()[0][:300]}") from None
