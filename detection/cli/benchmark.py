@@ -42,9 +42,10 @@ def parse_args(argv):
     p.add_argument("--search", action="store_true", help="first try smaller input sizes and fewer test-time "
                                                          "candidates per exported format; keep the fastest within "
                                                          "--max-drop")
-    p.add_argument("--sizes", type=_ints, help="--search: input sizes to try (default: 1, 0.8, 0.65 of the model's)")
-    p.add_argument("--candidates", type=_ints, help="--search: test-time candidates (proposals) to try (default: "
-                                                    "1, 1/2, 1/4 of the model's)")
+    p.add_argument("--sizes", type=_ints_within(32, 4096), help="--search: input sizes to try, 32 to 4096 px "
+                                                                "(default: 1, 0.8, 0.65 of the model's)")
+    p.add_argument("--candidates", type=_ints_within(1, 10000), help="--search: test-time candidates (proposals) to "
+                                                                     "try (default: 1, 1/2, 1/4 of the model's)")
     p.add_argument("--max-drop", type=ap_drop_arg, default=0.01, help="--search: the AP a kept setting may lose "
                                                                       "against the checkpoint (default 0.01)")
     p.add_argument("--calib", type=positive_int, default=32, help="--search: training images an INT8 format "
@@ -55,14 +56,20 @@ def parse_args(argv):
     return args
 
 
-def _ints(text: str) -> list[int]:
-    try:
-        values = [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"a comma-separated list of whole numbers, got {text!r}") from None
-    if not values or min(values) < 1:
-        raise argparse.ArgumentTypeError(f"whole numbers of 1 or more, got {text!r}")
-    return values
+def _ints_within(low: int, high: int):
+    """An argparse type: a comma-separated list of whole numbers from `low` to `high` (an input
+    under 32 px does not pass a stride-32 backbone; the bounds keep a typo from a long export)."""
+
+    def parse(text: str) -> list[int]:
+        try:
+            values = [int(v) for v in text.split(",") if v.strip()]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"a comma-separated list of whole numbers, got {text!r}") from None
+        if not values or min(values) < low or max(values) > high:
+            raise argparse.ArgumentTypeError(f"whole numbers from {low} to {high}, got {text!r}")
+        return values
+
+    return parse
 
 
 def machine() -> str:
@@ -114,6 +121,7 @@ def main(argv: list[str] | None = None) -> None:
     from ..data.dataset import read_split
     from ..data.images import read_record_image
     from ..deploy.scoring import evaluate_model
+    from ..deploy.search import label
     from ..errors import ConfigError
     from ..inference.loading import open_model
     from ..utils.runs import file_size, model_file
@@ -127,12 +135,10 @@ def main(argv: list[str] | None = None) -> None:
     records, _ = read_split(cfg["data"], cfg["data"]["val_split"], False, ref.class_names)
     images = [read_record_image(r) for r in records[:args.images]]
     if args.search:
-        run_search(run, args, images)
+        run_search(run, ref, args, images)
     rows = []
     for path in files_of(run):
-        kind = {".pt": "pytorch", ".xml": "openvino"}.get(path.suffix, path.suffix.lstrip("."))
-        kind += " int8" if ".int8." in path.name else ""
-        row = {"format": kind, "file": path.name, "setting": setting(path), "size_mb": file_size(path) / 1e6,
+        row = {"format": label(path), "file": path.name, "setting": setting(path), "size_mb": file_size(path) / 1e6,
                **time_file(path, images, batches)}
         if not args.no_ap:
             row["AP"] = scored_ap(path, run) or evaluate_model(open_model(path, "cpu"), cfg)[0]["coco"]["AP"]
@@ -141,20 +147,18 @@ def main(argv: list[str] | None = None) -> None:
     write_table(run, rows, machine(), len(images))
 
 
-def run_search(run, args, images) -> None:
-    """--search over the run's exported files (deploy/search.py)."""
-    from ..deploy.search import grid, search, write_search
+def run_search(run, ref, args, images) -> None:
+    """--search over the run's exported files (deploy/search.py), around the setting of `ref`,
+    the run's checkpoint opened."""
+    from ..deploy.search import search, write_search
     from ..errors import ConfigError
-    from ..inference.export import test_candidates
-    from ..inference.loading import open_model
 
     exported = [p for p in files_of(run) if p.suffix != ".pt" and _own_export(p)]
     if not exported:
         raise ConfigError(f"--search: {run.dir} has no exported file to search from; export first "
                           "(tools/export.py --format openvino [--int8])")
-    ref = open_model(run.checkpoint(), "cpu").predictor
-    pairs = grid(ref.min_size, test_candidates(ref.model), args.sizes, args.candidates)
-    points, base_ap, skipped = search(run, exported, pairs, images, args.max_drop, args.calib, time_file)
+    points, base_ap, skipped = search(run, ref, exported, args.sizes, args.candidates, images, args.max_drop,
+                                      args.calib, time_file)
     write_search(run, points, base_ap, args.max_drop, f"{machine()}; {len(images)} validation images timed",
                  skipped)
 

@@ -60,6 +60,14 @@ def kind_of(path: Path) -> tuple[str, bool]:
     return fmt, ".int8." in path.name
 
 
+def label(path: Path) -> str:
+    """What a file is, in the tables: 'pytorch' for a checkpoint, else 'onnx', 'openvino int8', ..."""
+    if path.suffix == ".pt":
+        return "pytorch"
+    fmt, int8 = kind_of(path)
+    return fmt + (" int8" if int8 else "")
+
+
 def variant(ckpt: Path, fmt: str, int8: bool, size: int, candidates: int, folder: Path, calib: int,
             max_drop: float) -> Path:
     """The checkpoint exported at (`size`, `candidates`) into `folder`; INT8 the way
@@ -73,25 +81,25 @@ def variant(ckpt: Path, fmt: str, int8: bool, size: int, candidates: int, folder
     return make_int8(ckpt, fp32, calib, max_drop, controlled=True) if int8 else fp32
 
 
-def search(run, files: list[Path], pairs: list[tuple[int, int]], images, max_drop: float, calib: int,
-           time_file) -> tuple[list[Point], float, list[str]]:
-    """Every format of `files` at every pair (INT8 only where its float format met the budget),
-    scored and timed; (points, the checkpoint's AP, the settings skipped and why: an export that
-    disagrees with PyTorch is no choice). The chosen files are moved into weights/."""
+def search(run, ref, files: list[Path], sizes: list[int] | None, counts: list[int] | None, images,
+           max_drop: float, calib: int, time_file) -> tuple[list[Point], float, list[str]]:
+    """Every format of `files` at every pair of `grid` around the setting of `ref` (the run's
+    checkpoint, opened), INT8 only where its float format met the budget, scored and timed;
+    (points, the checkpoint's AP, the settings skipped and why: an export that disagrees with
+    PyTorch is no choice). The chosen files are moved into weights/."""
     from ..inference.export import ExportError, test_candidates
-    from ..inference.loading import open_model
     from .check import validate
 
     ckpt = run.checkpoint()
-    ref = open_model(ckpt, "cpu").predictor
-    own = (ref.min_size, test_candidates(ref.model))
+    own = (ref.predictor.min_size, test_candidates(ref.predictor.model))
+    pairs = grid(*own, sizes, counts)
     folder = run.dir / "search"
     folder.mkdir(exist_ok=True)
     points, base_ap, skipped = [], None, []
     try:
         for path in sorted(files, key=lambda p: kind_of(p)[1]):  # float formats first
             fmt, int8 = kind_of(path)
-            kind = fmt + (" int8" if int8 else "")
+            kind = label(path)
             for size, n in int8_pairs(points, fmt, pairs, base_ap, max_drop, own) if int8 else pairs:
                 is_own = (size, n) == own
                 try:

@@ -96,3 +96,17 @@ def test_search_without_an_exported_file_is_one_line(tiny_run, tmp_path):
     assert "has no exported file to search from" in str(e.value.code) and "\n" not in str(e.value.code)
     with pytest.raises(SystemExit):
         bench_cli.main(["--ckpt", str(run), "--search", "--no-ap"])
+
+
+@pytest.mark.parametrize("bad, says", [(["--sizes", "0"], "--sizes: whole numbers from 32 to 4096, got '0'"),
+                                       (["--sizes", "16,320"], "from 32 to 4096, got '16,320'"),
+                                       (["--sizes", "99999"], "from 32 to 4096"),
+                                       (["--sizes", "3x"], "a comma-separated list of whole numbers, got '3x'"),
+                                       (["--candidates", "0"], "--candidates: whole numbers from 1 to 10000")])
+def test_a_size_or_candidate_count_out_of_bounds_is_refused_before_anything_runs(tiny_run, capsys, bad, says):
+    from detection.cli import benchmark as bench_cli
+
+    with pytest.raises(SystemExit) as e:
+        bench_cli.main(["--ckpt", str(tiny_run), "--search", *bad])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert e.value.code == 2 and says in err[-1] and not (tiny_run / "search").exists()
