@@ -2,6 +2,7 @@
 then the settings search, timed side by side in one run of tools/benchmark.py.
 
     python bench/deploy.py --run runs/<name> [--max-drop 0.01] [--images 20] [--calib 32] [--skip-export]
+        [--formats openvino,onnx] [--sizes 512,416] [--candidates 300,100] [--batches 1,2,4]
 
 Exports OpenVINO fp32 + INT8 (head in float, accuracy control within --max-drop) and ONNX fp32 +
 INT8 (head in float), each scored on the run's validation split; then `tools/benchmark.py
@@ -31,10 +32,14 @@ def main() -> None:
     p.add_argument("--calib", default="32")
     p.add_argument("--sizes", default="")
     p.add_argument("--candidates", default="")
+    p.add_argument("--formats", default="openvino,onnx", help="what to export (a tiled model's validation is "
+                                                               "long: openvino alone halves the bench)")
+    p.add_argument("--batches", default="1,2,4", help="batch sizes the table times (a sliced model batches its "
+                                                      "tiles, not images: 1)")
     p.add_argument("--skip-export", action="store_true", help="the run's files are exported already")
     args = p.parse_args()
     steps = []
-    for fmt in () if args.skip_export else ("openvino", "onnx"):
+    for fmt in () if args.skip_export else [f for f in args.formats.split(",") if f]:
         t = time.perf_counter()
         export_cli.main(["--ckpt", args.run, "--format", fmt, "--int8", "--calib", args.calib])
         steps.append(f"export {fmt} + int8: {(time.perf_counter() - t) / 60:.1f} min")
@@ -42,7 +47,7 @@ def main() -> None:
     extra = ([f"--sizes={args.sizes}"] if args.sizes else []) + ([f"--candidates={args.candidates}"]
                                                                  if args.candidates else [])
     bench_cli.main(["--ckpt", args.run, "--search", "--max-drop", args.max_drop, "--images", args.images,
-                    "--calib", args.calib, *extra])
+                    "--calib", args.calib, "--batches", args.batches, *extra])
     steps.append(f"benchmark --search: {(time.perf_counter() - t) / 60:.1f} min")
     run = Path(args.run)
     print("\n".join([*steps, "", (run / "search.md").read_text(), (run / "benchmark.md").read_text()]))
