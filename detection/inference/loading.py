@@ -101,14 +101,17 @@ def _open_export(file: Path, kind: str, run: Run | None, device: torch.device) -
 
 def on_device(loaded: LoadedModel, device: torch.device) -> LoadedModel:
     """`loaded` on `device`: a checkpoint's module moves there; an exported file's runtime session
-    is made for its device, so the file is opened again there."""
+    is made for its device, so the file is opened again there, keeping the slicing the user set
+    (`eval_det.py --slice` on a GPU scored an exported file whole without it)."""
     if loaded.predictor.backend.device == device:
         return loaded
     if loaded.kind == "checkpoint":
         backend = loaded.predictor.backend
         loaded.predictor.backend = TorchBackend(backend.model, device, backend.amp)
         return loaded
-    return open_model(loaded.path, device)
+    moved = open_model(loaded.path, device)
+    moved.predictor.slicing = loaded.predictor.slicing
+    return moved
 
 
 def _open_checkpoint(file: Path, run: Run | None, device: torch.device, amp: str) -> LoadedModel:

@@ -80,3 +80,18 @@ def test_a_model_trained_on_tiles_predicts_sliced_without_a_flag(caplog):
         p.set_slicing(0)  # --slice 0: whole images, and the log says it overrides the training tiles
     assert p.slicing is None and "trained on tiles of 256 px" in caplog.text
     assert len(p.predict([image], score=0.5)[0].boxes) == 0
+
+
+def test_an_exported_file_moved_to_another_device_keeps_the_slicing_asked(tiny_run, tmp_path):
+    """eval_det.py sets --slice, then opens the file again on the GPU (`on_device`): the slicing
+    went with the old session. Moved here to the CPU from a session that says it is elsewhere."""
+    pytest.importorskip("onnxruntime")
+    from detection.inference.export import export
+    from detection.inference.loading import on_device, open_model
+
+    loaded = open_model(export(tiny_run, "onnx", out=str(tmp_path / "m.onnx")), "cpu")
+    loaded.predictor.set_slicing(64, 0.25)
+    loaded.predictor.backend.device = torch.device("cuda")  # as if it had been opened on a GPU
+    moved = on_device(loaded, torch.device("cpu"))
+    assert moved is not loaded and moved.predictor.backend.device == torch.device("cpu")
+    assert moved.predictor.slicing == (64, 0.25)
