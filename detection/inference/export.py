@@ -86,13 +86,13 @@ class ExactResize(GeneralizedRCNNTransform):
 
 @contextlib.contextmanager
 def exact_resize(model):
-    """`model` with its transform as `ExactResize` while it is traced or scripted; the parity
-    check after compares the file with the model as PyTorch runs it, so it is put back."""
+    """`model`'s transform as `ExactResize` while it is traced or scripted; the parity check after
+    compares the file with the model as PyTorch runs it, so it is put back."""
     t = model.transform
     model.transform = ExactResize(t.min_size, t.max_size, t.image_mean, t.image_std, t.size_divisible,
                                   t.fixed_size)
     try:
-        yield model
+        yield
     finally:
         model.transform = t
 
@@ -179,14 +179,14 @@ def export(ckpt_path, fmt: str, opset: int = 17, dynamic: bool = True, size: int
     os.close(fd)
     try:
         try:
-            with exact_resize(model) as traced:
+            with exact_resize(model):
                 if fmt == "onnx":
-                    _write_onnx(traced, example, tmp, opset, dynamic, outputs, meta)
+                    _write_onnx(model, example, tmp, opset, dynamic, outputs, meta)
                 elif fmt == "openvino":  # through ONNX, which OpenVINO converts
-                    _write_onnx(traced, example, tmp + ".onnx", opset, dynamic, outputs, meta)
+                    _write_onnx(model, example, tmp + ".onnx", opset, dynamic, outputs, meta)
                     write_openvino(tmp + ".onnx", tmp, meta)
                 else:
-                    _write_torchscript(traced, tmp, meta)
+                    _write_torchscript(model, tmp, meta)
         except (RuntimeError, TypeError, ValueError, NotImplementedError, torch.jit.Error) as e:
             raise ExportError(f"{m['arch']} cannot be exported to {fmt} with torch {torch.__version__} / "
                               f"torchvision {_tv_version()}: {str(e).splitlines()[0][:300]}") from None
