@@ -3,6 +3,7 @@
     python bench/hard_sets.py                                   # HIT-UAV, DeepPCB, BCCD, synthetic at 10 min
     python bench/hard_sets.py --sets hituav --minutes 30
     python bench/hard_sets.py --sets bccd --minutes 2 --out /tmp/hs   # a quick look
+    python bench/hard_sets.py --sets deeppcb --variant model.stride4_level=true   # fitted against fitted + this
 
 Each set trains twice from the same shipped config, side by side (both arms at once, one core
 and one loader worker each, so the machine's load falls on both alike):
@@ -10,6 +11,8 @@ and one loader worker each, so the machine's load falls on both alike):
   (VOC: 480 / 800 px shrunk by model.auto_size, 300 proposals and 128 RoIs an image);
 - fitted: the shipped config as it is, the recipe choosing scale, tiles, anchors, crowding and
   sampling from the training set's fingerprint.
+With `--variant KEY=VALUE ...` the arms are instead the fitted recipe and the fitted recipe with
+those keys (a rule measured before it joins the recipe).
 Then `eval_det.py --compare default fitted` scores both on the same validation images: the paired
 bootstrap of fitted minus default for AP and AP_small (95% intervals), and the images per second
 of each model's validation. The recipe's choices are read from the fitted run's config.yaml.
@@ -43,15 +46,15 @@ SETS = {  # name: (config, overrides)
 }
 ARMS = {"default": ["recipe.fit=false"], "fitted": []}
 RECIPE_SHOWN = ("min_size", "max_size", "tile_size", "anchors", "box_batch_size_per_image",
-                "rpn_post_nms_top_n_train", "box_detections_per_img")
+                "rpn_post_nms_top_n_train", "box_detections_per_img", "stride4_level", "freeze_at")
 
 
-def train_both(name: str, minutes: float, out: Path, reuse: bool) -> dict[str, Path]:
-    """Both arms of set `name` trained at once; {arm: run folder}. `reuse`: runs already there
+def train_both(name: str, minutes: float, out: Path, reuse: bool, arms: dict[str, list[str]]) -> dict[str, Path]:
+    """Both `arms` of set `name` trained at once; {arm: run folder}. `reuse`: runs already there
     (finished) are kept, so the table can be made again."""
     cfg, overrides = SETS[name]
     procs, runs = {}, {}
-    for arm, extra in ARMS.items():
+    for arm, extra in arms.items():
         run_name = f"{name}-{arm}-{minutes:g}"
         runs[arm] = out / run_name
         if reuse and (runs[arm] / "weights" / "best.pt").is_file():
@@ -65,12 +68,13 @@ def train_both(name: str, minutes: float, out: Path, reuse: bool) -> dict[str, P
 
 
 def compare(name: str, runs: dict[str, Path], out: Path, reuse: bool) -> dict:
-    """eval_det.py --compare default fitted: the paired differences, from its compare.json."""
-    target = out / f"{name}-compare-{runs['default'].name}"
+    """eval_det.py --compare <first arm> <second>: the paired differences, from its compare.json."""
+    first, second = runs.values()
+    target = out / f"{name}-compare-{first.name}-{second.name}"
     found = sorted(out.glob(f"{target.name}*/compare.json"))
     if reuse and found:
         return json.loads(found[-1].read_text())
-    cmd = [sys.executable, str(REPO / "tools/eval_det.py"), "--compare", str(runs["default"]), str(runs["fitted"]),
+    cmd = [sys.executable, str(REPO / "tools/eval_det.py"), "--compare", str(first), str(second),
            "--out", str(target)]
     with open(out / f"{target.name}.log", "w") as log:
         if subprocess.run(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT).returncode != 0:
@@ -95,7 +99,7 @@ def chosen(run: Path) -> str:
 
     cfg = yaml_load((run / "config.yaml").read_text())
     m, d = cfg["model"], cfg["data"]
-    parts = [f"{k}={m[k]}" for k in RECIPE_SHOWN]
+    parts = [f"{k}={m.get(k)}" for k in RECIPE_SHOWN]  # .get: runs from before a key was added
     return ", ".join(parts + [f"sampler={d['sampler']}"])
 
 
@@ -112,8 +116,9 @@ def row(name: str, minutes: float, runs: dict[str, Path], diff: dict) -> str:
         x = diff.get(k)
         return "n/a" if not x else f"{x['a']:.3f} / {x['b']:.3f} / {x['diff']:+.3f} [{x['low']:+.3f}, {x['high']:+.3f}]"
 
-    return (f"| {name} | {minutes:g} | {d('AP')} | {d('APs')} | {ips(runs['default']):.2f} / {ips(runs['fitted']):.2f} "
-            f"| {wall(runs['default'])} / {wall(runs['fitted'])} | {chosen(runs['fitted'])} |")
+    first, second = runs.values()
+    return (f"| {name} | {minutes:g} | {d('AP')} | {d('APs')} | {ips(first):.2f} / {ips(second):.2f} "
+            f"| {wall(first)} / {wall(second)} | {chosen(second)} |")
 
 
 def main() -> None:
@@ -123,17 +128,22 @@ def main() -> None:
     p.add_argument("--minutes", type=float, default=10.0)
     p.add_argument("--out", default=str(REPO / "runs" / "bench_hard_sets"))
     p.add_argument("--reuse", action="store_true", help="keep the finished runs and comparisons in --out")
+    p.add_argument("--variant", nargs="+", default=[], metavar="KEY=VALUE",
+                   help="compare the fitted recipe with the fitted recipe and these keys instead")
     args = p.parse_args()
+    arms = {"fitted": [], "variant": args.variant} if args.variant else ARMS
+    a, b = arms
     out = Path(args.out).absolute()
     out.mkdir(parents=True, exist_ok=True)
     import torch
 
-    header = ("| set | train.time | AP: default / fitted / diff [95%] | AP_small: default / fitted / diff [95%] "
-              "| val img/s default / fitted | minutes with validation | the recipe chose |\n" + "|---" * 7 + "|")
+    header = (f"| set | train.time | AP: {a} / {b} / diff [95%] | AP_small: {a} / {b} / diff [95%] "
+              f"| val img/s {a} / {b} | minutes with validation | {b} chose |\n" + "|---" * 7 + "|")
     machine = f"{os.cpu_count()} cores, torch {torch.__version__}, {torch.backends.cpu.get_cpu_capability()}"
     table = out / "hard_sets.md"
     with open(table, "a") as f:
-        f.write(f"\n{time.strftime('%Y-%m-%d %H:%M')}, {machine}, both arms at once, 1 thread each\n\n{header}\n")
+        f.write(f"\n{time.strftime('%Y-%m-%d %H:%M')}, {machine}, both arms at once, 1 thread each"
+                f"{', variant: ' + ' '.join(args.variant) if args.variant else ''}\n\n{header}\n")
     print(header, flush=True)
     for name in args.sets.split(","):
         if name not in SETS:
@@ -141,7 +151,7 @@ def main() -> None:
         if name != "synthetic" and not SHARED.is_dir():
             print(f"| {name} | skipped: {SHARED} is not there |", flush=True)
             continue
-        runs = train_both(name, args.minutes, out, args.reuse)
+        runs = train_both(name, args.minutes, out, args.reuse, arms)
         line = row(name, args.minutes, runs, compare(name, runs, out, args.reuse))
         print(line, flush=True)
         with open(table, "a") as f:

@@ -467,6 +467,9 @@ def _check_model(m: dict) -> None:
         from .models.anchors import check_fittable
 
         check_fittable(m["arch"])
+    if m["stride4_level"] and m["arch"] != "fasterrcnn_mobilenet_v2_fpn":
+        raise ConfigError(f"config key `model.stride4_level` adds a /4 level to fasterrcnn_mobilenet_v2_fpn only; "
+                          f"{m['arch']} keeps its levels (set model.stride4_level=false)")
     if m["auto_size"]:
         from .models.anchors import check_sizable
 

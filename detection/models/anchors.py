@@ -25,6 +25,11 @@ SMALLEST_ANCHOR = 32  # px: the first anchor size of every Faster R-CNN and Reti
 FITTED_ARCHS = {"fasterrcnn_mobilenet_v2_fpn": (4, 2), "retinanet_mobilenet_v2_fpn": (5, 3)}  # (levels, sizes a level)
 
 
+def smallest_anchor(m: dict) -> int:
+    """The model section's first default anchor: 16 px with `model.stride4_level`'s /4 level."""
+    return SMALLEST_ANCHOR // 2 if m.get("stride4_level") else SMALLEST_ANCHOR
+
+
 def fit_anchors(widths: np.ndarray, heights: np.ndarray, levels: int, per_level: int,
                 n_ratios: int = 3) -> tuple[list[list[int]], list[float]]:
     """(sizes per level, aspect ratios) for boxes of these widths and heights (pixels at the input)."""
@@ -46,17 +51,19 @@ def fit_anchors(widths: np.ndarray, heights: np.ndarray, levels: int, per_level:
     return grouped, [round(float(r), 3) for r in ratios]
 
 
-def check_fittable(arch: str) -> tuple[int, int]:
+def check_fittable(arch: str, stride4_level: bool = False) -> tuple[int, int]:
+    """(anchor levels, sizes a level) of `arch`; `model.stride4_level` adds a level."""
     if arch not in FITTED_ARCHS:
         raise ConfigError(f"model.anchors=auto is for {', '.join(FITTED_ARCHS)}; {arch} keeps its own anchors "
                           "(set model.anchors=default)")
-    return FITTED_ARCHS[arch]
+    levels, per_level = FITTED_ARCHS[arch]
+    return levels + int(stride4_level), per_level
 
 
-def fitted_anchors(arch: str, widths: np.ndarray, heights: np.ndarray) -> tuple[list[list[int]], list[float]]:
-    """model.anchors=auto for `arch`: (anchor_sizes, aspect_ratios) for the training boxes'
-    widths and heights at the model's input."""
-    levels, per_level = check_fittable(arch)
+def fitted_anchors(mcfg: dict, widths: np.ndarray, heights: np.ndarray) -> tuple[list[list[int]], list[float]]:
+    """model.anchors=auto for the model section `mcfg`: (anchor_sizes, aspect_ratios) for the
+    training boxes' widths and heights at the model's input."""
+    levels, per_level = check_fittable(mcfg["arch"], mcfg["stride4_level"])
     return fit_anchors(widths, heights, levels, per_level)
 
 
@@ -80,16 +87,16 @@ def check_sizable(arch: str) -> None:
                           f"{SMALLEST_ANCHOR} px); {arch} keeps model.min_size (set model.auto_size=false)")
 
 
-def sized_input(arch: str, short_sides: np.ndarray, min_size: int, max_size: int) -> tuple[int, int, str]:
-    """model.auto_size for `arch`: (min_size, max_size, a line for the log) for boxes whose shorter
-    sides at the configured (min_size, max_size) are `short_sides`."""
-    check_sizable(arch)
+def sized_input(mcfg: dict, short_sides: np.ndarray, min_size: int, max_size: int) -> tuple[int, int, str]:
+    """model.auto_size for the model section `mcfg`: (min_size, max_size, a line for the log) for
+    boxes whose shorter sides at the configured (min_size, max_size) are `short_sides`."""
+    check_sizable(mcfg["arch"])
     short = np.asarray(short_sides, np.float64)
-    size, new_max = auto_size(short, min_size, max_size)
+    size, new_max = auto_size(short, min_size, max_size, smallest_anchor(mcfg))
     q = float(np.quantile(short[short > 0], 0.05)) if (short > 0).any() else 0.0
     change = (f"min_size {min_size} -> {size}, max_size {max_size} -> {new_max}"
               if size != min_size else f"keeps min_size {size}, max_size {new_max}")
     why = (f"model.auto_size: {change} (5% of the {len(short)} training boxes are under {q:.0f} px on their "
            f"shorter side at {min_size}, {q * size / min_size:.0f} px at {size}; the smallest anchor is "
-           f"{SMALLEST_ANCHOR} px)")
+           f"{smallest_anchor(mcfg)} px)")
     return size, new_max, why

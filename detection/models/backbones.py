@@ -55,8 +55,9 @@ def mobilenet_v2_stage_spec() -> StageSpec:
 
 def mobilenet_v2_fpn(pretrained: bool, fpn_channels: int, weights_file: str = "", extra_blocks=None,
                      returned: tuple[str, ...] = ("stage2", "stage3", "stage4")) -> BackboneWithFPN:
-    """MobileNetV2 with an FPN on /8, /16, /32, plus a max-pooled /64 level (Faster R-CNN)
-    or, with `extra_blocks=LastLevelP6P7(c, c)`, P6 and P7 (RetinaNet, FCOS)."""
+    """MobileNetV2 with an FPN on the `returned` stages (/8, /16, /32; stage1 adds /4), plus a
+    max-pooled /64 level (Faster R-CNN) or, with `extra_blocks=LastLevelP6P7(c, c)`, P6 and P7
+    (RetinaNet, FCOS)."""
     trunk = mobilenet_v2_trunk(pretrained, weights_file)
     return BackboneWithFPN(
         trunk,

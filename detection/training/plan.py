@@ -124,12 +124,12 @@ def fit_to_boxes(mcfg: dict, records) -> tuple[dict, list[str]]:
     size, max_size, tile = mcfg["min_size"], mcfg["max_size"], mcfg["tile_size"]
     if mcfg["auto_size"] and not tile:
         stats = box_stats(records, size, max_size)
-        size, max_size, why = sized_input(mcfg["arch"], np.minimum(stats["w"], stats["h"]), size, max_size)
+        size, max_size, why = sized_input(mcfg, np.minimum(stats["w"], stats["h"]), size, max_size)
         changes.update({"model.min_size": size, "model.max_size": max_size, "model.auto_size": False})
         lines.append(why)
     if mcfg["anchors"] == "auto" and not mcfg["anchor_sizes"]:
         stats = box_stats(records, size, max_size, tile)  # at the input size just chosen
-        sizes, ratios = fitted_anchors(mcfg["arch"], stats["w"], stats["h"])
+        sizes, ratios = fitted_anchors(mcfg, stats["w"], stats["h"])
         changes.update({"model.anchor_sizes": sizes, "model.aspect_ratios": ratios})
         lines.append(f"model.anchors=auto: sizes {sizes}, aspect ratios {ratios} "
                      f"(from {sum(len(r.boxes) for r in records)} training boxes)")

@@ -22,7 +22,7 @@ import numpy as np
 from ..config import RECIPE_KEYS
 from ..data.fingerprint import Fingerprint
 from ..data.transforms import resize_scale
-from ..models.anchors import FITTED_ARCHS, SMALLEST_ANCHOR, auto_size
+from ..models.anchors import FITTED_ARCHS, auto_size, smallest_anchor
 
 # The input scale. Small objects must reach the smallest anchor (32 px in every Faster R-CNN and
 # RetinaNet here, four times the finest FPN stride): a 16-px box overlaps a 32-px anchor at IoU
@@ -32,12 +32,13 @@ from ..models.anchors import FITTED_ARCHS, SMALLEST_ANCHOR, auto_size
 # small-object configs upsample about 2x; beyond that a tile holds too little context.
 MAX_GROW = 2.0
 # It grows only for boxes the smallest anchor cannot match: a box of side s inside a 32-px anchor
-# overlaps it at IoU (s / 32)^2, 0.25 at GROW_BELOW = 16 px, under the RPN's 0.3 negative threshold.
+# overlaps it at IoU (s / 32)^2, 0.25 at GROW_BELOW = half the anchor (16 px), under the RPN's 0.3
+# negative threshold. (With model.stride4_level the smallest anchor is 16 px, and the bar 8 px.)
 # Above that the box is matched already and growing only costs steps. Measured at train.time=10 on
 # this 2-core CPU (issue 31): HIT-UAV, 5% of the boxes under 8 px at the configured input, gained
 # +0.020 AP [+0.015, +0.024] from 2x tiles; DeepPCB, 5% under 19.5 px, gained nothing from tiles at
 # 1.23x (-0.004 [-0.016, +0.007]) and lost whole at 1.33x (AP 0.423 against 0.495: 172 steps, not 253).
-GROW_BELOW = SMALLEST_ANCHOR / 2
+GROW_BELOW = 0.5  # of the smallest anchor
 # A grown image is trained whole while it costs at most WHOLE_SLACK times the configured
 # input's pixels (fewer steps, no slicing at inference); beyond that it is cut into tiles of the
 # configured input's area, so a step costs what it did and the budget buys as many steps.
@@ -117,7 +118,7 @@ def _get(cfg: dict, dotted: str):
 
 
 def sizable(arch: str) -> bool:
-    """Archs whose anchors start at SMALLEST_ANCHOR and whose input is free (SSD's is fixed square)."""
+    """Archs whose anchors start at anchors.smallest_anchor and whose input is free (SSD's is fixed square)."""
     return arch.startswith(("fasterrcnn_", "retinanet_"))
 
 
@@ -132,14 +133,15 @@ def scale_rule(m: dict, fp: Fingerprint) -> list[Choice]:
     q = fp.box_short[5]  # native px
     if not q > 0:
         return []
-    want = min(MAX_GROW, SMALLEST_ANCHOR / q)
+    anchor = smallest_anchor(m)
+    want = min(MAX_GROW, anchor / q)
     stat = f"5% of the boxes are under {q:.1f} px on their shorter side natively"
-    if want > base and q * base >= GROW_BELOW:  # matched at the configured scale: growing only costs steps
+    if want > base and q * base >= GROW_BELOW * anchor:  # matched at the configured scale: growing only costs steps
         return []
     if want <= base:  # shrink, as model.auto_size does (never under its floor)
-        size, max_size = auto_size(np.array([q * base]), m["min_size"], m["max_size"])
+        size, max_size = auto_size(np.array([q * base]), m["min_size"], m["max_size"], anchor)
         why = (f"{stat}, {q * base * size / m['min_size']:.0f} px at min_size {size} (the smallest anchor is "
-               f"{SMALLEST_ANCHOR} px); fewer pixels, more steps in the budget")
+               f"{anchor} px); fewer pixels, more steps in the budget")
         return [Choice("model.min_size", size, why), Choice("model.max_size", max_size, why),
                 Choice("model.tile_size", 0, why)]
     grown = (want / base) ** 2  # pixels against the configured input's
@@ -182,10 +184,10 @@ def anchor_rule(m: dict, fp: Fingerprint) -> list[Choice]:
         return []
     s = input_scale(m, fp)
     lo, hi = fp.box_side[5] * s, fp.box_side[95] * s
-    if lo * ANCHOR_SLACK >= SMALLEST_ANCHOR and hi <= LARGEST_ANCHOR * ANCHOR_SLACK:
+    if lo * ANCHOR_SLACK >= smallest_anchor(m) and hi <= LARGEST_ANCHOR * ANCHOR_SLACK:
         return []
     return [Choice("model.anchors", "auto", f"at the input the boxes' scale runs {lo:.0f} to {hi:.0f} px (p5 to "
-                                            f"p95), outside the default anchors' {SMALLEST_ANCHOR} to "
+                                            f"p95), outside the default anchors' {smallest_anchor(m)} to "
                                             f"{LARGEST_ANCHOR} px")]
 
 

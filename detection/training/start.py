@@ -24,8 +24,8 @@ from ..models.heads import carry_trained
 from ..utils.runs import model_file
 
 # model keys the old model's weights were learned with: the modules' shapes (fpn_channels, the
-# anchors per place) and what the RPN's and heads' rows mean (the anchors' sizes, the scale)
-STRUCTURE = ("fpn_channels", "anchors", "anchor_sizes", "aspect_ratios")
+# anchors per place, the /4 level) and what the RPN's and heads' rows mean (the anchors' sizes, the scale)
+STRUCTURE = ("fpn_channels", "stride4_level", "anchors", "anchor_sizes", "aspect_ratios")
 SCALE = ("min_size", "max_size", "tile_size")
 
 

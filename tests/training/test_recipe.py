@@ -131,3 +131,17 @@ def test_on_bccd_the_recipe_pins_what_the_fixed_recipe_did(shared_datasets):
         pinned[arm] = dict(flat_items(with_values(cfg, changes)))
     assert (pinned["fitted"]["model.min_size"], pinned["fitted"]["model.max_size"]) == (384, 512)
     assert {k for k, v in pinned["fitted"].items() if pinned["fixed"][k] != v} == {"recipe.fit"}
+
+
+def test_with_the_stride4_level_the_scale_rule_measures_against_its_16_px_anchors():
+    """HIT-UAV's numbers again: 9-px boxes are 8.4 px at the configured input, half a 16-px anchor
+    and more, so a model with the /4 level keeps whole images where one without it tiles; boxes of
+    6 px still grow (2.67x, capped at 2x); 30-px boxes (22 px at 480) shrink the input until they
+    are 16 px, where without the level they keep the scale and get anchors fitted."""
+    changes, lines = recipe.choose(_cfg(**{"model.stride4_level": True}), _fp(9.0, side=24.0))
+    assert changes == {}, lines
+    changes, lines = recipe.choose(_cfg(**{"model.stride4_level": True}), _fp(6.0, side=24.0))
+    assert changes["model.tile_size"] > 0 and "at 2.00x native they reach 12 px" in "\n".join(lines)
+    changes, lines = recipe.choose(_cfg(**{"model.stride4_level": True}), _fp(30.0, image=(640, 640)))
+    assert changes == {"model.min_size": 352, "model.max_size": 587} and "the smallest anchor is 16 px" in lines[0]
+    assert recipe.choose(_cfg(), _fp(30.0, image=(640, 640)))[0] == {"model.anchors": "auto"}  # under 32 / 1.41

@@ -144,3 +144,14 @@ def test_the_run_records_what_it_started_from_and_a_scale_the_user_sets_wins(tmp
     assert torch.load(run / "weights" / "last.pt", weights_only=True)["config"]["model"]["init"] == best
     assert "the input size is yours (model.max_size, model.min_size)" in err
     assert "classes carried: circle" in err and "new classes" not in err
+
+
+def test_the_stride4_level_comes_with_the_old_model(tmp_path):
+    """A /4 level is modules and anchors the old weights were learned with: a new run keeps it."""
+    from detection.config import thaw
+
+    old = load_config(None, {"data": {"format": "voc", "root": "x"}, "model": {"stride4_level": True}})
+    start = Start(tmp_path / "old.pt", {"config": thaw(old), "class_names": ["a"]})
+    new = load_config(None, {"data": {"format": "voc", "root": "x"}})
+    changes, _ = start.inherited(new)
+    assert changes["model.stride4_level"] is True
