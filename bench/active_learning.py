@@ -38,7 +38,7 @@ SHARED = REPO.parent / "shared" / "datasets"
 SETS = {  # name: (data root, config, overrides); the split file picks both sides from every annotation read
     "bccd": (SHARED / "bccd_voc" / "BCCD", REPO / "configs" / "bccd_frcnn.yaml", ["data.train_split=trainval"]),
     "hituav": (SHARED / "hituav_voc" / "HIT-UAV", REPO / "configs" / "voc_frcnn.yaml",
-               [f"data.root={SHARED / 'hituav_voc' / 'HIT-UAV'}", "data.train_split=all", "data.classes=[]"]),
+               ["data.train_split=all", "data.classes=[]"]),
 }
 
 
@@ -47,11 +47,11 @@ def ids(root: Path, split: str) -> list[str]:
 
 
 def train(data: str, name: str, labelled: list[str], val: list[str], minutes: float, out: Path, init: Path | None):
-    _, config, overrides = SETS[data]
+    root, config, overrides = SETS[data]
     split = out / f"{name}.split.json"
     split.write_text(json.dumps({"train": [f"{i}.jpg" for i in labelled], "val": [f"{i}.jpg" for i in val]}))
-    return start_run(config, name, out, [*overrides, f"data.split_file={split}", f"train.time={minutes}",
-                                         *([f"model.init={init}"] if init else [])])
+    return start_run(config, name, out, [f"data.root={root}", *overrides, f"data.split_file={split}",
+                                         f"train.time={minutes}", *([f"model.init={init}"] if init else [])])
 
 
 def ap_line(run: Path) -> str:
