@@ -41,7 +41,7 @@ PATH_KEYS = (("data", "root"), ("data", "split_file"), ("data", "cache_dir"), ("
 # the keys the recipe chooses (training/recipe.py): here because the loader marks the ones a user
 # sets (in a config file of their own or on the command line) as recipe.keep, so theirs win; the
 # shipped configs' values are starting points the recipe may change
-RECIPE_KEYS = ("model.min_size", "model.max_size", "model.tile_size", "model.anchors",
+RECIPE_KEYS = ("model.min_size", "model.max_size", "model.tile_size", "model.auto_size", "model.anchors",
                "model.rpn_post_nms_top_n_train", "model.rpn_post_nms_top_n_test", "model.box_batch_size_per_image",
                "model.box_detections_per_img", "data.sampler", "data.repeat_thresh")
 

@@ -101,8 +101,11 @@ def choose(cfg: dict, fp: Fingerprint) -> tuple[dict, list[str]]:
     lines = [f"recipe: {', '.join(keys)}: {why}" for why, keys in chosen.items()]
     lines += [f"recipe: keeps {', '.join(keys)} as you set it: {why}" for why, keys in kept.items()]
     m = cfg["model"]
-    if m["auto_size"] and sizable(m["arch"]) and not keep & set(SIZE_KEYS):
-        changes["model.auto_size"] = False  # the recipe sized the input; auto_size would only shrink it again
+    if m["auto_size"] and sizable(m["arch"]):
+        if "model.auto_size" in keep:  # your own auto_size: it shrinks from the size chosen, as it always did
+            lines.append("recipe: keeps model.auto_size=True as you set it: it may shrink the input the recipe chose")
+        else:  # a shipped config's: the input is the recipe's, or the size you set, and auto_size would shrink it
+            changes["model.auto_size"] = False
     return changes, lines
 
 

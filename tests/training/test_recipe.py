@@ -145,3 +145,19 @@ def test_with_the_stride4_level_the_scale_rule_measures_against_its_16_px_anchor
     changes, lines = recipe.choose(_cfg(**{"model.stride4_level": True}), _fp(30.0, image=(640, 640)))
     assert changes == {"model.min_size": 352, "model.max_size": 587} and "the smallest anchor is 16 px" in lines[0]
     assert recipe.choose(_cfg(), _fp(30.0, image=(640, 640)))[0] == {"model.anchors": "auto"}  # under 32 / 1.41
+
+
+def test_a_size_the_user_sets_is_not_shrunk_by_a_shipped_auto_size():
+    """voc_frcnn.yaml turns model.auto_size on; a min_size set on the command line is kept exactly
+    (the recipe says it keeps it, so auto_size must not shrink it after), while an auto_size the
+    user sets is the user's and still shrinks, saying so."""
+    from detection.training.plan import fit_to_boxes
+
+    boxes = _fp(40.0, image=(640, 480))  # BCCD-like: the recipe and auto_size would both shrink 800
+    cfg = load_config("configs/voc_frcnn.yaml", ["data.root=x", "model.min_size=800"])
+    changes, lines = recipe.choose(cfg, boxes)
+    assert changes == {"model.auto_size": False} and any("keeps model.min_size=800" in ln for ln in lines)
+    assert fit_to_boxes(recipe.model_after(cfg["model"], changes), []) == ({}, [])  # nothing shrinks it after
+    mine = load_config("configs/voc_frcnn.yaml", ["data.root=x", "model.min_size=800", "model.auto_size=true"])
+    changes, lines = recipe.choose(mine, boxes)
+    assert "model.auto_size" not in changes and any("keeps model.auto_size=True" in ln for ln in lines)
