@@ -4,6 +4,7 @@
     python bench/hard_sets.py --sets hituav --minutes 30
     python bench/hard_sets.py --sets bccd --minutes 2 --out /tmp/hs   # a quick look
     python bench/hard_sets.py --sets deeppcb --variant model.stride4_level=true   # fitted against fitted + this
+    python bench/hard_sets.py --sets deeppcb --variant model.stride4_level=true --against default
 
 Each set trains twice from the same shipped config, side by side (both arms at once, one core
 and one loader worker each, so the machine's load falls on both alike):
@@ -12,7 +13,8 @@ and one loader worker each, so the machine's load falls on both alike):
 - fitted: the shipped config as it is, the recipe choosing scale, tiles, anchors, crowding and
   sampling from the training set's fingerprint.
 With `--variant KEY=VALUE ...` the arms are instead the fitted recipe and the fitted recipe with
-those keys (a rule measured before it joins the recipe).
+those keys (a rule measured before it joins the recipe); `--against default` puts the recipe-off
+arm against the fitted recipe with those keys (what the recipe would be if the rule joined it).
 Then `eval_det.py --compare default fitted` scores both on the same validation images: the paired
 bootstrap of fitted minus default for AP and AP_small (95% intervals), and the images per second
 of each model's validation. The recipe's choices are read from the fitted run's config.yaml.
@@ -130,8 +132,10 @@ def main() -> None:
     p.add_argument("--reuse", action="store_true", help="keep the finished runs and comparisons in --out")
     p.add_argument("--variant", nargs="+", default=[], metavar="KEY=VALUE",
                    help="compare the fitted recipe with the fitted recipe and these keys instead")
+    p.add_argument("--against", choices=sorted(ARMS), default="fitted",
+                   help="with --variant: the arm it is compared with, fitted (the recipe) or default (the recipe off)")
     args = p.parse_args()
-    arms = {"fitted": [], "variant": args.variant} if args.variant else ARMS
+    arms = {args.against: ARMS[args.against], "variant": args.variant} if args.variant else ARMS
     a, b = arms
     out = Path(args.out).absolute()
     out.mkdir(parents=True, exist_ok=True)
@@ -143,7 +147,7 @@ def main() -> None:
     table = out / "hard_sets.md"
     with open(table, "a") as f:
         f.write(f"\n{time.strftime('%Y-%m-%d %H:%M')}, {machine}, both arms at once, 1 thread each"
-                f"{', variant: ' + ' '.join(args.variant) if args.variant else ''}\n\n{header}\n")
+                f"{', variant: ' + ' '.join(args.variant) + ' against ' + a if args.variant else ''}\n\n{header}\n")
     print(header, flush=True)
     for name in args.sets.split(","):
         if name not in SETS:
