@@ -33,7 +33,7 @@ COCO_SYNONYMS = {
 
 def coco_label_of(name: str, coco_categories: list[str]) -> int | None:
     """Index of `name` in torchvision's 91-entry COCO category list (0 = background), or None."""
-    key = name.strip().lower().replace("_", " ")
+    key = same_name(name)  # the one normalization of a class name, as carry_trained matches them
     key = COCO_SYNONYMS.get(key, COCO_SYNONYMS.get(key.replace(" ", ""), key))
     for i, c in enumerate(coco_categories):
         if i and c.lower() == key:
@@ -153,6 +153,7 @@ def class_rows(model: nn.Module, family: str) -> dict[str, int]:
 
 
 def same_name(name: str) -> str:
+    """A class name as matched against another list's: case, underscores and runs of spaces ignored."""
     return " ".join(name.strip().lower().replace("_", " ").split())
 
 

@@ -22,6 +22,9 @@ def test_voc_synonyms_find_coco_categories():
     got = {n: coco_label_of(n, COCO) for n in VOC_NAMES}
     assert got == {"aeroplane": 5, "motorbike": 4, "sofa": 7, "tvmonitor": 8, "diningtable": 9,
                    "pottedplant": 10, "person": 1, "unicorn": None}
+    # matched as carry_trained matches a trained model's names: case, underscores, runs of spaces
+    names = COCO + ["traffic light"]
+    assert [coco_label_of(n, names) for n in (" Dining__Table", "traffic   light", "Traffic_Light")] == [9, 11, 11]
 
 
 def test_faster_rcnn_rows_are_copied_from_the_coco_head():
