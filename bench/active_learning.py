@@ -2,7 +2,7 @@
 
     python bench/active_learning.py                              # BCCD: 20% labelled, 3 rounds of +10%, 3 minutes each
     python bench/active_learning.py --rounds 2 --minutes 2 --out /tmp/al
-    python bench/active_learning.py --set hituav --minutes 6 --val-images 120 --candidates 270
+    python bench/active_learning.py --set hituav --minutes 8 --val-images 120 --candidates 270
 
 The set's training images are the pool; their labels play the person who labels. Round 0 trains
 on a seeded 20% of them. Each later round adds 10% of the pool to each arm's labelled set, chosen
