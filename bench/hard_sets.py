@@ -51,9 +51,10 @@ RECIPE_SHOWN = ("min_size", "max_size", "tile_size", "anchors", "box_batch_size_
                 "rpn_post_nms_top_n_train", "box_detections_per_img", "stride4_level", "freeze_at")
 
 
-def train_both(name: str, minutes: float, out: Path, reuse: bool, arms: dict[str, list[str]]) -> dict[str, Path]:
-    """Both `arms` of set `name` trained at once; {arm: run folder}. `reuse`: runs already there
-    (finished) are kept, so the table can be made again."""
+def train_both(name: str, minutes: float, out: Path, reuse: bool, arms: dict[str, list[str]],
+               seed: int = 0) -> dict[str, Path]:
+    """Both `arms` of set `name` trained at once, from `seed`; {arm: run folder}. `reuse`: runs
+    already there (finished) are kept, so the table can be made again."""
     cfg, overrides = SETS[name]
     procs, runs = {}, {}
     for arm, extra in arms.items():
@@ -64,7 +65,7 @@ def train_both(name: str, minutes: float, out: Path, reuse: bool, arms: dict[str
         if runs[arm].exists():
             raise SystemExit(f"{runs[arm]} exists: give another --out, or --reuse")
         procs[f"{name} {arm}"] = start_run(REPO / cfg, run_name, out, [*overrides, *extra, f"train.time={minutes}",
-                                                                        "eval.bootstrap=0"])
+                                                                        "eval.bootstrap=0", f"seed={seed}"])
     wait(procs)
     return runs
 
@@ -130,12 +131,19 @@ def main() -> None:
     p.add_argument("--minutes", type=float, default=10.0)
     p.add_argument("--out", default=str(REPO / "runs" / "bench_hard_sets"))
     p.add_argument("--reuse", action="store_true", help="keep the finished runs and comparisons in --out")
+    p.add_argument("--seed", type=int, default=0,
+                   help="both arms' seed: a second seed repeats a comparison with other draws of the training "
+                        "order, augmentation and heads (the paired interval covers the validation images only)")
     p.add_argument("--variant", nargs="+", default=[], metavar="KEY=VALUE",
                    help="compare the fitted recipe with the fitted recipe and these keys instead")
-    p.add_argument("--against", choices=sorted(ARMS), default="fitted",
-                   help="with --variant: the arm it is compared with, fitted (the recipe) or default (the recipe off)")
+    p.add_argument("--against", choices=sorted(ARMS),
+                   help="with --variant: the arm it is compared with, fitted (the recipe, the default) or default "
+                        "(the recipe off)")
     args = p.parse_args()
-    arms = {args.against: ARMS[args.against], "variant": args.variant} if args.variant else ARMS
+    if args.against and not args.variant:  # without a variant the arms are default and fitted already
+        p.error("--against compares a --variant with an arm; add --variant KEY=VALUE, or drop --against")
+    against = args.against or "fitted"
+    arms = {against: ARMS[against], "variant": args.variant} if args.variant else ARMS
     a, b = arms
     out = Path(args.out).absolute()
     out.mkdir(parents=True, exist_ok=True)
@@ -147,7 +155,8 @@ def main() -> None:
     table = out / "hard_sets.md"
     with open(table, "a") as f:
         f.write(f"\n{time.strftime('%Y-%m-%d %H:%M')}, {machine}, both arms at once, 1 thread each"
-                f"{', variant: ' + ' '.join(args.variant) + ' against ' + a if args.variant else ''}\n\n{header}\n")
+                f"{', variant: ' + ' '.join(args.variant) + ' against ' + a if args.variant else ''}, seed {args.seed}"
+                f"\n\n{header}\n")
     print(header, flush=True)
     for name in args.sets.split(","):
         if name not in SETS:
@@ -155,7 +164,7 @@ def main() -> None:
         if name != "synthetic" and not SHARED.is_dir():
             print(f"| {name} | skipped: {SHARED} is not there |", flush=True)
             continue
-        runs = train_both(name, args.minutes, out, args.reuse, arms)
+        runs = train_both(name, args.minutes, out, args.reuse, arms, args.seed)
         line = row(name, args.minutes, runs, compare(name, runs, out, args.reuse))
         print(line, flush=True)
         with open(table, "a") as f:

@@ -43,7 +43,7 @@ PATH_KEYS = (("data", "root"), ("data", "split_file"), ("data", "cache_dir"), ("
 # shipped configs' values are starting points the recipe may change
 RECIPE_KEYS = ("model.min_size", "model.max_size", "model.tile_size", "model.auto_size", "model.anchors",
                "model.rpn_post_nms_top_n_train", "model.rpn_post_nms_top_n_test", "model.box_batch_size_per_image",
-               "model.box_detections_per_img", "data.sampler", "data.repeat_thresh")
+               "model.box_detections_per_img", "model.freeze_at", "data.sampler", "data.repeat_thresh")
 
 __all__ = ["ConfigError", "load_config", "save_config", "parse_overrides", "yaml_load", "validate", "check_values",
            "freeze", "thaw", "with_values"]

@@ -38,3 +38,23 @@ def test_a_set_without_boxes_has_a_fingerprint_that_says_so(tmp_path):
     assert fp.boxes == 0 and math.isnan(fp.box_side[50]) and fp.lines() == ["fingerprint: 1 images, no boxes"]
     fp.write(tmp_path / "fingerprint.json")
     assert json.loads((tmp_path / "fingerprint.json").read_text())["images"] == 1
+
+
+def test_grey_images_are_told_from_colour_ones_on_a_sample_of_real_files(tmp_path):
+    """A single-channel PNG and a grey picture saved as a colour JPEG (its chroma rounded) are
+    grey; a colour JPEG is not; a file that does not decode is left out of the sample."""
+    import cv2
+
+    rng = np.random.default_rng(0)
+    grey = rng.integers(0, 256, (96, 128), np.uint8)
+    colour = rng.integers(0, 256, (96, 128, 3), np.uint8)
+    cv2.imwrite(str(tmp_path / "0.png"), grey)
+    cv2.imwrite(str(tmp_path / "1.jpg"), cv2.merge([grey, grey, grey]), [cv2.IMWRITE_JPEG_QUALITY, 70])
+    cv2.imwrite(str(tmp_path / "2.jpg"), colour)
+    (tmp_path / "3.jpg").write_bytes(b"not an image")
+    recs = [ImageRecord(str(tmp_path / f"{i}.{'png' if i == 0 else 'jpg'}"), 128, 96, np.zeros((0, 4), np.float32),
+                        np.zeros(0, np.int64), np.zeros(0, bool), np.zeros(0, bool), i) for i in range(4)]
+    fp = fingerprint(recs, ["a"])
+    assert (fp.grey_images, fp.sampled_images) == (2, 3) and fp.grey_share == 2 / 3
+    assert fingerprint(recs[2:3], ["a"]).grey_share == 0.0 and fingerprint([], ["a"]).sampled_images == 0
+    assert fingerprint(recs[:2], ["a"]).grey_share == 1.0

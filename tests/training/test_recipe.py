@@ -5,14 +5,15 @@ from detection.data.fingerprint import PERCENTILES, Fingerprint
 from detection.training import recipe
 
 
-def _fp(short_p5: float, image=(640, 512), side=None, per_image=(5, 10, 12), shares=None) -> Fingerprint:
-    """A fingerprint whose box percentiles all sit at `short_p5` (box side: `side`)."""
+def _fp(short_p5: float, image=(640, 512), side=None, per_image=(5, 10, 12), shares=None, grey=0) -> Fingerprint:
+    """A fingerprint whose box percentiles all sit at `short_p5` (box side: `side`); `grey` of 32
+    sampled images grey."""
     flat = lambda v: {q: float(v) for q in PERCENTILES}  # noqa: E731
     return Fingerprint(images=100, negatives=0, boxes=1000, image_long=flat(max(image)), image_short=flat(min(image)),
                        box_side=flat(side or short_p5), box_short=flat(short_p5),
                        box_long_ratio=flat((side or short_p5) / max(image)),
                        boxes_per_image={"median": per_image[0], "p95": per_image[1], "max": per_image[2]},
-                       class_shares=shares or {"a": 0.6, "b": 0.4})
+                       class_shares=shares or {"a": 0.6, "b": 0.4}, grey_images=grey, sampled_images=32)
 
 
 def _cfg(min_size=480, max_size=800, overrides=None, **keys):
@@ -161,3 +162,34 @@ def test_a_size_the_user_sets_is_not_shrunk_by_a_shipped_auto_size():
     mine = load_config("configs/voc_frcnn.yaml", ["data.root=x", "model.min_size=800", "model.auto_size=true"])
     changes, lines = recipe.choose(mine, boxes)
     assert "model.auto_size" not in changes and any("keeps model.auto_size=True" in ln for ln in lines)
+
+
+def test_grey_images_free_one_more_trunk_stage_unless_the_user_or_the_setup_says_otherwise():
+    """DeepPCB and HIT-UAV are grey: MobileNetV2's freeze_at 3 becomes 2. Colour data, a freeze_at
+    the user sets, random weights, feature extraction, staged training, a model.init start and a
+    shipped freeze_at of 2 (SSD, FCOS) all keep the configured value."""
+    deeppcb = _fp(26.0, image=(640, 640), grey=32)
+    changes, lines = recipe.choose(_cfg(), deeppcb)
+    assert changes == {"model.anchors": "auto", "model.freeze_at": 2}
+    assert any(ln.startswith("recipe: model.freeze_at=2: 32 of 32 sampled images are grey") for ln in lines)
+    assert "model.freeze_at" not in recipe.choose(_cfg(), _fp(26.0, image=(640, 640), grey=28))[0]  # under 90%
+    mine = load_config(None, ["data.format=voc", "data.root=x", "model.freeze_at=3"])
+    changes, lines = recipe.choose(mine, deeppcb)
+    assert "model.freeze_at" not in changes and any("keeps model.freeze_at=3" in ln for ln in lines)
+    for keys in ({"model.weights": "none"}, {"model.mode": "feature_extraction"}, {"model.freeze_at": 2},
+                 {"model.init": "runs/last"}, {"train.stages": [{"epochs": 2, "freeze_at": 3}]}):
+        assert "model.freeze_at" not in recipe.choose(_cfg(**keys), deeppcb)[0], keys
+
+
+def test_on_the_grey_hard_sets_the_recipe_trains_one_more_trunk_stage(shared_datasets):
+    """HIT-UAV (thermal) and DeepPCB (binarized boards) read as grey from their own files, BCCD
+    (stained cells) as colour, so only the hard sets get freeze_at 2."""
+    from detection.data.dataset import read_split
+    from detection.data.fingerprint import fingerprint
+
+    for folder, grey in (("hituav_voc/HIT-UAV", True), ("deeppcb_voc/DeepPCB", True), ("bccd_voc/BCCD", False)):
+        cfg = load_config("configs/voc_frcnn.yaml", [f"data.root={shared_datasets / folder}", "data.classes=[]"])
+        records, info = read_split(cfg["data"], "train", True, None, 0)
+        data_print = fingerprint(records, list(info.class_names))
+        assert data_print.grey_share == (1.0 if grey else 0.0) and data_print.sampled_images == 32, folder
+        assert recipe.choose(cfg, data_print)[0].get("model.freeze_at", 3) == (2 if grey else 3), folder
