@@ -81,8 +81,7 @@ def main(argv: list[str] | None = None) -> None:
     with writing(out / "report.md"):
         (out / "report.md").write_text(report, encoding="utf-8")
     if readable:
-        write_plots(readable, train.info.class_names if train.info else val.info.class_names, str(out),
-                    m["min_size"], m["max_size"])
+        write_plots(readable, readable[0].info.class_names, str(out), m["min_size"], m["max_size"])
         if args.browse:
             for s in readable:
                 write_browse(s, str(out), args.browse)
@@ -94,11 +93,22 @@ def main(argv: list[str] | None = None) -> None:
             log.error("%s: %s", s.name, s.error)
         if s.defects.get("damaged_images"):
             log.warning("%s: %d damaged images (see the report)", s.name, len(s.defects["damaged_images"]))
+    if train.error or val.error:
+        say_the_splits_it_has(sides)
     if leaks:
         log.warning("%d validation images are also training images (same bytes): %s", len(leaks), leaks[0])
     log.info("report: %s", out / "report.md")
     if train.error or val.error:
         sys.exit(1)
+
+
+def say_the_splits_it_has(sides) -> None:
+    """When the configured splits cannot be read but the data has others (voc_frcnn.yaml's
+    trainval / test on a set with train / val), the settings that read them."""
+    others = [s.name.removesuffix("-split") for s in sides[2:] if s.records]
+    if others and not (sides[0].records and sides[1].records):
+        log.info("the data has the split(s) %s: e.g. data.train_split=%s data.val_split=%s reads them",
+                 ", ".join(others), others[0], others[-1])
 
 
 def checked_config(args):

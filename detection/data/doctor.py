@@ -94,7 +94,9 @@ def read_side(cfg: dict, train: bool, class_names: list[str] | None = None, spli
     from .dataset import read_split
 
     d = cfg["data"]
-    side = SideReport(split or ("train" if train else "val"))
+    # another split named like a configured side is told apart from it (data.train_split=trainval
+    # missing, and the data's own `train` split read beside it)
+    side = SideReport(f"{split}-split" if split in ("train", "val") else split or ("train" if train else "val"))
     if split:
         d = {**d, "val_split": split}
     try:
@@ -117,6 +119,8 @@ def check(cfg: dict, every_split: bool = False) -> tuple[list[SideReport], list[
     sides = [train, read_side(cfg, False, names)]
     if every_split:
         sides += [read_side(cfg, False, names, split) for split in other_splits(cfg["data"])]
+    if names is None:
+        one_label_order(sides)
     for side in sides:
         if side.records:
             inspect_images(side)
@@ -125,6 +129,23 @@ def check(cfg: dict, every_split: bool = False) -> tuple[list[SideReport], list[
         if train.records and side.records:
             leaks += [f"{side.name}: {x}" if side.name != "val" else x for x in leakage(train, side)]
     return sides, leaks
+
+
+def one_label_order(sides: list[SideReport]) -> None:
+    """Relabel the sides read to one class list, their names in the order met. Without a readable
+    training split each split reads its own classes in its own order, and label 1 of one split is
+    not label 1 of the next; the report, the plots and the page count a label by one list."""
+    names: list[str] = []
+    for s in sides:
+        names += [n for n in (s.info.class_names if s.info else []) if n not in names]
+    for s in sides:
+        if not s.info or list(s.info.class_names) == names:
+            continue
+        lut = np.array([0] + [names.index(n) + 1 for n in s.info.class_names], np.int64)
+        for r in s.records:
+            r.labels = lut[r.labels]
+        cat = dict(zip(s.info.class_names, s.info.cat_ids))
+        s.info.class_names, s.info.cat_ids = list(names), [cat.get(n, 0) for n in names]  # 0: not in this split
 
 
 def other_splits(dcfg: dict) -> list[str]:
@@ -160,7 +181,7 @@ def markdown(all_sides: list[SideReport], leaks: list[str], min_size: int, max_s
     """report.md: `all_sides` is [train, val, other splits]; only train's and val's errors stop training."""
     train, val = all_sides[:2]
     sides = [s for s in all_sides if s.records]
-    names = train.info.class_names if train.info else []
+    names = next((s.info.class_names for s in sides if s.info), [])  # one list for every side (check)
     lines = [f"# Data check: {train.info.source if train.info else 'data set'}", ""]
     errors = [s.error for s in (train, val) if s.error]
     lines += [f"**Training would fail:** {e}" for e in errors] or ["**Training can start.**"]

@@ -114,6 +114,24 @@ def test_every_split_found_is_checked_at_the_configs_input_size(tmp_path):
     assert "(min_size 320, max_size 512)" in (tmp_path / "out2" / "report.md").read_text()
 
 
+def test_a_config_whose_splits_the_data_lacks_gets_the_report_and_the_splits_it_has(tmp_path, capfd):
+    """voc_frcnn.yaml reads trainval / test; a set with train / val only, and a class the train
+    split has but val lacks, used to stop in a traceback (each split had read its own classes, in
+    its own order). Now: exit 1, both splits counted under one class list, the fix named."""
+    _voc(tmp_path / "voc")
+    (tmp_path / "voc/ImageSets/Main/val.txt").write_text("im4\n")  # a dog only: its label 1 is train's 2
+    out = tmp_path / "out"
+    code = _run(["--cfg", "voc_frcnn.yaml", "--data", str(tmp_path / "voc"), "--out", str(out), "--browse", "1",
+                 "data.classes=[]"])
+    assert code == 1
+    report = (out / "report.md").read_text()
+    assert report.count("**Training would fail:** VOC split file not found") == 2
+    assert "| cat | 3 | 0 |" in report and "| dog | 2 | 1 |" in report  # im0, im1, im3 cats; im0, im2 dogs
+    assert "| train-split | 4 | 5 |" in report and (out / "browse/train-split").is_dir()
+    said = capfd.readouterr()
+    assert "data.train_split=train data.val_split=val reads them" in said.out + said.err
+
+
 @pytest.mark.parametrize("lo,hi", [(8.5, 60), (9, 40), (10, 30), (3, 2000), (110, 650)])
 def test_box_sizes_tick_labels_never_overlap(tmp_path, monkeypatch, lo, hi):
     """Boxes of 8.5 to 60 px made matplotlib label its minor log ticks (2x10^1, 3x10^1, 4x10^1 ...) on
