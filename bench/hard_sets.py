@@ -5,6 +5,7 @@
     python bench/hard_sets.py --sets bccd --minutes 2 --out /tmp/hs   # a quick look
     python bench/hard_sets.py --sets deeppcb --variant model.stride4_level=true   # fitted against fitted + this
     python bench/hard_sets.py --sets deeppcb --variant model.stride4_level=true --against default
+    python bench/hard_sets.py --sets deeppcb --seed 1   # the same comparison with other random draws
 
 Each set trains twice from the same shipped config, side by side (both arms at once, one core
 and one loader worker each, so the machine's load falls on both alike):
@@ -18,6 +19,8 @@ arm against the fitted recipe with those keys (what the recipe would be if the r
 Then `eval_det.py --compare default fitted` scores both on the same validation images: the paired
 bootstrap of fitted minus default for AP and AP_small (95% intervals), and the images per second
 of each model's validation. The recipe's choices are read from the fitted run's config.yaml.
+That interval covers the validation images, not the training's own randomness (its order,
+augmentation, new heads): `--seed N` repeats a comparison with other draws, both arms alike.
 Rows print as they finish and are appended to `<out>/hard_sets.md` (markdown, with the machine).
 Data: `../shared/datasets` beside the checkout (HIT-UAV, DeepPCB, BCCD); the synthetic set is made.
 """
