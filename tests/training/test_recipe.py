@@ -193,3 +193,15 @@ def test_on_the_grey_hard_sets_the_recipe_trains_one_more_trunk_stage(shared_dat
         data_print = fingerprint(records, list(info.class_names))
         assert data_print.grey_share == (1.0 if grey else 0.0) and data_print.sampled_images == 32, folder
         assert recipe.choose(cfg, data_print)[0].get("model.freeze_at", 3) == (2 if grey else 3), folder
+
+
+def test_the_synthetic_set_is_colour_so_its_trunk_stays_as_configured(synthetic_root):
+    from detection.data.dataset import read_split
+    from detection.data.fingerprint import fingerprint
+
+    cfg = load_config("configs/demo.yaml", [f"data.root={synthetic_root}", "data.synthetic.num_train=24",
+                                            "data.synthetic.num_val=8", "data.synthetic.image_size=128"])  # as made
+    records, info = read_split(cfg["data"], "train", True, None, 0)
+    data_print = fingerprint(records, list(info.class_names))
+    assert data_print.grey_images == 0 and data_print.sampled_images == 24
+    assert "model.freeze_at" not in recipe.choose(cfg, data_print)[0]
