@@ -64,7 +64,7 @@ def prepare(cfg: dict, ckpt: dict | None, run: Run | None, device: torch.device,
             log.info(line)
     elif cfg["model"]["keep_old_classes"]:  # resumed: the classes are pinned, the pseudo-labels written
         records = read_listing(run.pseudo_labels, records, list(info.class_names), info.root)
-    data_print = fingerprint(records, list(info.class_names))
+    data_print = fingerprint(records, list(info.class_names)) if fresh else None  # a resume's is in its folder
     if fresh:  # the recipe, sizes and anchors pinned before anything is resized to them
         changes, lines = fitted(cfg, records, data_print, start)
         for line in lines if dist.is_main() else ():
